@@ -1,0 +1,252 @@
+"""The one settings tree for every ringlog process.
+
+Each section reads its own environment prefix (``RINGLOG_KAFKA_BOOTSTRAP``,
+``RINGLOG_REDIS_URL``, ``RINGLOG_RETELL_API_KEY``, ``RINGLOG_API_KEYS`` …). Values are
+resolved in this order, first match wins:
+
+1. keyword arguments (tests and composition roots),
+2. environment variables,
+3. the address file written by ``ringlog dev up`` (``<home>/stack.json``),
+4. the defaults below.
+
+Settings are read once, at the edge (``Settings.load()`` in a composition root), and passed
+down as objects; nothing else in ringlog reads the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+#: Environment variable naming the directory that holds the embedded stack's files.
+HOME_ENV = "RINGLOG_HOME"
+#: Name of the address file inside the home directory.
+STACK_FILE = "stack.json"
+
+
+def ringlog_home() -> Path:
+    """Return the directory for local state (``$RINGLOG_HOME`` or ``./.ringlog``)."""
+    return Path(os.environ.get(HOME_ENV, ".ringlog")).resolve()
+
+
+def read_stack_file(home: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Return the settings sections written by ``ringlog dev up``, or ``{}`` when absent."""
+    path = (home or ringlog_home()) / STACK_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    settings = data.get("settings", {})
+    return settings if isinstance(settings, dict) else {}
+
+
+class _StackFileSource(PydanticBaseSettingsSource):
+    """Settings source reading one section of the dev stack's address file."""
+
+    def __init__(self, settings_cls: type[BaseSettings], section: str) -> None:
+        super().__init__(settings_cls)
+        self._values = read_stack_file().get(section, {})
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._values.items() if k in self.settings_cls.model_fields}
+
+
+class _Section(BaseSettings):
+    """A settings section: environment first, then the dev stack file, then defaults."""
+
+    #: Key of this section in the dev stack's address file; empty means "not written there".
+    stack_section: ClassVar[str] = ""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.stack_section:
+            sources.append(_StackFileSource(settings_cls, cls.stack_section))
+        return tuple(sources)
+
+
+class KafkaSettings(_Section):
+    """The log: where the brokers are and how ringlog talks to them."""
+
+    model_config = SettingsConfigDict(env_prefix="RINGLOG_KAFKA_", frozen=True)
+    stack_section: ClassVar[str] = "kafka"
+
+    bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = "ringlog."
+    client_id: str = "ringlog"
+    #: Partitions for new topics when a topic's declaration does not fix them.
+    default_partitions: int = 3
+    replication_factor: int = 1
+    #: Enable only on a real Kafka cluster; the embedded Tansu broker refuses both.
+    enable_idempotence: bool = False
+    transactional_id: str | None = None
+    request_timeout_ms: int = 5_000
+    #: Upper bound for one append (send + broker ack), well under Retell's 10 s webhook timeout.
+    append_timeout_s: float = 3.0
+    #: Consumer fetch sizes; large values matter for replay speed.
+    fetch_max_bytes: int = 52_428_800
+    max_partition_fetch_bytes: int = 8_388_608
+
+
+class RedisSettings(_Section):
+    """The session cache."""
+
+    model_config = SettingsConfigDict(env_prefix="RINGLOG_REDIS_", frozen=True)
+    stack_section: ClassVar[str] = "redis"
+
+    url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "ringlog:"
+
+
+class WarehouseSettings(_Section):
+    """Snowflake (or the fakesnow server locally), reached through snowflake-connector-python."""
+
+    model_config = SettingsConfigDict(env_prefix="RINGLOG_SNOWFLAKE_", frozen=True)
+    stack_section: ClassVar[str] = "warehouse"
+
+    account: str = "ringlog"
+    user: str = "ringlog"
+    password: SecretStr = SecretStr("ringlog")
+    database: str = "RINGLOG"
+    schema_name: str = Field(default="ANALYTICS", validation_alias="RINGLOG_SNOWFLAKE_SCHEMA")
+    warehouse: str | None = None
+    role: str | None = None
+    #: Set for fakesnow or a private link; unset means Snowflake's own host for the account.
+    host: str | None = None
+    port: int | None = None
+    protocol: str = "https"
+    #: Key for the HMAC that hashes phone numbers in analytics tables.
+    phone_hash_key: SecretStr = SecretStr("change-me-in-production")
+    hash_phone_numbers: bool = True
+
+
+class SqsSettings(_Section):
+    """AWS SQS queues bridged in and out at the edges (moto server locally)."""
+
+    model_config = SettingsConfigDict(env_prefix="RINGLOG_SQS_", frozen=True)
+    stack_section: ClassVar[str] = "sqs"
+
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    call_requests_queue: str = "ringlog-call-requests"
+    webhook_events_queue: str = "ringlog-webhook-events"
+    outbound_queue: str = "ringlog-outbound"
+
+
+class CrmSettings(_Section):
+    """The CRM database (SQLAlchemy URL): SQLite file locally, PostgreSQL in production."""
+
+    model_config = SettingsConfigDict(env_prefix="RINGLOG_CRM_", frozen=True)
+    stack_section: ClassVar[str] = "crm"
+
+    url: str = "sqlite:///.ringlog/crm.db"
+
+
+class RetellSettings(_Section):
+    """Retell: API key (also the webhook signing key) and base URL."""
+
+    model_config = SettingsConfigDict(env_prefix="RINGLOG_RETELL_", frozen=True)
+    stack_section: ClassVar[str] = "retell"
+
+    api_key: SecretStr | None = None
+    base_url: str = "https://api.retellai.com"
+    #: Accepted clock skew for ``x-retell-signature`` timestamps.
+    signature_tolerance_s: int = 300
+    #: Live calls allowed at once (Retell's default concurrency is 20).
+    max_concurrent_calls: int = 20
+    agent_id: str = "ringlog-flu-shot"
+
+
+class DialogSettings(_Section):
+    """The booking dialog: deterministic policy by default, an OpenAI-compatible model if enabled."""
+
+    model_config = SettingsConfigDict(env_prefix="RINGLOG_DIALOG_", frozen=True)
+
+    model_enabled: bool = False
+    model_base_url: str = "https://api.openai.com/v1"
+    model_name: str = "gpt-4o-mini"
+    model_api_key: SecretStr | None = None
+    #: An incomplete session stays resumable this long after its last call drops.
+    session_expiry_s: int = 24 * 3600
+
+
+class ApiSettings(_Section):
+    """The HTTP API."""
+
+    model_config = SettingsConfigDict(env_prefix="RINGLOG_API_", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: Bearer keys accepted from upstream services (``RINGLOG_API_KEYS=a,b``).
+    keys: Annotated[tuple[str, ...], NoDecode] = ()
+    max_body_bytes: int = 1_048_576
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(k.strip() for k in value.split(",") if k.strip())
+        return value
+
+
+class Settings(BaseModel):
+    """The whole tree. Build it once with :meth:`load` and hand the parts down."""
+
+    model_config = {"frozen": True}
+
+    home: Path = Field(default_factory=ringlog_home)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
+    sqs: SqsSettings = Field(default_factory=SqsSettings)
+    crm: CrmSettings = Field(default_factory=CrmSettings)
+    retell: RetellSettings = Field(default_factory=RetellSettings)
+    dialog: DialogSettings = Field(default_factory=DialogSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+
+    @classmethod
+    def load(cls) -> Settings:
+        """Read the environment and the dev stack file once; call only in a composition root."""
+        return cls()
+
+    def topic(self, name: str) -> str:
+        """Return the physical topic name for a logical one (``calls`` → ``ringlog.calls``)."""
+        return f"{self.kafka.topic_prefix}{name}"
+
+
+#: For each part of the embedded stack, the environment variable that supplies it instead.
+PART_ENV_VARS: dict[str, str] = {
+    "kafka": "RINGLOG_KAFKA_BOOTSTRAP",
+    "redis": "RINGLOG_REDIS_URL",
+    "warehouse": "RINGLOG_SNOWFLAKE_HOST",
+    "sqs": "RINGLOG_SQS_ENDPOINT_URL",
+    "crm": "RINGLOG_CRM_URL",
+}
+
+
+def parts_given_by_environment() -> set[str]:
+    """Return the stack parts (``kafka``, ``redis`` …) whose address the environment sets."""
+    return {part for part, var in PART_ENV_VARS.items() if os.environ.get(var)}
