@@ -181,7 +181,7 @@ class RetellSettings(_Section):
 
 
 class DialogSettings(_Section):
-    """The booking dialog: deterministic policy by default, an OpenAI-compatible model if enabled."""
+    """The booking dialog: a deterministic policy, or an OpenAI-compatible model if enabled."""
 
     model_config = SettingsConfigDict(env_prefix="RINGLOG_DIALOG_", frozen=True)
 
@@ -250,3 +250,19 @@ PART_ENV_VARS: dict[str, str] = {
 def parts_given_by_environment() -> set[str]:
     """Return the stack parts (``kafka``, ``redis`` …) whose address the environment sets."""
     return {part for part, var in PART_ENV_VARS.items() if os.environ.get(var)}
+
+
+def environment_variables() -> dict[str, str]:
+    """Return every environment variable the settings tree reads, mapped to ``section.field``."""
+    names: dict[str, str] = {}
+    for section_name, field in Settings.model_fields.items():
+        section = field.annotation
+        if not (isinstance(section, type) and issubclass(section, _Section)):
+            continue
+        prefix = str(section.model_config.get("env_prefix", ""))
+        for name, info in section.model_fields.items():
+            alias = info.validation_alias
+            env = alias if isinstance(alias, str) else f"{prefix}{name}".upper()
+            names[env] = f"{section_name}.{name}"
+    names[HOME_ENV] = "home"
+    return names

@@ -32,7 +32,9 @@ class BrokerUnavailable(RetryableError):
     """The Kafka cluster at ``bootstrap`` could not be reached or did not acknowledge in time."""
 
     def __init__(self, bootstrap: str, reason: str, *, retry_after: float | None = 1.0) -> None:
-        super().__init__(f"Kafka broker at {bootstrap} unavailable: {reason}", retry_after=retry_after)
+        super().__init__(
+            f"Kafka broker at {bootstrap} unavailable: {reason}", retry_after=retry_after
+        )
         self.bootstrap = bootstrap
         self.reason = reason
 

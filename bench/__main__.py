@@ -1,0 +1,18 @@
+"""``python -m bench``: run every benchmark and print its table."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import logclient
+
+
+def main() -> None:
+    """Run the benchmarks named on the command line (default: all)."""
+    wanted = set(sys.argv[1:]) or {"logclient"}
+    if "logclient" in wanted:
+        logclient.main([])
+
+
+if __name__ == "__main__":
+    main()

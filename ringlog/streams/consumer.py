@@ -1,0 +1,157 @@
+"""Reading the log in batches (aiokafka ``getmany``) with manual commits.
+
+Each record is decoded into an :class:`~ringlog.schemas.Envelope`. A record that does not
+decode is not raised: it comes back with ``error`` set and the raw bytes intact, so the caller
+can dead-letter it and carry on with the rest of the partition. Offsets are committed only when
+the caller says so, after its effects are durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from ringlog.config import KafkaSettings
+from ringlog.errors import BrokerUnavailable, DecodeError
+from ringlog.schemas import Envelope, decode
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One consumed record: its position, raw parts, and the decoded envelope or the error."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+    envelope: Envelope | None
+    error: DecodeError | None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Records from one ``getmany`` call, in partition order."""
+
+    records: list[LogRecord]
+
+    def next_offsets(self) -> dict[TopicPartition, int]:
+        """Return, per partition, the offset to commit once every record here is handled."""
+        positions: dict[TopicPartition, int] = {}
+        for r in self.records:
+            tp = TopicPartition(r.topic, r.partition)
+            positions[tp] = max(positions.get(tp, 0), r.offset + 1)
+        return positions
+
+
+def to_log_record(msg: ConsumerRecord[bytes, bytes]) -> LogRecord:
+    """Decode one aiokafka record; decoding failures are captured, never raised."""
+    value = msg.value or b""
+    envelope: Envelope | None = None
+    error: DecodeError | None = None
+    try:
+        envelope = decode(value)
+    except DecodeError as exc:
+        error = exc
+    return LogRecord(
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        timestamp_ms=msg.timestamp,
+        key=msg.key,
+        value=value,
+        headers=tuple(msg.headers),
+        envelope=envelope,
+        error=error,
+    )
+
+
+class LogConsumer:
+    """A consumer-group member reading batches of decoded records; commits are manual."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topics: Sequence[str],
+        *,
+        group_id: str | None,
+        auto_offset_reset: Literal["earliest", "latest"] = "earliest",
+        max_records: int = 5_000,
+    ) -> None:
+        self._kafka = kafka
+        self._topics = list(topics)
+        self._max_records = max_records
+        self._consumer = AIOKafkaConsumer(
+            *self._topics,
+            bootstrap_servers=kafka.bootstrap,
+            client_id=f"{kafka.client_id}-consumer",
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=auto_offset_reset,
+            request_timeout_ms=max(kafka.request_timeout_ms, 10_000),
+            fetch_max_bytes=kafka.fetch_max_bytes,
+            max_partition_fetch_bytes=kafka.max_partition_fetch_bytes,
+            isolation_level="read_committed" if kafka.transactional_id else "read_uncommitted",
+        )
+        self._started = False
+
+    async def start(self) -> None:
+        """Join the group; raises :class:`BrokerUnavailable` naming the address."""
+        try:
+            await asyncio.wait_for(self._consumer.start(), self._kafka.request_timeout_ms / 1000)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            await self._consumer.stop()
+            raise BrokerUnavailable(self._kafka.bootstrap, str(exc) or type(exc).__name__) from exc
+        self._started = True
+
+    async def stop(self) -> None:
+        """Leave the group without committing anything."""
+        if self._started:
+            self._started = False
+            await self._consumer.stop()
+
+    async def __aenter__(self) -> LogConsumer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def getmany(self, timeout_ms: int = 1_000) -> Batch:
+        """Return the next batch (possibly empty after ``timeout_ms``), decoded."""
+        fetched = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=self._max_records)
+        records = [to_log_record(m) for msgs in fetched.values() for m in msgs]
+        return Batch(records)
+
+    async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
+        """Commit ``offsets`` (next offset to read per partition), or the current position."""
+        if offsets is None:
+            await self._consumer.commit()
+        elif offsets:
+            await self._consumer.commit(offsets)
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        """Return the group's committed offset for ``tp``, if any."""
+        result: int | None = await self._consumer.committed(tp)
+        return result
+
+    async def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Move the read position of an assigned partition (used to resume from a checkpoint)."""
+        self._consumer.seek(tp, offset)
+
+    def assignment(self) -> set[TopicPartition]:
+        """Return the partitions currently assigned to this member."""
+        return set(self._consumer.assignment())

@@ -1,0 +1,126 @@
+"""Appending to the log: every append is acknowledged by all in-sync replicas before it returns.
+
+The producer never retries behind the caller's back for longer than ``append_timeout_s``; a
+broker that does not acknowledge in time raises :class:`BrokerUnavailable`, so an API can
+answer 503 and the caller retries. Idempotence and transactions are enabled only when the
+settings ask for them (the embedded Tansu broker refuses both).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from ringlog.config import KafkaSettings
+from ringlog.errors import BrokerUnavailable
+from ringlog.schemas import Envelope, encode, headers
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class RecordPosition:
+    """Where an appended record landed."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class LogProducer:
+    """Appends envelopes (and, for quarantine, raw bytes) to the configured cluster.
+
+    Use as ``async with LogProducer(settings) as log: await log.append(envelope)``.
+    """
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self._kafka = kafka
+        options: dict[str, Any] = {
+            "bootstrap_servers": kafka.bootstrap,
+            "client_id": kafka.client_id,
+            "acks": "all",
+            "request_timeout_ms": kafka.request_timeout_ms,
+            "enable_idempotence": kafka.enable_idempotence,
+        }
+        if kafka.transactional_id:
+            options["transactional_id"] = kafka.transactional_id
+        self._producer = AIOKafkaProducer(**options)
+        self._started = False
+
+    async def start(self) -> None:
+        """Connect to the cluster; raises :class:`BrokerUnavailable` naming the address."""
+        try:
+            await asyncio.wait_for(self._producer.start(), self._kafka.request_timeout_ms / 1000)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            await self._producer.stop()
+            raise BrokerUnavailable(self._kafka.bootstrap, str(exc) or type(exc).__name__) from exc
+        self._started = True
+
+    async def stop(self) -> None:
+        """Flush what is pending and disconnect."""
+        if self._started:
+            self._started = False
+            await self._producer.stop()
+
+    async def __aenter__(self) -> LogProducer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def topic_for(self, envelope: Envelope) -> str:
+        """Return the physical topic an envelope belongs on (prefix + its family's topic)."""
+        return f"{self._kafka.topic_prefix}{envelope.payload.topic}"
+
+    async def append(self, envelope: Envelope, *, topic: str | None = None) -> RecordPosition:
+        """Append one envelope keyed by ``envelope.key`` and return where it landed."""
+        return await self.append_raw(
+            topic or self.topic_for(envelope),
+            encode(envelope),
+            key=envelope.key.encode(),
+            headers=headers(envelope),
+        )
+
+    async def append_many(
+        self, envelopes: Sequence[Envelope], *, topic: str | None = None
+    ) -> list[RecordPosition]:
+        """Append envelopes in order, batching the sends, and wait for every acknowledgement."""
+        futures = []
+        try:
+            for envelope in envelopes:
+                futures.append(
+                    await self._producer.send(
+                        topic or self.topic_for(envelope),
+                        encode(envelope),
+                        key=envelope.key.encode(),
+                        headers=headers(envelope),
+                    )
+                )
+            timeout = self._kafka.append_timeout_s + len(futures) / 10_000
+            metadata = await asyncio.wait_for(asyncio.gather(*futures), timeout)
+        except (KafkaError, TimeoutError) as exc:
+            raise BrokerUnavailable(self._kafka.bootstrap, str(exc) or type(exc).__name__) from exc
+        return [RecordPosition(m.topic, m.partition, m.offset) for m in metadata]
+
+    async def append_raw(
+        self, topic: str, value: bytes, *, key: bytes | None, headers: Headers | None = None
+    ) -> RecordPosition:
+        """Append bytes as given (quarantine, dead-letter); same acknowledgement guarantees."""
+        try:
+            future = await self._producer.send(topic, value, key=key, headers=headers or [])
+            meta = await asyncio.wait_for(future, self._kafka.append_timeout_s)
+        except (KafkaError, TimeoutError) as exc:
+            raise BrokerUnavailable(self._kafka.bootstrap, str(exc) or type(exc).__name__) from exc
+        return RecordPosition(meta.topic, meta.partition, meta.offset)
