@@ -1,0 +1,5 @@
+"""``python -m ringlog`` runs the command line."""
+
+from ringlog.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The HTTP API: ingest of call requests and Retell webhooks, health and metrics."""

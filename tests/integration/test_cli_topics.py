@@ -1,0 +1,94 @@
+"""`ringlog topics ensure|list` against the real broker, as a script would use them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ringlog.cli import app
+from ringlog.config import Settings
+from ringlog.schemas import Envelope
+from ringlog.streams.admin import delete_topics
+from ringlog.streams.producer import LogProducer
+from ringlog.streams.topics import TOPICS
+from tests.support.examples import example_events
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(name="cli_env")
+def _cli_env(settings: Settings, stack_home: Path) -> dict[str, str]:
+    return {"RINGLOG_KAFKA_TOPIC_PREFIX": settings.kafka.topic_prefix}
+
+
+def invoke(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run the CLI in-process and return (exit code, stdout)."""
+    result = CliRunner().invoke(app, args, env=env)
+    return result.exit_code, result.stdout
+
+
+async def test_ensure_creates_then_finds_every_declared_topic(
+    settings: Settings, cli_env: dict[str, str]
+) -> None:
+    """First `ensure` creates all topics, the second finds them all existing."""
+    try:
+        code, out = invoke(["topics", "ensure", "--json"], cli_env)
+        assert code == 0, out
+        first = json.loads(out)
+        assert {r["name"] for r in first} == {t.name for t in TOPICS}
+        assert {r["status"] for r in first} == {"created"}
+
+        code, out = invoke(["topics", "ensure", "--json"], cli_env)
+        second = json.loads(out)
+        assert code == 0
+        assert {r["status"] for r in second} == {"exists"}
+        assert all(r["partitions_actual"] == r["partitions_declared"] for r in second)
+    finally:
+        await delete_topics(settings.kafka, [settings.topic(t.name) for t in TOPICS])
+
+
+async def test_list_reports_partitions_and_record_counts(
+    topics: Settings, cli_env: dict[str, str]
+) -> None:
+    """`topics list --json` gives each topic's partition count and end-minus-start records."""
+    events = [Envelope.new(e, source="test") for e in example_events()]
+    async with LogProducer(topics.kafka) as log:
+        positions = await log.append_many(events)
+    expected: dict[str, int] = {}
+    for p in positions:
+        expected[p.topic] = expected.get(p.topic, 0) + 1
+
+    code, out = invoke(["topics", "list", "--json"], cli_env)
+    assert code == 0, out
+    listed = {row["name"]: row for row in json.loads(out)}
+    assert set(listed) == {topics.topic(t.name) for t in TOPICS}
+    for spec in TOPICS:
+        row = listed[topics.topic(spec.name)]
+        assert row["partitions"] == spec.partitions
+        assert row["records"] == expected.get(topics.topic(spec.name), 0)
+
+
+def test_unreachable_broker_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
+    """With no broker at the address, the command exits 2 and names the address."""
+    env = {
+        "RINGLOG_HOME": str(tmp_path),
+        "RINGLOG_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+        "RINGLOG_KAFKA_REQUEST_TIMEOUT_MS": "1000",
+        "PATH": "/usr/bin:/bin",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "ringlog", "topics", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "127.0.0.1:1" in proc.stderr
+    assert "Traceback" not in proc.stderr
