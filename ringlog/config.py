@@ -104,6 +104,10 @@ class KafkaSettings(_Section):
     request_timeout_ms: int = 5_000
     #: Upper bound for one append (send + broker ack), well under Retell's 10 s webhook timeout.
     append_timeout_s: float = 3.0
+    #: Consumer-group liveness. Tansu holds a new group's first JoinGroup for about half the
+    #: session timeout, so the embedded stack writes a short one (3 s) into its address file.
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
     #: Consumer fetch sizes; large values matter for replay speed.
     fetch_max_bytes: int = 52_428_800
     max_partition_fetch_bytes: int = 8_388_608

@@ -96,7 +96,9 @@ class LogConsumer:
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset=auto_offset_reset,
-            request_timeout_ms=max(kafka.request_timeout_ms, 10_000),
+            request_timeout_ms=max(kafka.request_timeout_ms, kafka.session_timeout_ms + 5_000),
+            session_timeout_ms=kafka.session_timeout_ms,
+            heartbeat_interval_ms=kafka.heartbeat_interval_ms,
             fetch_max_bytes=kafka.fetch_max_bytes,
             max_partition_fetch_bytes=kafka.max_partition_fetch_bytes,
             isolation_level="read_committed" if kafka.transactional_id else "read_uncommitted",
@@ -105,8 +107,10 @@ class LogConsumer:
 
     async def start(self) -> None:
         """Join the group; raises :class:`BrokerUnavailable` naming the address."""
+        # joining a group takes up to a session timeout on top of the usual round trips
+        timeout_s = (self._kafka.request_timeout_ms + self._kafka.session_timeout_ms) / 1000
         try:
-            await asyncio.wait_for(self._consumer.start(), self._kafka.request_timeout_ms / 1000)
+            await asyncio.wait_for(self._consumer.start(), timeout_s)
         except (KafkaError, OSError, TimeoutError) as exc:
             await self._consumer.stop()
             raise BrokerUnavailable(self._kafka.bootstrap, str(exc) or type(exc).__name__) from exc

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ringlog import devstack
-from ringlog.config import HOME_ENV, KafkaSettings, Settings
+from ringlog.config import HOME_ENV, Settings
 from ringlog.streams.admin import delete_topics, ensure_topics
 from ringlog.streams.topics import TOPICS
 
@@ -40,7 +40,7 @@ def settings(stack_home: Path, unique: str) -> Settings:
     """Settings pointing at the session's stack, with a topic prefix of this test's own."""
     base = Settings.load()
     return base.model_copy(
-        update={"kafka": KafkaSettings(topic_prefix=f"t{unique}.", bootstrap=base.kafka.bootstrap)}
+        update={"kafka": base.kafka.model_copy(update={"topic_prefix": f"t{unique}."})}
     )
 
 

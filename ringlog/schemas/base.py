@@ -1,0 +1,38 @@
+"""The base of every event payload, and helpers shared by the event families."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, ClassVar
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+#: A phone number in E.164 form (``+`` then up to 15 digits), as ringlog's own events carry it.
+PhoneNumber = Annotated[str, StringConstraints(pattern=r"^\+[1-9]\d{6,14}$")]
+
+#: Namespace of ringlog's deterministic (UUIDv5) event ids.
+RINGLOG_NAMESPACE = uuid.UUID("5b0f6a52-43c1-4f37-9d1e-6f1d1b7f4e21")
+
+
+def derived_event_id(*parts: str) -> uuid.UUID:
+    """Return a UUIDv5 fixed by ``parts``, so an event derived twice gets the same id."""
+    return uuid.uuid5(RINGLOG_NAMESPACE, "\x1f".join(parts))
+
+
+class EventModel(BaseModel):
+    """A frozen event payload. Subclasses name their type, version and topic.
+
+    ``event_type`` and ``schema_version`` identify the model in the registry; ``topic`` is the
+    logical topic it is appended to; :meth:`partition_key` is the aggregate id used as the
+    Kafka key (call ref, phone number or task id).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_type: ClassVar[str]
+    schema_version: ClassVar[int]
+    topic: ClassVar[str]
+
+    def partition_key(self) -> str:
+        """Return the aggregate id this event belongs to."""
+        raise NotImplementedError(f"{type(self).__name__} does not name its key")

@@ -1,0 +1,72 @@
+"""Call requests and their dispatch to Retell (topic ``calls``, key: call ref)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar
+
+from pydantic import Field
+
+from ringlog.schemas.base import EventModel, PhoneNumber
+from ringlog.schemas.registry import REGISTRY
+
+
+class _CallEvent(EventModel):
+    topic: ClassVar[str] = "calls"
+    call_ref: str = Field(min_length=1, max_length=128)
+
+    def partition_key(self) -> str:
+        """The call ref."""
+        return self.call_ref
+
+
+@REGISTRY.register
+class CallRequested(_CallEvent):
+    """An upstream service asked for an outbound call (now, or at ``scheduled_at``)."""
+
+    event_type: ClassVar[str] = "call.requested"
+    schema_version: ClassVar[int] = 1
+
+    to_number: PhoneNumber
+    from_number: PhoneNumber
+    agent_id: str
+    scheduled_at: datetime | None = None
+    patient_ref: str | None = None
+    task_ref: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    idempotency_key: str | None = None
+
+
+@REGISTRY.register
+class CallDispatched(_CallEvent):
+    """Retell accepted the create-call request and named its call id."""
+
+    event_type: ClassVar[str] = "call.dispatched"
+    schema_version: ClassVar[int] = 1
+
+    retell_call_id: str
+    agent_id: str
+    attempt: int = 1
+
+
+@REGISTRY.register
+class CallDispatchFailed(_CallEvent):
+    """The call could not be placed: a permanent error, or retries exhausted."""
+
+    event_type: ClassVar[str] = "call.dispatch_failed"
+    schema_version: ClassVar[int] = 1
+
+    reason: str
+    permanent: bool
+    attempts: int
+
+
+@REGISTRY.register
+class CallCancelled(_CallEvent):
+    """A pending or scheduled call was cancelled before dispatch (e.g. its task was deleted)."""
+
+    event_type: ClassVar[str] = "call.cancelled"
+    schema_version: ClassVar[int] = 1
+
+    reason: str
+    task_ref: str | None = None

@@ -1,0 +1,220 @@
+"""Retell's webhook events as they arrive (topic ``calls``), modelled from retell.md.
+
+Retell adds fields over time, so every model here keeps unknown fields (``extra="allow"``)
+and writes them back unchanged. The current body shape is ``{"event", "call"}`` (version 2);
+older deliveries used ``data`` instead of ``call`` and are stored as version 1, read through
+an upcaster. Retell sends no event id: deliveries are deduplicated on ``(call_id, event)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ringlog.schemas.base import EventModel
+from ringlog.schemas.registry import REGISTRY, Payload
+
+_TOLERANT = ConfigDict(frozen=True, extra="allow")
+
+
+class Utterance(BaseModel):
+    """One transcript entry (``role`` is ``agent``, ``user`` or others Retell may add)."""
+
+    model_config = _TOLERANT
+    role: str
+    content: str = ""
+
+
+class CallAnalysis(BaseModel):
+    """Retell's post-call analysis (``call_analyzed`` only)."""
+
+    model_config = _TOLERANT
+    call_summary: str | None = None
+    user_sentiment: str | None = None
+    call_successful: bool | None = None
+    in_voicemail: bool | None = None
+    custom_analysis_data: dict[str, Any] | None = None
+
+
+class RetellCall(BaseModel):
+    """Retell's call object; only ``call_id`` is certain to be present."""
+
+    model_config = _TOLERANT
+    call_id: str = Field(min_length=1)
+    agent_id: str | None = None
+    agent_version: int | None = None
+    call_type: str | None = None
+    call_status: str | None = None
+    direction: str | None = None
+    from_number: str | None = None
+    to_number: str | None = None
+    metadata: dict[str, Any] | None = None
+    retell_llm_dynamic_variables: dict[str, Any] | None = None
+    start_timestamp: int | None = None
+    end_timestamp: int | None = None
+    duration_ms: int | None = None
+    disconnection_reason: str | None = None
+    transcript: str | None = None
+    transcript_object: list[Utterance] | None = None
+    call_analysis: CallAnalysis | None = None
+    call_cost: dict[str, Any] | None = None
+    transfer_destination: str | None = None
+
+    def call_ref(self) -> str:
+        """ringlog's call ref from ``metadata``, else ``retell:<call_id>`` (inbound, foreign)."""
+        ref = (self.metadata or {}).get("call_ref")
+        return ref if isinstance(ref, str) and ref else f"retell:{self.call_id}"
+
+
+class RetellWebhook(EventModel):
+    """A Retell call-event webhook body, as delivered (version 2: ``event`` + ``call``)."""
+
+    model_config = _TOLERANT
+    topic: ClassVar[str] = "calls"
+    schema_version: ClassVar[int] = 2
+    retell_event: ClassVar[str]
+
+    event: str
+    call: RetellCall
+
+    def partition_key(self) -> str:
+        """The call ref Retell echoes in ``metadata``, else ``retell:<call_id>``."""
+        return self.call.call_ref()
+
+    def dedupe_key(self) -> str:
+        """``call_id:event``; transcript updates add a digest of the transcript."""
+        key = f"{self.call.call_id}:{self.event}"
+        if self.event == "transcript_updated":
+            digest = hashlib.sha256((self.call.transcript or "").encode()).hexdigest()[:16]
+            key = f"{key}:{digest}"
+        return key
+
+
+@REGISTRY.register
+class RetellCallStarted(RetellWebhook):
+    """A call connected (never sent for calls that fail to dial)."""
+
+    event_type: ClassVar[str] = "retell.call_started"
+    retell_event: ClassVar[str] = "call_started"
+
+
+@REGISTRY.register
+class RetellCallEnded(RetellWebhook):
+    """A call ended, transferred or errored; every field but the analysis."""
+
+    event_type: ClassVar[str] = "retell.call_ended"
+    retell_event: ClassVar[str] = "call_ended"
+
+
+@REGISTRY.register
+class RetellCallAnalyzed(RetellWebhook):
+    """Post-call analysis is complete; the full call with ``call_analysis``."""
+
+    event_type: ClassVar[str] = "retell.call_analyzed"
+    retell_event: ClassVar[str] = "call_analyzed"
+
+
+@REGISTRY.register
+class RetellTranscriptUpdated(RetellWebhook):
+    """A turn-taking transcript update, plus a final one when the call ends."""
+
+    event_type: ClassVar[str] = "retell.transcript_updated"
+    retell_event: ClassVar[str] = "transcript_updated"
+
+
+@REGISTRY.register
+class RetellTransferStarted(RetellWebhook):
+    """A transfer was initiated."""
+
+    event_type: ClassVar[str] = "retell.transfer_started"
+    retell_event: ClassVar[str] = "transfer_started"
+
+
+@REGISTRY.register
+class RetellTransferBridged(RetellWebhook):
+    """A transfer bridged successfully."""
+
+    event_type: ClassVar[str] = "retell.transfer_bridged"
+    retell_event: ClassVar[str] = "transfer_bridged"
+
+
+@REGISTRY.register
+class RetellTransferCancelled(RetellWebhook):
+    """A transfer was cancelled or failed to connect."""
+
+    event_type: ClassVar[str] = "retell.transfer_cancelled"
+    retell_event: ClassVar[str] = "transfer_cancelled"
+
+
+@REGISTRY.register
+class RetellTransferEnded(RetellWebhook):
+    """The transfer leg ended."""
+
+    event_type: ClassVar[str] = "retell.transfer_ended"
+    retell_event: ClassVar[str] = "transfer_ended"
+
+
+#: Retell's event name (``call_started`` …) to the model of its webhook body.
+WEBHOOK_EVENTS: dict[str, type[RetellWebhook]] = {
+    m.retell_event: m
+    for m in (
+        RetellCallStarted,
+        RetellCallEnded,
+        RetellCallAnalyzed,
+        RetellTranscriptUpdated,
+        RetellTransferStarted,
+        RetellTransferBridged,
+        RetellTransferCancelled,
+        RetellTransferEnded,
+    )
+}
+
+#: JSON Schema of the legacy body (version 1): ``data`` where ``call`` is now.
+LEGACY_BODY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"event": {"type": "string"}, "data": {"type": "object"}},
+    "required": ["event", "data"],
+    "additionalProperties": True,
+}
+
+
+def data_to_call(payload: Payload) -> Payload:
+    """Upcast v1 → v2: the legacy ``data`` key is read as ``call``; nothing else changes."""
+    body = {k: v for k, v in payload.items() if k != "data"}
+    body["call"] = payload["data"]
+    return body
+
+
+for _model in WEBHOOK_EVENTS.values():
+    REGISTRY.upcaster(_model.event_type, 1, legacy_schema=LEGACY_BODY_SCHEMA)(data_to_call)
+
+
+class InboundCall(BaseModel):
+    """What Retell knows about an inbound call before it is answered."""
+
+    model_config = _TOLERANT
+    from_number: str
+    to_number: str
+    agent_id: str | None = None
+    agent_version: int | None = None
+    call_id: str | None = None
+
+
+@REGISTRY.register
+class RetellCallInbound(EventModel):
+    """Retell's inbound-call webhook: a call is ringing and waits for ringlog's answer."""
+
+    model_config = _TOLERANT
+    topic: ClassVar[str] = "calls"
+    event_type: ClassVar[str] = "retell.call_inbound"
+    schema_version: ClassVar[int] = 1
+
+    event: str = "call_inbound"
+    call_inbound: InboundCall
+
+    def partition_key(self) -> str:
+        """``retell:<call_id>`` when Retell gave one, else ``inbound:<from_number>``."""
+        inbound = self.call_inbound
+        return f"retell:{inbound.call_id}" if inbound.call_id else f"inbound:{inbound.from_number}"
