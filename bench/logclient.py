@@ -15,11 +15,11 @@ import uuid
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from ringlog.schemas.calls import CallRequested
 
 from bench.broker import bench_settings
 from ringlog.config import KafkaSettings
 from ringlog.schemas import Envelope, encode
+from ringlog.schemas.calls import CallRequested
 from ringlog.streams.admin import delete_topics, ensure_topics
 from ringlog.streams.consumer import LogConsumer
 from ringlog.streams.producer import LogProducer

@@ -1,11 +1,11 @@
 """The error hierarchy. How a caller should respond decides the class::
 
-    RinglogError
-     ├── RetryableError          try again later (broker down, timeout, 429/5xx upstream)
-     │    └── BrokerUnavailable  the Kafka cluster did not answer or did not ack in time
-     └── PermanentError          retrying cannot help: quarantine or dead-letter the input
-          ├── DecodeError        bytes that are not a valid event (carries the raw bytes)
-          └── UnknownEventType   a (type, schema_version) that no model or upcaster handles
+RinglogError
+ ├── RetryableError          try again later (broker down, timeout, 429/5xx upstream)
+ │    └── BrokerUnavailable  the Kafka cluster did not answer or did not ack in time
+ └── PermanentError          retrying cannot help: quarantine or dead-letter the input
+      ├── DecodeError        bytes that are not a valid event (carries the raw bytes)
+      └── UnknownEventType   a (type, schema_version) that no model or upcaster handles
 """
 
 from __future__ import annotations

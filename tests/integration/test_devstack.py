@@ -59,7 +59,8 @@ def test_up_starts_every_part_and_later_settings_find_them(home: Path) -> None:
     settings = Settings.load()
     assert settings.kafka.bootstrap == state["kafka"].address
     assert settings.sqs.endpoint_url == state["sqs"].address
-    assert f"http://{settings.warehouse.host}:{settings.warehouse.port}" == state["warehouse"].address
+    warehouse = f"http://{settings.warehouse.host}:{settings.warehouse.port}"
+    assert warehouse == state["warehouse"].address
     assert settings.crm.url == state["crm"].address
 
 

@@ -1,4 +1,4 @@
-"""The log client against the real embedded broker: append, read back, commit, decode errors."""
+"""The log client against the real embedded broker: append, read back, commit, decode."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ from collections import defaultdict
 
 import pytest
 from aiokafka import TopicPartition
-from ringlog.schemas.calls import CallRequested
-from tests.support.examples import example_events
 
 from ringlog.config import KafkaSettings, Settings
 from ringlog.errors import BrokerUnavailable
 from ringlog.schemas import REGISTRY, Envelope
+from ringlog.schemas.calls import CallRequested
 from ringlog.streams.consumer import Batch, LogConsumer
 from ringlog.streams.producer import LogProducer
+from tests.support.examples import example_events
 
 pytestmark = pytest.mark.integration
 
