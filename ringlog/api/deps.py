@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
 
+from ringlog.api.idempotency import IdempotencyStore
 from ringlog.api.metrics import ApiMetrics
 from ringlog.config import Settings
 from ringlog.streams.producer import LogProducer
@@ -30,7 +31,14 @@ def get_metrics(request: Request) -> ApiMetrics:
     return metrics
 
 
+def get_idempotency(request: Request) -> IdempotencyStore:
+    """The app's idempotency-key store."""
+    store: IdempotencyStore = request.app.state.idempotency
+    return store
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+IdempotencyDep = Annotated[IdempotencyStore, Depends(get_idempotency)]
 LogDep = Annotated[LogProducer, Depends(get_log)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
 

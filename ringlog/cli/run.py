@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 
-from ringlog import devstack
+import uvicorn
+
+from ringlog import devstack, logs
+from ringlog.api.app import create_app
 from ringlog.cli.dev import show_status
 from ringlog.cli.output import console, print_table
 from ringlog.config import Settings
@@ -14,7 +16,7 @@ from ringlog.streams.topics import TOPICS
 
 
 def run() -> None:
-    """Start the stack (unless it already runs), ensure topics, serve until Ctrl-C."""
+    """Start the stack (unless it already runs), ensure topics, serve the API until Ctrl-C."""
     settings = Settings.load()
     was_running = devstack.is_running(home=settings.home)
     devstack.up(settings, home=settings.home)
@@ -27,8 +29,21 @@ def run() -> None:
             ["topic", "partitions", "status"],
             [(r.physical, r.partitions_actual, r.status) for r in results],
         )
-        console.print("ringlog is running; press Ctrl-C to stop.")
-        asyncio.run(_serve_until_stopped())
+        logs.configure()
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings),
+                host=settings.api.host,
+                port=settings.api.port,
+                log_level="warning",
+                access_log=False,
+            )
+        )
+        console.print(
+            f"API on http://{settings.api.host}:{settings.api.port} (docs at /docs)\n"
+            "ringlog is running; press Ctrl-C to stop."
+        )
+        server.run()  # returns on SIGINT / SIGTERM
     finally:
         if not was_running:
             stopped = devstack.down(home=settings.home)
@@ -38,12 +53,3 @@ def run() -> None:
 def demo() -> None:
     """Run the seed-000 and seed-003 stories end to end (arrives with issue [D])."""
     console.print("not yet: the demo arrives with the call-recovery capability (issue [D]).")
-
-
-async def _serve_until_stopped() -> None:
-    """Wait for SIGINT or SIGTERM. Later capabilities run their services inside this loop."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()

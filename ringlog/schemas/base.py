@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
@@ -36,3 +36,7 @@ class EventModel(BaseModel):
     def partition_key(self) -> str:
         """Return the aggregate id this event belongs to."""
         raise NotImplementedError(f"{type(self).__name__} does not name its key")
+
+    def to_wire(self) -> dict[str, Any]:
+        """The payload as written to the log: every field, so defaults never change history."""
+        return self.model_dump()

@@ -15,32 +15,41 @@ HEADER_TYPE = "ringlog-type"
 HEADER_VERSION = "ringlog-version"
 HEADER_EVENT_ID = "ringlog-event-id"
 
+#: A payload as it arrived, with the schema version it was written under.
+AsWritten = tuple[int, dict[str, Any]]
+
 _ENVELOPE_FIELDS = ("event_id", "type", "schema_version", "key", "occurred_at", "recorded_at")
 
 
-def encode(envelope: Envelope) -> bytes:
-    """Serialise an envelope to compact JSON bytes (UTC times, unknown Retell fields kept)."""
+def encode(envelope: Envelope, *, as_written: AsWritten | None = None) -> bytes:
+    """Serialise an envelope to compact JSON bytes (UTC times, unknown Retell fields kept).
+
+    ``as_written`` = ``(version, payload)`` stores an input exactly as it arrived under an older
+    schema version (Retell's legacy ``data`` body) while ``envelope`` carries the validated
+    current model; readers upcast it back to the current version.
+    """
+    version, payload = as_written or (envelope.schema_version, envelope.payload.to_wire())
     return orjson.dumps(
         {
             "event_id": envelope.event_id,
             "type": envelope.type,
-            "schema_version": envelope.schema_version,
+            "schema_version": version,
             "key": envelope.key,
             "occurred_at": envelope.occurred_at,
             "recorded_at": envelope.recorded_at,
             "source": envelope.source,
             "correlation_id": envelope.correlation_id,
             "causation_id": envelope.causation_id,
-            "payload": envelope.payload.model_dump(mode="python"),
+            "payload": payload,
         }
     )
 
 
-def headers(envelope: Envelope) -> list[tuple[str, bytes]]:
+def headers(envelope: Envelope, *, version: int | None = None) -> list[tuple[str, bytes]]:
     """Kafka headers that let a consumer route a record without decoding its body."""
     return [
         (HEADER_TYPE, envelope.type.encode()),
-        (HEADER_VERSION, str(envelope.schema_version).encode()),
+        (HEADER_VERSION, str(version or envelope.schema_version).encode()),
         (HEADER_EVENT_ID, str(envelope.event_id).encode()),
     ]
 

@@ -83,6 +83,10 @@ class RetellWebhook(EventModel):
         """The call ref Retell echoes in ``metadata``, else ``retell:<call_id>``."""
         return self.call.call_ref()
 
+    def to_wire(self) -> dict[str, Any]:
+        """Exactly the fields Retell sent (known and unknown), nothing ringlog added."""
+        return self.model_dump(exclude_unset=True)
+
     def dedupe_key(self) -> str:
         """``call_id:event``; transcript updates add a digest of the transcript."""
         key = f"{self.call.call_id}:{self.event}"
@@ -213,6 +217,10 @@ class RetellCallInbound(EventModel):
 
     event: str = "call_inbound"
     call_inbound: InboundCall
+
+    def to_wire(self) -> dict[str, Any]:
+        """Exactly the fields Retell sent (known and unknown), nothing ringlog added."""
+        return self.model_dump(exclude_unset=True)
 
     def partition_key(self) -> str:
         """``retell:<call_id>`` when Retell gave one, else ``inbound:<from_number>``."""

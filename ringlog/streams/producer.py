@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 from ringlog.config import KafkaSettings
 from ringlog.errors import BrokerUnavailable
 from ringlog.schemas import Envelope, encode, headers
+from ringlog.schemas.codec import AsWritten
 
 Headers = list[tuple[str, bytes]]
 
@@ -41,6 +42,12 @@ class LogProducer:
 
     def __init__(self, kafka: KafkaSettings) -> None:
         self._kafka = kafka
+        self._producer = self._make_producer()
+        self._started = False
+        self._starting = asyncio.Lock()
+
+    def _make_producer(self) -> AIOKafkaProducer:
+        kafka = self._kafka
         options: dict[str, Any] = {
             "bootstrap_servers": kafka.bootstrap,
             "client_id": kafka.client_id,
@@ -50,17 +57,31 @@ class LogProducer:
         }
         if kafka.transactional_id:
             options["transactional_id"] = kafka.transactional_id
-        self._producer = AIOKafkaProducer(**options)
-        self._started = False
+        return AIOKafkaProducer(**options)
+
+    @property
+    def started(self) -> bool:
+        """Whether the producer is connected."""
+        return self._started
 
     async def start(self) -> None:
-        """Connect to the cluster; raises :class:`BrokerUnavailable` naming the address."""
-        try:
-            await asyncio.wait_for(self._producer.start(), self._kafka.request_timeout_ms / 1000)
-        except (KafkaError, OSError, TimeoutError) as exc:
-            await self._producer.stop()
-            raise BrokerUnavailable(self._kafka.bootstrap, str(exc) or type(exc).__name__) from exc
-        self._started = True
+        """Connect to the cluster; raises :class:`BrokerUnavailable` naming the address.
+
+        Safe to call again after a failure: each attempt uses a fresh client.
+        """
+        async with self._starting:
+            if self._started:
+                return
+            try:
+                await asyncio.wait_for(
+                    self._producer.start(), self._kafka.request_timeout_ms / 1000
+                )
+            except (KafkaError, OSError, TimeoutError) as exc:
+                await self._producer.stop()
+                self._producer = self._make_producer()
+                reason = str(exc) or type(exc).__name__
+                raise BrokerUnavailable(self._kafka.bootstrap, reason) from exc
+            self._started = True
 
     async def stop(self) -> None:
         """Flush what is pending and disconnect."""
@@ -84,19 +105,27 @@ class LogProducer:
         """Return the physical topic an envelope belongs on (prefix + its family's topic)."""
         return f"{self._kafka.topic_prefix}{envelope.payload.topic}"
 
-    async def append(self, envelope: Envelope, *, topic: str | None = None) -> RecordPosition:
-        """Append one envelope keyed by ``envelope.key`` and return where it landed."""
+    async def append(
+        self, envelope: Envelope, *, topic: str | None = None, as_written: AsWritten | None = None
+    ) -> RecordPosition:
+        """Append one envelope keyed by ``envelope.key`` and return where it landed.
+
+        ``as_written`` stores the payload as it arrived under an older version (see
+        :func:`ringlog.schemas.codec.encode`).
+        """
         return await self.append_raw(
             topic or self.topic_for(envelope),
-            encode(envelope),
+            encode(envelope, as_written=as_written),
             key=envelope.key.encode(),
-            headers=headers(envelope),
+            headers=headers(envelope, version=as_written[0] if as_written else None),
         )
 
     async def append_many(
         self, envelopes: Sequence[Envelope], *, topic: str | None = None
     ) -> list[RecordPosition]:
         """Append envelopes in order, batching the sends, and wait for every acknowledgement."""
+        if not self._started:
+            await self.start()
         futures = []
         try:
             for envelope in envelopes:
@@ -118,6 +147,8 @@ class LogProducer:
         self, topic: str, value: bytes, *, key: bytes | None, headers: Headers | None = None
     ) -> RecordPosition:
         """Append bytes as given (quarantine, dead-letter); same acknowledgement guarantees."""
+        if not self._started:
+            await self.start()
         try:
             future = await self._producer.send(topic, value, key=key, headers=headers or [])
             meta = await asyncio.wait_for(future, self._kafka.append_timeout_s)

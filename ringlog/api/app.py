@@ -1,0 +1,75 @@
+"""The one factory that builds the API from settings (the API's composition root)."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from ringlog import __version__
+from ringlog.api.idempotency import IdempotencyStore
+from ringlog.api.metrics import ApiMetrics
+from ringlog.api.middleware import BodyLimit, RequestMetrics
+from ringlog.api.routes import calls, health, webhooks
+from ringlog.config import Settings
+from ringlog.errors import BrokerUnavailable, RetryableError
+from ringlog.streams.producer import LogProducer
+
+log = structlog.get_logger("ringlog.api")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the FastAPI app: routes, middleware, error mapping, and clients opened on start.
+
+    The log producer connects at start-up; if the broker is down then, the app still starts,
+    answers 503 until the broker is back, and reconnects on the next request.
+    """
+    metrics = ApiMetrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        producer = LogProducer(settings.kafka)
+        try:
+            await producer.start()
+        except BrokerUnavailable as exc:
+            log.warning("broker unavailable at start; will retry per request", error=str(exc))
+        redis = aioredis.Redis.from_url(settings.redis.url, socket_timeout=2)
+        app.state.settings = settings
+        app.state.log = producer
+        app.state.metrics = metrics
+        app.state.idempotency = IdempotencyStore(redis, prefix=settings.redis.key_prefix)
+        try:
+            yield
+        finally:
+            await producer.stop()
+            await redis.aclose()
+
+    app = FastAPI(
+        title="ringlog",
+        version=__version__,
+        summary="Ingest of call requests and Retell webhooks; a 2xx means durable on Kafka.",
+        lifespan=lifespan,
+    )
+    app.include_router(calls.router)
+    app.include_router(webhooks.router)
+    app.include_router(health.router)
+    app.add_exception_handler(RetryableError, _unavailable)
+    app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    return app
+
+
+async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """Map retryable failures (broker down, append timeout, Redis down) to 503 + Retry-After."""
+    retry_after = getattr(exc, "retry_after", None) or 1
+    log.warning("unavailable", error=str(exc))
+    return JSONResponse(
+        {"detail": str(exc)},
+        status_code=503,
+        headers={"Retry-After": str(math.ceil(retry_after))},
+    )

@@ -1,0 +1,51 @@
+"""Appending from request handlers: timed, logged with the call ref and event type."""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+
+from ringlog.api.metrics import ApiMetrics
+from ringlog.schemas import Envelope
+from ringlog.schemas.codec import AsWritten
+from ringlog.streams.producer import LogProducer, RecordPosition
+from ringlog.streams.quarantine import quarantine
+
+log = structlog.get_logger("ringlog.api")
+
+
+async def append_event(
+    producer: LogProducer,
+    metrics: ApiMetrics,
+    envelope: Envelope,
+    *,
+    as_written: AsWritten | None = None,
+) -> RecordPosition:
+    """Append ``envelope`` (acks=all), record the latency, and log where it landed."""
+    topic = producer.topic_for(envelope)
+    started = time.perf_counter()
+    position = await producer.append(envelope, as_written=as_written)
+    metrics.append_seconds.labels(envelope.payload.topic).observe(time.perf_counter() - started)
+    structlog.contextvars.bind_contextvars(
+        call_ref=envelope.correlation_id, event_type=envelope.type
+    )
+    log.info("appended", topic=topic, partition=position.partition, offset=position.offset)
+    return position
+
+
+async def quarantine_input(
+    producer: LogProducer,
+    metrics: ApiMetrics,
+    topic: str,
+    *,
+    source: str,
+    raw: bytes,
+    reason: str,
+    kind: str,
+) -> RecordPosition:
+    """Keep a rejected input on the quarantine topic and count it."""
+    position = await quarantine(producer, topic, source=source, raw=raw, reason=reason)
+    metrics.quarantined.labels(source, kind).inc()
+    log.warning("quarantined", source=source, reason=reason, offset=position.offset)
+    return position

@@ -1,0 +1,41 @@
+"""``/healthz`` (process up), ``/readyz`` (broker reachable, topics present), ``/metrics``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ringlog.api.deps import MetricsDep, SettingsDep
+from ringlog.errors import BrokerUnavailable
+from ringlog.streams.admin import list_topics
+from ringlog.streams.topics import TOPICS
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "broker unreachable or topics missing"}})
+async def readyz(settings: SettingsDep) -> JSONResponse:
+    """Ready when the broker answers and every declared topic exists."""
+    try:
+        present = {t.name for t in await list_topics(settings.kafka)}
+    except BrokerUnavailable as exc:
+        return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
+    missing = sorted(
+        settings.topic(t.name) for t in TOPICS if settings.topic(t.name) not in present
+    )
+    if missing:
+        return JSONResponse({"status": "not ready", "missing_topics": missing}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(metrics: MetricsDep) -> Response:
+    """Prometheus text exposition of the API's metrics."""
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

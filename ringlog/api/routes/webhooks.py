@@ -1,0 +1,122 @@
+"""Retell's webhooks: call events and the inbound-call webhook.
+
+The signature is checked on the raw bytes before anything is parsed; a bad or missing one is
+answered 401 and nothing is written. A signed body that cannot be used is answered 400 and kept
+on the quarantine topic. Every accepted delivery is appended as it arrived, duplicates included
+(consumers deduplicate on ``(call_id, event)``), before the 2xx.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import uuid6
+from fastapi import APIRouter, HTTPException, Request, Response, status
+
+from ringlog.api.appending import append_event, quarantine_input
+from ringlog.api.deps import LogDep, MetricsDep, SettingsDep
+from ringlog.api.ingest import Rejected, parse_call_inbound, parse_retell_webhook
+from ringlog.api.models import Problem
+from ringlog.api.signature import HEADER, Verdict, verify
+from ringlog.config import Settings
+from ringlog.schemas import Envelope
+
+router = APIRouter(prefix="/v1/webhooks", tags=["retell"])
+
+_JSON_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "signed but malformed; kept on the quarantine topic"},
+    401: {"model": Problem, "description": "missing, stale or wrong x-retell-signature"},
+    413: {"model": Problem, "description": "body larger than the configured limit"},
+    503: {"model": Problem, "description": "the log is unavailable; retry"},
+}
+
+
+async def verified_body(request: Request, settings: Settings) -> bytes:
+    """Return the raw body if ``x-retell-signature`` verifies it; raise 401 otherwise."""
+    raw = await request.body()
+    key = settings.retell.api_key
+    if key is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "no Retell API key configured")
+    verdict = verify(
+        raw,
+        key.get_secret_value(),
+        request.headers.get(HEADER),
+        now_ms=int(time.time() * 1000),
+        tolerance_s=settings.retell.signature_tolerance_s,
+    )
+    if verdict is not Verdict.OK:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, verdict.value)
+    return raw
+
+
+async def _reject(
+    settings: Settings,
+    log: LogDep,
+    metrics: MetricsDep,
+    source: str,
+    raw: bytes,
+    rejected: Rejected,
+) -> HTTPException:
+    await quarantine_input(
+        log,
+        metrics,
+        settings.topic("quarantine"),
+        source=source,
+        raw=raw,
+        reason=rejected.reason,
+        kind=rejected.kind,
+    )
+    return HTTPException(status.HTTP_400_BAD_REQUEST, rejected.reason)
+
+
+@router.post(
+    "/retell",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=_ERRORS,
+    openapi_extra=_JSON_BODY,
+)
+async def retell_webhook(
+    request: Request, settings: SettingsDep, log: LogDep, metrics: MetricsDep
+) -> Response:
+    """Append a Retell call event (``call``, or the legacy ``data``); 204 once it is durable."""
+    raw = await verified_body(request, settings)
+    parsed = parse_retell_webhook(raw)
+    if isinstance(parsed, Rejected):
+        raise await _reject(settings, log, metrics, "retell-webhook", raw, parsed)
+    payload = parsed.payload
+    envelope = Envelope.new(
+        payload, source="retell-webhook", correlation_id=payload.partition_key()
+    )
+    await append_event(log, metrics, envelope, as_written=parsed.as_written)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/retell/inbound", responses=_ERRORS, openapi_extra=_JSON_BODY)
+async def retell_inbound(
+    request: Request, settings: SettingsDep, log: LogDep, metrics: MetricsDep
+) -> dict[str, Any]:
+    """Append Retell's ``call_inbound`` and answer with the call ref Retell will echo back."""
+    raw = await verified_body(request, settings)
+    parsed = parse_call_inbound(raw)
+    if isinstance(parsed, Rejected):
+        raise await _reject(settings, log, metrics, "retell-inbound", raw, parsed)
+    inbound = parsed.payload.call_inbound
+    call_ref = f"retell:{inbound.call_id}" if inbound.call_id else f"in_{uuid6.uuid7().hex}"
+    envelope = Envelope.new(
+        parsed.payload, source="retell-inbound", key=call_ref, correlation_id=call_ref
+    )
+    await append_event(log, metrics, envelope)
+    return {
+        "call_inbound": {
+            "metadata": {"call_ref": call_ref},
+            "dynamic_variables": {"call_ref": call_ref},
+        }
+    }

@@ -1,0 +1,26 @@
+"""``ringlog api``: serve the HTTP API with uvicorn."""
+
+from __future__ import annotations
+
+import typer
+import uvicorn
+
+from ringlog import logs
+from ringlog.api.app import create_app
+from ringlog.config import Settings
+
+
+def api(
+    host: str | None = typer.Option(None, help="Bind address (default RINGLOG_API_HOST)."),
+    port: int | None = typer.Option(None, help="Port (default RINGLOG_API_PORT)."),
+) -> None:
+    """Serve the ingest API; finds the embedded stack started by `ringlog dev up`."""
+    settings = Settings.load()
+    logs.configure()
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.api.host,
+        port=port or settings.api.port,
+        log_level="warning",
+        access_log=False,
+    )
