@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import uvicorn
 
@@ -43,7 +44,10 @@ def run() -> None:
             f"API on http://{settings.api.host}:{settings.api.port} (docs at /docs)\n"
             "ringlog is running; press Ctrl-C to stop."
         )
-        server.run()  # returns on SIGINT / SIGTERM
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal; a stop
+        # that was asked for is a normal exit
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
     finally:
         if not was_running:
             stopped = devstack.down(home=settings.home)

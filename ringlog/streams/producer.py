@@ -23,6 +23,7 @@ from ringlog.schemas import Envelope, encode, headers
 from ringlog.schemas.codec import AsWritten
 
 Headers = list[tuple[str, bytes]]
+_GRACE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,9 @@ class LogProducer:
             "bootstrap_servers": kafka.bootstrap,
             "client_id": kafka.client_id,
             "acks": "all",
-            "request_timeout_ms": kafka.request_timeout_ms,
+            # aiokafka drops a batch it could not deliver within this time, so a failed append
+            # is not delivered later behind the caller's back (a retry would then duplicate it)
+            "request_timeout_ms": min(kafka.request_timeout_ms, int(kafka.append_timeout_s * 1000)),
             "enable_idempotence": kafka.enable_idempotence,
         }
         if kafka.transactional_id:
@@ -137,7 +140,7 @@ class LogProducer:
                         headers=headers(envelope),
                     )
                 )
-            timeout = self._kafka.append_timeout_s + len(futures) / 10_000
+            timeout = self._kafka.append_timeout_s + _GRACE_S + len(futures) / 10_000
             metadata = await asyncio.wait_for(asyncio.gather(*futures), timeout)
         except (KafkaError, TimeoutError) as exc:
             raise BrokerUnavailable(self._kafka.bootstrap, str(exc) or type(exc).__name__) from exc
@@ -149,9 +152,14 @@ class LogProducer:
         """Append bytes as given (quarantine, dead-letter); same acknowledgement guarantees."""
         if not self._started:
             await self.start()
-        try:
+
+        async def send() -> Any:
             future = await self._producer.send(topic, value, key=key, headers=headers or [])
-            meta = await asyncio.wait_for(future, self._kafka.append_timeout_s)
+            return await future
+
+        try:
+            # the producer's own timeout fires first; this is the backstop
+            meta = await asyncio.wait_for(send(), self._kafka.append_timeout_s + _GRACE_S)
         except (KafkaError, TimeoutError) as exc:
             raise BrokerUnavailable(self._kafka.bootstrap, str(exc) or type(exc).__name__) from exc
         return RecordPosition(meta.topic, meta.partition, meta.offset)

@@ -10,9 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ringlog.config import HOME_ENV, STACK_FILE
+from ringlog.devstack.ports import free_port
 from ringlog.devstack.processes import ProcessRecord, is_alive
 
 pytestmark = pytest.mark.integration
@@ -28,10 +30,20 @@ def wait_for(condition: object, timeout_s: float) -> bool:
     return False
 
 
+def api_answers(port: int) -> bool:
+    """Whether the API on ``port`` answers /healthz with 200."""
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def test_run_serves_until_interrupted_and_stops_what_it_started(tmp_path: Path) -> None:
-    """`ringlog run` creates the topics, reports ready, and Ctrl-C stops its stack cleanly."""
+    """`ringlog run` creates the topics, serves the API, and Ctrl-C stops its stack cleanly."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RINGLOG_")}
     env[HOME_ENV] = str(tmp_path)
+    port = free_port()
+    env["RINGLOG_API_PORT"] = str(port)
     proc = subprocess.Popen(
         [sys.executable, "-m", "ringlog", "run"],
         env=env,
@@ -53,6 +65,7 @@ def test_run_serves_until_interrupted_and_stops_what_it_started(tmp_path: Path) 
             ProcessRecord.from_json(p["process"]) for p in stack["parts"].values() if p["process"]
         ]
         assert records and all(is_alive(r) for r in records)
+        assert wait_for(lambda: api_answers(port), 20), "API never answered /healthz"
 
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
