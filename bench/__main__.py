@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from bench import logclient
+from bench import ingest, logclient
 
 
 def main() -> None:
     """Run the benchmarks named on the command line (default: all)."""
-    wanted = set(sys.argv[1:]) or {"logclient"}
+    wanted = set(sys.argv[1:]) or {"logclient", "ingest"}
     if "logclient" in wanted:
         logclient.main([])
+    if "ingest" in wanted:
+        ingest.main([])
 
 
 if __name__ == "__main__":
