@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from ringlog import __version__
+from ringlog.api.deps import Services
 from ringlog.api.idempotency import IdempotencyStore
 from ringlog.api.metrics import ApiMetrics
 from ringlog.api.middleware import BodyLimit, RequestMetrics
@@ -39,10 +40,12 @@ def create_app(settings: Settings) -> FastAPI:
         except BrokerUnavailable as exc:
             log.warning("broker unavailable at start; will retry per request", error=str(exc))
         redis = aioredis.Redis.from_url(settings.redis.url, socket_timeout=2)
-        app.state.settings = settings
-        app.state.log = producer
-        app.state.metrics = metrics
-        app.state.idempotency = IdempotencyStore(redis, prefix=settings.redis.key_prefix)
+        app.state.services = Services(
+            settings=settings,
+            log=producer,
+            metrics=metrics,
+            idempotency=IdempotencyStore(redis, prefix=settings.redis.key_prefix),
+        )
         try:
             yield
         finally:

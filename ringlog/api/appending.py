@@ -24,6 +24,10 @@ async def append_event(
 ) -> RecordPosition:
     """Append ``envelope`` (acks=all), record the latency, and log where it landed."""
     topic = producer.topic_for(envelope)
+    # bound first, so a failure logged further up (503) names the call and the event too
+    structlog.contextvars.bind_contextvars(
+        call_ref=envelope.correlation_id, event_type=envelope.type
+    )
     started = time.perf_counter()
     position = await producer.append(envelope, as_written=as_written)
     metrics.append_seconds.labels(envelope.payload.topic).observe(time.perf_counter() - started)

@@ -1,8 +1,13 @@
-"""FastAPI dependencies, declared once as ``Annotated`` aliases."""
+"""FastAPI dependencies, declared once as ``Annotated`` aliases.
+
+The app's long-lived clients are gathered in one :class:`Services` object built at start-up,
+so a route takes a single dependency (each dependency costs per request on the hot path).
+"""
 
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
@@ -13,44 +18,33 @@ from ringlog.config import Settings
 from ringlog.streams.producer import LogProducer
 
 
-def get_settings(request: Request) -> Settings:
-    """The settings the app was built with."""
-    settings: Settings = request.app.state.settings
-    return settings
+@dataclass(frozen=True)
+class Services:
+    """What request handlers use: settings, the log producer, metrics, idempotency store."""
+
+    settings: Settings
+    log: LogProducer
+    metrics: ApiMetrics
+    idempotency: IdempotencyStore
 
 
-def get_log(request: Request) -> LogProducer:
-    """The app's started log producer."""
-    log: LogProducer = request.app.state.log
-    return log
+async def get_services(request: Request) -> Services:
+    """The services the app opened at start-up."""
+    services: Services = request.app.state.services
+    return services
 
 
-def get_metrics(request: Request) -> ApiMetrics:
-    """The app's metrics registry."""
-    metrics: ApiMetrics = request.app.state.metrics
-    return metrics
+ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_idempotency(request: Request) -> IdempotencyStore:
-    """The app's idempotency-key store."""
-    store: IdempotencyStore = request.app.state.idempotency
-    return store
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-IdempotencyDep = Annotated[IdempotencyStore, Depends(get_idempotency)]
-LogDep = Annotated[LogProducer, Depends(get_log)]
-MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
-
-
-def require_api_key(
-    settings: SettingsDep,
+async def require_api_key(
+    services: ServicesDep,
     authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
 ) -> str:
     """Accept ``Authorization: Bearer <key>`` for a key in ``RINGLOG_API_KEYS``; else 401."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() == "bearer" and token:
-        for key in settings.api.keys:
+        for key in services.settings.api.keys:
             if hmac.compare_digest(key.encode(), token.strip().encode()):
                 return key
     raise HTTPException(

@@ -153,13 +153,11 @@ class LogProducer:
         if not self._started:
             await self.start()
 
-        async def send() -> Any:
-            future = await self._producer.send(topic, value, key=key, headers=headers or [])
-            return await future
-
         try:
             # the producer's own timeout fires first; this is the backstop
-            meta = await asyncio.wait_for(send(), self._kafka.append_timeout_s + _GRACE_S)
+            async with asyncio.timeout(self._kafka.append_timeout_s + _GRACE_S):
+                future = await self._producer.send(topic, value, key=key, headers=headers or [])
+                meta = await future
         except (KafkaError, TimeoutError) as exc:
             raise BrokerUnavailable(self._kafka.bootstrap, str(exc) or type(exc).__name__) from exc
         return RecordPosition(meta.topic, meta.partition, meta.offset)

@@ -9,7 +9,7 @@ import uuid6
 from fastapi import APIRouter, Header, HTTPException, status
 
 from ringlog.api.appending import append_event
-from ringlog.api.deps import ApiKeyDep, IdempotencyDep, LogDep, MetricsDep, SettingsDep
+from ringlog.api.deps import ApiKeyDep, ServicesDep
 from ringlog.api.idempotency import fingerprint
 from ringlog.api.models import CallAccepted, CallRequestIn, Problem
 from ringlog.schemas import CallRequested, Envelope, derived_event_id
@@ -40,13 +40,11 @@ IdempotencyKey = Annotated[
 async def request_call(
     body: CallRequestIn,
     api_key: ApiKeyDep,
-    settings: SettingsDep,
-    log: LogDep,
-    metrics: MetricsDep,
-    idempotency: IdempotencyDep,
+    services: ServicesDep,
     idempotency_key: IdempotencyKey = None,
 ) -> CallAccepted:
     """Append ``CallRequested``; answer 202 with the call ref only once it is durable."""
+    idempotency = services.idempotency
     scope = hashlib.sha256(api_key.encode()).hexdigest()[:16]
     if idempotency_key is None:
         call_ref, event_id = f"call_{uuid6.uuid7().hex}", None
@@ -72,7 +70,7 @@ async def request_call(
         call_ref=call_ref,
         to_number=body.to_number,
         from_number=body.from_number,
-        agent_id=body.agent_id or settings.retell.agent_id,
+        agent_id=body.agent_id or services.settings.retell.agent_id,
         scheduled_at=body.scheduled_at,
         patient_ref=body.patient_ref,
         task_ref=body.task_ref,
@@ -81,7 +79,7 @@ async def request_call(
     )
     envelope = Envelope.new(event, source="api", correlation_id=call_ref, event_id=event_id)
     try:
-        await append_event(log, metrics, envelope)
+        await append_event(services.log, services.metrics, envelope)
     except BaseException:
         if idempotency_key is not None:
             await idempotency.release(scope, idempotency_key)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ringlog.api.deps import MetricsDep, SettingsDep
+from ringlog.api.deps import ServicesDep
 from ringlog.errors import BrokerUnavailable
 from ringlog.streams.admin import list_topics
 from ringlog.streams.topics import TOPICS
@@ -21,8 +21,9 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"description": "broker unreachable or topics missing"}})
-async def readyz(settings: SettingsDep) -> JSONResponse:
+async def readyz(services: ServicesDep) -> JSONResponse:
     """Ready when the broker answers and every declared topic exists."""
+    settings = services.settings
     try:
         present = {t.name for t in await list_topics(settings.kafka)}
     except BrokerUnavailable as exc:
@@ -36,6 +37,7 @@ async def readyz(settings: SettingsDep) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(metrics: MetricsDep) -> Response:
+async def metrics(services: ServicesDep) -> Response:
     """Prometheus text exposition of the API's metrics."""
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    registry = services.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

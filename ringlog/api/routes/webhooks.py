@@ -15,7 +15,7 @@ import uuid6
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from ringlog.api.appending import append_event, quarantine_input
-from ringlog.api.deps import LogDep, MetricsDep, SettingsDep
+from ringlog.api.deps import Services, ServicesDep
 from ringlog.api.ingest import Rejected, parse_call_inbound, parse_retell_webhook
 from ringlog.api.models import Problem
 from ringlog.api.signature import HEADER, Verdict, verify
@@ -56,18 +56,11 @@ async def verified_body(request: Request, settings: Settings) -> bytes:
     return raw
 
 
-async def _reject(
-    settings: Settings,
-    log: LogDep,
-    metrics: MetricsDep,
-    source: str,
-    raw: bytes,
-    rejected: Rejected,
-) -> HTTPException:
+async def _reject(services: Services, source: str, raw: bytes, rejected: Rejected) -> HTTPException:
     await quarantine_input(
-        log,
-        metrics,
-        settings.topic("quarantine"),
+        services.log,
+        services.metrics,
+        services.settings.topic("quarantine"),
         source=source,
         raw=raw,
         reason=rejected.reason,
@@ -83,37 +76,33 @@ async def _reject(
     responses=_ERRORS,
     openapi_extra=_JSON_BODY,
 )
-async def retell_webhook(
-    request: Request, settings: SettingsDep, log: LogDep, metrics: MetricsDep
-) -> Response:
+async def retell_webhook(request: Request, services: ServicesDep) -> Response:
     """Append a Retell call event (``call``, or the legacy ``data``); 204 once it is durable."""
-    raw = await verified_body(request, settings)
+    raw = await verified_body(request, services.settings)
     parsed = parse_retell_webhook(raw)
     if isinstance(parsed, Rejected):
-        raise await _reject(settings, log, metrics, "retell-webhook", raw, parsed)
+        raise await _reject(services, "retell-webhook", raw, parsed)
     payload = parsed.payload
     envelope = Envelope.new(
         payload, source="retell-webhook", correlation_id=payload.partition_key()
     )
-    await append_event(log, metrics, envelope, as_written=parsed.as_written)
+    await append_event(services.log, services.metrics, envelope, as_written=parsed.as_written)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/retell/inbound", responses=_ERRORS, openapi_extra=_JSON_BODY)
-async def retell_inbound(
-    request: Request, settings: SettingsDep, log: LogDep, metrics: MetricsDep
-) -> dict[str, Any]:
+async def retell_inbound(request: Request, services: ServicesDep) -> dict[str, Any]:
     """Append Retell's ``call_inbound`` and answer with the call ref Retell will echo back."""
-    raw = await verified_body(request, settings)
+    raw = await verified_body(request, services.settings)
     parsed = parse_call_inbound(raw)
     if isinstance(parsed, Rejected):
-        raise await _reject(settings, log, metrics, "retell-inbound", raw, parsed)
+        raise await _reject(services, "retell-inbound", raw, parsed)
     inbound = parsed.payload.call_inbound
     call_ref = f"retell:{inbound.call_id}" if inbound.call_id else f"in_{uuid6.uuid7().hex}"
     envelope = Envelope.new(
         parsed.payload, source="retell-inbound", key=call_ref, correlation_id=call_ref
     )
-    await append_event(log, metrics, envelope)
+    await append_event(services.log, services.metrics, envelope)
     return {
         "call_inbound": {
             "metadata": {"call_ref": call_ref},
