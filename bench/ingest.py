@@ -138,9 +138,11 @@ def main(argv: list[str] | None = None) -> None:
             if not wait_until(lambda: tcp_answers("127.0.0.1", port), timeout_s=30):
                 raise SystemExit("bench server did not start")
             asyncio.run(load(port, "/bench/bare", bodies(500), args.concurrency))  # warm-up
+            asyncio.run(load(port, "/bench/raw-append", bodies(500), args.concurrency))
             asyncio.run(load(port, "/v1/webhooks/retell", bodies(500), args.concurrency))
             items = bodies(args.requests)
             bare = asyncio.run(load(port, "/bench/bare", items, args.concurrency))
+            raw = asyncio.run(load(port, "/bench/raw-append", items, args.concurrency))
             ours = asyncio.run(load(port, "/v1/webhooks/retell", items, args.concurrency))
         finally:
             server.terminate()
@@ -148,9 +150,10 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(delete_topics(kafka, [f"{prefix}{t.name}" for t in TOPICS]))
     print(f"ingest, {args.requests} signed webhooks, {args.concurrency} connections")
     print(f"{'endpoint':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-204':>9}")
-    for r in (bare, ours):
+    for r in (bare, raw, ours):
         print(f"{r.name:<22}{r.rps:>10,.0f}{r.p50_ms:>10.1f}{r.p99_ms:>10.1f}{r.errors:>9}")
-    print(f"{'ratio (ringlog/bare)':<22}{ours.rps / bare.rps:>10.2f}")
+    print(f"{'ratio ringlog/bare':<22}{ours.rps / bare.rps:>10.2f}")
+    print(f"{'ratio ringlog/raw':<22}{ours.rps / raw.rps:>10.2f}")
 
 
 if __name__ == "__main__":

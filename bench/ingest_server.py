@@ -2,13 +2,17 @@
 
 ``/bench/bare`` only reads the body and answers 204, so the ratio to
 ``/v1/webhooks/retell`` is what signature checking, parsing and the acks=all append cost.
+``/bench/raw-append`` reads the body and appends it with a bare aiokafka producer (acks=all),
+separating the Kafka client's own cost from ringlog's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 import uvicorn
+from aiokafka import AIOKafkaProducer
 from fastapi import Request, Response
 
 from ringlog import logs
@@ -19,11 +23,29 @@ from ringlog.config import Settings
 def main() -> None:
     """Serve on the port given as the first argument."""
     logs.configure()  # as `ringlog api` does: JSON lines on stderr
-    app = create_app(Settings.load())
+    settings = Settings.load()
+    app = create_app(settings)
+    raw_topic = settings.topic("calls")
+    raw: list[AIOKafkaProducer] = []  # created on first use: aiokafka needs the running loop
 
     @app.post("/bench/bare", status_code=204)
     async def bare(request: Request) -> Response:
         await request.body()
+        return Response(status_code=204)
+
+    starting = asyncio.Lock()
+
+    @app.post("/bench/raw-append", status_code=204)
+    async def raw_append(request: Request) -> Response:
+        if not raw:
+            async with starting:
+                if not raw:
+                    producer = AIOKafkaProducer(
+                        bootstrap_servers=settings.kafka.bootstrap, acks="all"
+                    )
+                    await producer.start()
+                    raw.append(producer)
+        await raw[0].send_and_wait(raw_topic, await request.body(), key=b"bench")
         return Response(status_code=204)
 
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
