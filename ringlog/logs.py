@@ -16,7 +16,9 @@ from typing import Any
 import orjson
 import structlog
 
-_PHONE = re.compile(r"\+?\d[\d\s().-]{6,}\d")
+#: E.164 (``+14155550123``) or a formatted number with a ``+`` or a bracketed area code
+#: (``+1 415-555-0123``, ``(415) 555-0123``); dates, times and offsets are left alone.
+_PHONE = re.compile(r"\+\d[\d\s().-]{5,}\d|\(\d{3}\)\s?\d{3}[\s.-]?\d{4}")
 
 
 def mask_phone(text: str) -> str:
@@ -64,9 +66,9 @@ def configure(*, json_output: bool = True, level: int = logging.INFO) -> None:
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            mask_phone_numbers,
+            mask_phone_numbers,  # before the timestamp, which must never be masked
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

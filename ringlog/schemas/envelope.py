@@ -5,15 +5,15 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-import uuid6
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
+from uuid_utils.compat import uuid7
 
 from ringlog.schemas.base import EventModel
 
 
 def new_event_id() -> uuid.UUID:
     """A fresh UUIDv7 (time-ordered), as a plain :class:`uuid.UUID`."""
-    return uuid.UUID(int=uuid6.uuid7().int)
+    return uuid7()
 
 
 def utc_now() -> datetime:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated
 
-import uuid6
 from fastapi import APIRouter, Header, HTTPException, status
 
 from ringlog.api.appending import append_event
@@ -13,6 +12,7 @@ from ringlog.api.deps import ApiKeyDep, ServicesDep
 from ringlog.api.idempotency import fingerprint
 from ringlog.api.models import CallAccepted, CallRequestIn, Problem
 from ringlog.schemas import CallRequested, Envelope, derived_event_id
+from ringlog.schemas.envelope import new_event_id
 
 router = APIRouter(prefix="/v1", tags=["calls"])
 
@@ -47,7 +47,7 @@ async def request_call(
     idempotency = services.idempotency
     scope = hashlib.sha256(api_key.encode()).hexdigest()[:16]
     if idempotency_key is None:
-        call_ref, event_id = f"call_{uuid6.uuid7().hex}", None
+        call_ref, event_id = f"call_{new_event_id().hex}", None
     else:
         event_id = derived_event_id("call.requested", scope, idempotency_key)
         call_ref = f"call_{event_id.hex}"

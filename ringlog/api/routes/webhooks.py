@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import uuid6
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from ringlog.api.appending import append_event, quarantine_input
@@ -21,6 +20,7 @@ from ringlog.api.models import Problem
 from ringlog.api.signature import HEADER, Verdict, verify
 from ringlog.config import Settings
 from ringlog.schemas import Envelope
+from ringlog.schemas.envelope import new_event_id
 
 router = APIRouter(prefix="/v1/webhooks", tags=["retell"])
 
@@ -98,7 +98,7 @@ async def retell_inbound(request: Request, services: ServicesDep) -> dict[str, A
     if isinstance(parsed, Rejected):
         raise await _reject(services, "retell-inbound", raw, parsed)
     inbound = parsed.payload.call_inbound
-    call_ref = f"retell:{inbound.call_id}" if inbound.call_id else f"in_{uuid6.uuid7().hex}"
+    call_ref = f"retell:{inbound.call_id}" if inbound.call_id else f"in_{new_event_id().hex}"
     envelope = Envelope.new(
         parsed.payload, source="retell-inbound", key=call_ref, correlation_id=call_ref
     )
