@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Literal
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -20,6 +19,7 @@ from aiokafka.errors import KafkaError
 from ringlog.config import KafkaSettings
 from ringlog.errors import BrokerUnavailable, DecodeError
 from ringlog.schemas import Envelope, decode
+from ringlog.streams.lifecycle import AsyncService
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def to_log_record(msg: ConsumerRecord[bytes, bytes]) -> LogRecord:
     )
 
 
-class LogConsumer:
+class LogConsumer(AsyncService):
     """A consumer-group member reading batches of decoded records; commits are manual."""
 
     def __init__(
@@ -121,18 +121,6 @@ class LogConsumer:
         if self._started:
             self._started = False
             await self._consumer.stop()
-
-    async def __aenter__(self) -> LogConsumer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def getmany(self, timeout_ms: int = 1_000) -> Batch:
         """Return the next batch (possibly empty after ``timeout_ms``), decoded."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -21,6 +20,7 @@ from ringlog.config import KafkaSettings
 from ringlog.errors import BrokerUnavailable
 from ringlog.schemas import Envelope, encode, headers
 from ringlog.schemas.codec import AsWritten
+from ringlog.streams.lifecycle import AsyncService
 
 Headers = list[tuple[str, bytes]]
 _GRACE_S = 1.0
@@ -35,7 +35,7 @@ class RecordPosition:
     offset: int
 
 
-class LogProducer:
+class LogProducer(AsyncService):
     """Appends envelopes (and, for quarantine, raw bytes) to the configured cluster.
 
     Use as ``async with LogProducer(settings) as log: await log.append(envelope)``.
@@ -91,18 +91,6 @@ class LogProducer:
         if self._started:
             self._started = False
             await self._producer.stop()
-
-    async def __aenter__(self) -> LogProducer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     def topic_for(self, envelope: Envelope) -> str:
         """Return the physical topic an envelope belongs on (prefix + its family's topic)."""
