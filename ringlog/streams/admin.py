@@ -103,6 +103,12 @@ async def ensure_topics(
     return results
 
 
+async def topic_names(kafka: KafkaSettings) -> set[str]:
+    """The names of every topic on the cluster (one metadata request; for readiness checks)."""
+    async with admin_client(kafka) as admin:
+        return set(await admin.list_topics())
+
+
 async def list_topics(kafka: KafkaSettings, prefix: str | None = None) -> list[TopicInfo]:
     """List topics whose name starts with ``prefix`` with partition and record counts."""
     prefix = kafka.topic_prefix if prefix is None else prefix

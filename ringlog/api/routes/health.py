@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ringlog.api.deps import ServicesDep
 from ringlog.errors import BrokerUnavailable
-from ringlog.streams.admin import list_topics
+from ringlog.streams.admin import topic_names
 from ringlog.streams.topics import TOPICS
 
 router = APIRouter(tags=["health"])
@@ -25,7 +25,7 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     """Ready when the broker answers and every declared topic exists."""
     settings = services.settings
     try:
-        present = {t.name for t in await list_topics(settings.kafka)}
+        present = await topic_names(settings.kafka)
     except BrokerUnavailable as exc:
         return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
     missing = sorted(
