@@ -39,19 +39,18 @@ def backward_problems(reader: Schema, writer: Schema) -> list[str]:
 class _Context:
     def __init__(self, rdefs: dict[str, Schema], wdefs: dict[str, Schema]) -> None:
         self.rdefs, self.wdefs = rdefs, wdefs
-        # pairs of $refs being compared, so recursive models do not recurse forever
-        self.active: set[tuple[str | None, str | None]] = set()
+        self.active: set[tuple[str, str]] = set()  # ($ref pairs) being compared: cycle guard
 
     def compare(self, r: Any, w: Any, at: str) -> list[str]:
         refs = (_ref(r), _ref(w))
         if refs != (None, None):
             if refs in self.active:
                 return []
-            self.active.add(refs)
+            self.active.add(refs)  # type: ignore[arg-type]
         try:
             return self._compare(_resolve(r, self.rdefs), _resolve(w, self.wdefs), at)
         finally:
-            self.active.discard(refs)
+            self.active.discard(refs)  # type: ignore[arg-type]
 
     def _compare(self, r: Schema, w: Schema, at: str) -> list[str]:
         if not set(r) - _NOTES:
@@ -109,7 +108,8 @@ class _Context:
                 )
             else:
                 problems += self.compare(r_extra, w_prop, f"{at}.{name}")
-        w_extra = _extra(w.get("additionalProperties", not w_props))
+        w_extra = w.get("additionalProperties", True if not w_props else False)
+        w_extra = _extra(w_extra)
         if w_extra is False:
             return problems
         if r_extra is False:
@@ -125,19 +125,14 @@ def _ref(schema: Any) -> str | None:
 
 
 def _extra(value: Any) -> Schema | bool:
-    """``additionalProperties`` as a schema to compare against, or ``False`` when closed."""
     if value is True:
         return _ANY
-    if isinstance(value, dict):
-        schema: Schema = value
-        return schema
-    return False
+    return value if isinstance(value, dict) else False
 
 
-def _resolve(raw: Any, defs: dict[str, Schema]) -> Schema:
-    if not isinstance(raw, dict):
-        return _ANY  # ``true`` (anything); ``false`` never appears in pydantic's output
-    schema: Schema = raw
+def _resolve(schema: Any, defs: dict[str, Schema]) -> Schema:
+    if schema is True or not isinstance(schema, dict):
+        return _ANY
     for _ in range(32):
         all_of = schema.get("allOf")
         if isinstance(all_of, list) and len(all_of) == 1:
