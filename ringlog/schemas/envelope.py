@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from datetime import UTC, datetime
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, SerializeAsAny
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
 from uuid_utils.compat import uuid7
 
 from ringlog.schemas.base import EventModel
@@ -22,24 +21,8 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-_ZERO = timedelta(0)
-
-
-def _in_utc(value: datetime) -> datetime:
-    return value if value.utcoffset() == _ZERO else value.astimezone(UTC)
-
-
-#: A timezone-aware instant, normalised to UTC (naive datetimes are refused).
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
-
-
 class Envelope(BaseModel):
-    """One event on the log: identity, type and version, key, times, lineage and payload.
-
-    ``occurred_at`` is when it happened in the world, ``recorded_at`` when ringlog wrote it;
-    both are timezone-aware and normalised to UTC. ``correlation_id`` names the call (or flow)
-    the event belongs to and ``causation_id`` the event that caused it.
-    """
+    """One event on the log: identity, type and version, key, times, lineage and payload."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -47,8 +30,8 @@ class Envelope(BaseModel):
     type: str
     schema_version: int
     key: str
-    occurred_at: UtcDatetime
-    recorded_at: UtcDatetime
+    occurred_at: datetime
+    recorded_at: datetime
     source: str
     correlation_id: str | None = None
     causation_id: uuid.UUID | None = None
@@ -66,11 +49,7 @@ class Envelope(BaseModel):
         event_id: uuid.UUID | None = None,
         key: str | None = None,
     ) -> Envelope:
-        """Wrap ``payload``: type, version and key come from it, times default to now (UTC).
-
-        ``key`` overrides ``payload.partition_key()``; ``event_id`` overrides the fresh UUIDv7
-        (pass a derived id for events that must keep one id across replays).
-        """
+        """Wrap ``payload``: type, version and key come from it, times default to now (UTC)."""
         now = utc_now()
         return cls(
             event_id=event_id or new_event_id(),
