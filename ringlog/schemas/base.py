@@ -8,14 +8,25 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 #: A phone number in E.164 form (``+`` then up to 15 digits), as ringlog's own events carry it.
+#: Retell's models do not use it: what Retell sends is kept as sent.
 PhoneNumber = Annotated[str, StringConstraints(pattern=r"^\+[1-9]\d{6,14}$")]
 
-#: Namespace of ringlog's deterministic (UUIDv5) event ids.
+#: The logical topics an event can belong to (physical names add a configurable prefix).
+TOPICS = frozenset({"calls", "dialog", "sessions", "abt", "tasks"})
+
+#: Namespace of ringlog's deterministic (UUIDv5) event ids. Never change it: replays of the
+#: log must derive the ids they derived before.
 RINGLOG_NAMESPACE = uuid.UUID("5b0f6a52-43c1-4f37-9d1e-6f1d1b7f4e21")
 
 
 def derived_event_id(*parts: str) -> uuid.UUID:
-    """Return a UUIDv5 fixed by ``parts``, so an event derived twice gets the same id."""
+    """Return a UUIDv5 fixed by ``parts``, so an event derived twice gets the same id.
+
+    The parts are joined with the ASCII unit separator, so ``("a", "bc")`` and ``("ab", "c")``
+    give different ids. At least one part is required.
+    """
+    if not parts:
+        raise ValueError("derived_event_id needs at least one part")
     return uuid.uuid5(RINGLOG_NAMESPACE, "\x1f".join(parts))
 
 
@@ -24,7 +35,7 @@ class EventModel(BaseModel):
 
     ``event_type`` and ``schema_version`` identify the model in the registry; ``topic`` is the
     logical topic it is appended to; :meth:`partition_key` is the aggregate id used as the
-    Kafka key (call ref, phone number or task id).
+    Kafka key (call ref, phone number or task id). Unknown fields are refused.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -34,9 +45,12 @@ class EventModel(BaseModel):
     topic: ClassVar[str]
 
     def partition_key(self) -> str:
-        """Return the aggregate id this event belongs to."""
+        """Return the aggregate id this event belongs to (subclasses implement it)."""
         raise NotImplementedError(f"{type(self).__name__} does not name its key")
 
     def to_wire(self) -> dict[str, Any]:
-        """The payload as written to the log: every field, so defaults never change history."""
+        """The payload as written to the log: every field, so defaults never change history.
+
+        Values are Python objects (datetimes, UUIDs, tuples) that orjson serialises natively.
+        """
         return self.model_dump()

@@ -2,41 +2,52 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
 from ringlog.errors import DecodeError, UnknownEventType
-from ringlog.schemas.envelope import Envelope
+from ringlog.schemas.envelope import Envelope, in_utc
 from ringlog.schemas.registry import REGISTRY, Registry
 
+#: Kafka header with the event type (``call.requested`` …), UTF-8.
 HEADER_TYPE = "ringlog-type"
+#: Kafka header with the schema version the body was written under, as decimal ASCII.
 HEADER_VERSION = "ringlog-version"
+#: Kafka header with the event id (canonical UUID text).
 HEADER_EVENT_ID = "ringlog-event-id"
 
 #: A payload as it arrived, with the schema version it was written under.
 AsWritten = tuple[int, dict[str, Any]]
 
-_ENVELOPE_FIELDS = ("event_id", "type", "schema_version", "key", "occurred_at", "recorded_at")
+_REQUIRED = ("event_id", "type", "schema_version", "key", "occurred_at", "recorded_at", "source")
 
 
 def encode(envelope: Envelope, *, as_written: AsWritten | None = None) -> bytes:
-    """Serialise an envelope to compact JSON bytes (UTC times, unknown Retell fields kept).
+    """Serialise an envelope to compact JSON bytes (unknown Retell fields kept).
 
-    ``as_written`` = ``(version, payload)`` stores an input exactly as it arrived under an older
-    schema version (Retell's legacy ``data`` body) while ``envelope`` carries the validated
-    current model; readers upcast it back to the current version.
+    Envelope times are written in UTC (``+00:00``), whatever zone they were given in.
+    Every payload field is written, defaults included, except for Retell's models, which
+    write back exactly the fields Retell sent. ``as_written`` = ``(version, payload)`` stores
+    an input exactly as it arrived under an older schema version (Retell's legacy ``data``
+    body) while ``envelope`` carries the validated current model; readers upcast it back.
     """
     version, payload = as_written or (envelope.schema_version, envelope.payload.to_wire())
+    occurred_at, recorded_at = envelope.occurred_at, envelope.recorded_at
+    if occurred_at.tzinfo is not UTC:  # Envelope.new already gave UTC; decoded ones need a look
+        occurred_at = in_utc(occurred_at)
+    if recorded_at.tzinfo is not UTC:
+        recorded_at = in_utc(recorded_at)
     return orjson.dumps(
         {
             "event_id": envelope.event_id,
             "type": envelope.type,
             "schema_version": version,
             "key": envelope.key,
-            "occurred_at": envelope.occurred_at,
-            "recorded_at": envelope.recorded_at,
+            "occurred_at": occurred_at,
+            "recorded_at": recorded_at,
             "source": envelope.source,
             "correlation_id": envelope.correlation_id,
             "causation_id": envelope.causation_id,
@@ -46,7 +57,10 @@ def encode(envelope: Envelope, *, as_written: AsWritten | None = None) -> bytes:
 
 
 def headers(envelope: Envelope, *, version: int | None = None) -> list[tuple[str, bytes]]:
-    """Kafka headers that let a consumer route a record without decoding its body."""
+    """Kafka headers that let a consumer route a record without decoding its body.
+
+    ``version`` overrides the envelope's version when the body is written ``as_written``.
+    """
     return [
         (HEADER_TYPE, envelope.type.encode()),
         (HEADER_VERSION, str(version or envelope.schema_version).encode()),
@@ -55,36 +69,53 @@ def headers(envelope: Envelope, *, version: int | None = None) -> list[tuple[str
 
 
 def decode(raw: bytes, registry: Registry = REGISTRY) -> Envelope:
-    """Parse, upcast and validate one record; raise :class:`DecodeError` carrying ``raw``."""
+    """Parse one record, upcast its payload to the current version and validate it.
+
+    The returned envelope carries the current model and ``schema_version``. Raises
+    :class:`UnknownEventType` for a ``(type, version)`` nothing can read, and
+    :class:`DecodeError` for anything else wrong (not JSON, not an object, a missing envelope
+    field, an invalid payload); both carry ``raw`` and a readable ``reason``.
+    """
     try:
         data: Any = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise DecodeError(f"not JSON: {exc}", raw) from None
     if not isinstance(data, dict):
         raise DecodeError(f"envelope must be a JSON object, got {type(data).__name__}", raw)
-    missing = [f for f in (*_ENVELOPE_FIELDS, "payload") if f not in data]
-    if missing:
-        raise DecodeError(f"envelope lacks {', '.join(missing)}", raw)
-    event_type, version, payload = data["type"], data["schema_version"], data["payload"]
-    if not isinstance(event_type, str) or not isinstance(version, int):
-        raise DecodeError("envelope type must be a string and schema_version an integer", raw)
+    try:
+        event_type, version, payload = data["type"], data["schema_version"], data["payload"]
+    except KeyError:
+        missing = [f for f in (*_REQUIRED, "payload") if f not in data]
+        raise DecodeError(f"envelope lacks {', '.join(missing)}", raw) from None
+    if not isinstance(event_type, str):
+        raise DecodeError("envelope type must be a string", raw)
+    if type(version) is not int:
+        raise DecodeError(f"envelope schema_version must be an integer, not {version!r}", raw)
     if not isinstance(payload, dict):
         raise DecodeError("envelope payload must be a JSON object", raw)
     try:
-        version, payload = registry.upcast(event_type, version, payload)
         model = registry.model_for(event_type, version)
+    except UnknownEventType:
+        model = None
+    try:
+        if model is None:
+            version, payload = registry.upcast(event_type, version, payload)
+            model = registry.model_for(event_type, version)
+            data["schema_version"] = version
         data["payload"] = model.model_validate(payload)
-        data["schema_version"] = version
         return Envelope.model_validate(data)
     except UnknownEventType as exc:
         raise UnknownEventType(exc.event_type, exc.version, raw) from None
-    except (ValidationError, KeyError, TypeError, ValueError) as exc:
-        raise DecodeError(f"invalid {event_type} v{version}: {_short(exc)}", raw) from None
+    except ValidationError as exc:
+        missing = [f for f in _REQUIRED if f not in data]
+        reason = f"envelope lacks {', '.join(missing)}" if missing else _short(exc)
+        raise DecodeError(f"invalid {event_type} v{version}: {reason}", raw) from None
+    except (LookupError, TypeError, ValueError, AttributeError) as exc:
+        # an upcaster met an old payload it cannot read
+        raise DecodeError(f"cannot upcast {event_type} v{version}: {exc!r}", raw) from None
 
 
-def _short(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
-        )
-    return str(exc)
+def _short(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
+    )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SerializeAsAny
 from uuid_utils.compat import uuid7
 
 from ringlog.schemas.base import EventModel
@@ -21,8 +21,28 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+_ZERO = timedelta(0)
+
+
+def in_utc(value: datetime) -> datetime:
+    """``value`` as the same instant in UTC (unchanged when already at offset zero).
+
+    Raises ``ValueError`` for a naive datetime: its instant is unknown.
+    """
+    offset = value.utcoffset()
+    if offset is None:
+        raise ValueError(f"naive datetime {value.isoformat()} has no timezone")
+    return value if offset == _ZERO else value.astimezone(UTC)
+
+
 class Envelope(BaseModel):
-    """One event on the log: identity, type and version, key, times, lineage and payload."""
+    """One event on the log: identity, type and version, key, times, lineage and payload.
+
+    ``occurred_at`` is when it happened in the world, ``recorded_at`` when ringlog wrote it;
+    both must be timezone-aware (naive ones are refused). :meth:`new` and the encoder put them
+    in UTC; validation does not convert, to keep decoding cheap. ``correlation_id`` names the
+    call (or flow) the event belongs to and ``causation_id`` the event that caused it.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -30,8 +50,8 @@ class Envelope(BaseModel):
     type: str
     schema_version: int
     key: str
-    occurred_at: datetime
-    recorded_at: datetime
+    occurred_at: AwareDatetime
+    recorded_at: AwareDatetime
     source: str
     correlation_id: str | None = None
     causation_id: uuid.UUID | None = None
@@ -49,14 +69,19 @@ class Envelope(BaseModel):
         event_id: uuid.UUID | None = None,
         key: str | None = None,
     ) -> Envelope:
-        """Wrap ``payload``: type, version and key come from it, times default to now (UTC)."""
+        """Wrap ``payload``: type, version and key come from it, times default to now (UTC).
+
+        ``occurred_at`` must be timezone-aware and is stored in UTC (``ValueError`` if naive).
+        ``key`` overrides ``payload.partition_key()``; ``event_id`` overrides the fresh UUIDv7
+        (pass a derived id for events that must keep one id across replays).
+        """
         now = utc_now()
         return cls(
             event_id=event_id or new_event_id(),
             type=payload.event_type,
             schema_version=payload.schema_version,
             key=key if key is not None else payload.partition_key(),
-            occurred_at=occurred_at or now,
+            occurred_at=in_utc(occurred_at) if occurred_at is not None else now,
             recorded_at=now,
             source=source,
             correlation_id=correlation_id,

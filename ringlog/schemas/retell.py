@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, ClassVar
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from ringlog.schemas.base import EventModel
@@ -20,10 +21,13 @@ _TOLERANT = ConfigDict(frozen=True, extra="allow")
 
 
 class Utterance(BaseModel):
-    """One transcript entry (``role`` is ``agent``, ``user`` or others Retell may add)."""
+    """One transcript entry: ``role`` (``agent``, ``user``, ``transfer_target`` …), ``content``.
+
+    ``words`` and the per-utterance ``metadata`` (``response_id`` …) are kept as sent.
+    """
 
     model_config = _TOLERANT
-    role: str
+    role: str | None = None
     content: str = ""
 
 
@@ -88,12 +92,27 @@ class RetellWebhook(EventModel):
         return self.model_dump(exclude_unset=True)
 
     def dedupe_key(self) -> str:
-        """``call_id:event``; transcript updates add a digest of the transcript."""
+        """``call_id:event``; ``transcript_updated`` adds a digest of the transcript so far.
+
+        Retell sends no event id, and retries a delivery up to 3 times: two deliveries with the
+        same key are the same event. The digest covers ``transcript`` when present, else
+        ``transcript_object`` (16 hex digits of SHA-256).
+        """
         key = f"{self.call.call_id}:{self.event}"
         if self.event == "transcript_updated":
-            digest = hashlib.sha256((self.call.transcript or "").encode()).hexdigest()[:16]
-            key = f"{key}:{digest}"
+            call = self.call
+            if call.transcript is not None:
+                text = call.transcript.encode()
+            else:
+                utterances = call.model_dump(include={"transcript_object"}, exclude_unset=True)
+                text = orjson.dumps(utterances, option=orjson.OPT_SORT_KEYS)
+            key = f"{key}:{hashlib.sha256(text).hexdigest()[:16]}"
         return key
+
+
+def dedupe_key(payload: RetellWebhook) -> str:
+    """The idempotency key of a Retell webhook delivery (see :meth:`RetellWebhook.dedupe_key`)."""
+    return payload.dedupe_key()
 
 
 @REGISTRY.register

@@ -59,10 +59,29 @@ def retell_call(event: str) -> dict[str, object]:
             "disconnection_reason": "user_hangup",
             "transcript": "Agent: Hello!\nUser: Hi, I'd like a flu shot.",
             "transcript_object": [
-                {"role": "agent", "content": "Hello!", "words": []},
-                {"role": "user", "content": "Hi, I'd like a flu shot.", "words": []},
+                {
+                    "role": "agent",
+                    "content": "Hello!",
+                    "words": [{"word": "Hello!", "start": 0.31, "end": 0.74}],
+                    "metadata": {"response_id": 0},
+                },
+                {
+                    "role": "user",
+                    "content": "Hi, I'd like a flu shot.",
+                    "words": [
+                        {"word": "Hi,", "start": 1.52, "end": 1.7},
+                        {"word": "I'd", "start": 1.74, "end": 1.9},
+                        {"word": "like", "start": 1.92, "end": 2.1},
+                        {"word": "a", "start": 2.12, "end": 2.16},
+                        {"word": "flu", "start": 2.2, "end": 2.41},
+                        {"word": "shot.", "start": 2.44, "end": 2.83},
+                    ],
+                },
             ],
+            "latency": {"e2e": {"p50": 812.0, "p90": 1104.0, "num": 2, "values": [640, 1290]}},
         }
+    if event.startswith("transfer_"):
+        call["transfer_destination"] = "+14155550100"
     if event == "call_analyzed":
         call["call_analysis"] = {
             "call_summary": "Patient booked a flu shot.",
@@ -79,7 +98,10 @@ def example_events() -> list[EventModel]:
     """At least one instance of every current model in the registry."""
     when = dt.datetime(2026, 11, 24, 15, 30, tzinfo=dt.UTC)
     webhooks = [
-        model.model_validate({"event": name, "call": retell_call(name)})
+        model.model_validate(
+            {"event": name, "call": retell_call(name)}
+            | ({"transfer_option": {"type": "cold"}} if name == "transfer_started" else {})
+        )
         for name, model in WEBHOOK_EVENTS.items()
     ]
     return [
@@ -104,6 +126,18 @@ def example_events() -> list[EventModel]:
             {
                 "event": "call_inbound",
                 "call_inbound": {"from_number": PHONE, "to_number": CLINIC, "agent_id": "a1"},
+            }
+        ),
+        RetellCallInbound.model_validate(
+            {
+                "event": "call_inbound",
+                "call_inbound": {
+                    "agent_id": "agent_12345",
+                    "agent_version": 1,
+                    "from_number": PHONE,
+                    "to_number": CLINIC,
+                    "call_id": "call_8f3a1c0d2b",
+                },
             }
         ),
         DialogTurn(
