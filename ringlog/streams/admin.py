@@ -70,7 +70,8 @@ async def ensure_topics(
     prefix = kafka.topic_prefix if prefix is None else prefix
     by_physical = {f"{prefix}{s.name}": s for s in specs}
     async with admin_client(kafka) as admin:
-        existing = await _partition_counts(admin, list(by_physical))
+        present = set(await admin.list_topics())
+        existing = await _partition_counts(admin, list(by_physical), present)
         missing = [p for p in by_physical if p not in existing]
         created: set[str] = set()
         if missing:
@@ -89,7 +90,7 @@ async def ensure_topics(
                     raise BrokerUnavailable(kafka.bootstrap, f"create {topic}: error {code}")
                 if code == 0:
                     created.add(topic)
-            existing.update(await _partition_counts(admin, missing))
+            existing.update(await _partition_counts(admin, missing, set(missing)))
     results = []
     for physical, s in by_physical.items():
         actual = existing.get(physical, 0)
@@ -114,7 +115,7 @@ async def list_topics(kafka: KafkaSettings, prefix: str | None = None) -> list[T
     prefix = kafka.topic_prefix if prefix is None else prefix
     async with admin_client(kafka) as admin:
         names = sorted(t for t in await admin.list_topics() if t.startswith(prefix))
-        counts = await _partition_counts(admin, names)
+        counts = await _partition_counts(admin, names, set(names))
     if not names:
         return []
     consumer = AIOKafkaConsumer(
@@ -147,10 +148,10 @@ async def delete_topics(kafka: KafkaSettings, physical_names: Sequence[str]) -> 
             await admin.delete_topics(doomed)
 
 
-async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
-    if not names:
-        return {}
-    present = set(await admin.list_topics())
+async def _partition_counts(
+    admin: AIOKafkaAdminClient, names: list[str], present: set[str]
+) -> dict[str, int]:
+    """Partition counts of those ``names`` that are in ``present`` (one describe request)."""
     wanted = [n for n in names if n in present]
     if not wanted:
         return {}
