@@ -184,6 +184,43 @@ class RetellSettings(_Section):
     agent_id: str = "ringlog-flu-shot"
 
 
+class WorkerSettings(_Section):
+    """The worker: dispatch of call requests to Retell and the call lifecycle processor."""
+
+    model_config = SettingsConfigDict(env_prefix="RINGLOG_WORKER_", frozen=True)
+
+    #: faust application id; also the consumer group of its agents.
+    app_id: str = "ringlog-worker"
+    #: Attempts per dispatch round for retryable Retell errors (429, 5xx, network).
+    dispatch_attempts: int = 4
+    #: First backoff between attempts; doubles each time, with full jitter, up to the cap.
+    dispatch_backoff_s: float = 0.5
+    dispatch_backoff_max_s: float = 8.0
+    #: After a round's retries are exhausted the request stays pending and is retried this late.
+    dispatch_cooldown_s: float = 30.0
+    #: How often the dispatcher looks for due requests when nothing wakes it.
+    dispatch_poll_s: float = 0.5
+    #: Timeout of one Retell HTTP request.
+    retell_timeout_s: float = 10.0
+
+
+class SimulatorSettings(_Section):
+    """The local Retell (``ringlog simulator``): where it listens and whom it calls back."""
+
+    model_config = SettingsConfigDict(env_prefix="RINGLOG_SIMULATOR_", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = 8100
+    #: Where call events are posted (ringlog's webhook endpoint).
+    webhook_url: str = "http://127.0.0.1:8000/v1/webhooks/retell"
+    #: ringlog's custom-LLM socket base (``…/v1/llm``); empty plays a timed script instead.
+    llm_websocket_url: str = ""
+    #: Pace of the timed script (seconds): ringing, talking, analysis.
+    ring_s: float = 0.05
+    talk_s: float = 0.2
+    analysis_s: float = 0.1
+
+
 class DialogSettings(_Section):
     """The booking dialog: a deterministic policy, or an OpenAI-compatible model if enabled."""
 
@@ -229,6 +266,8 @@ class Settings(BaseModel):
     crm: CrmSettings = Field(default_factory=CrmSettings)
     retell: RetellSettings = Field(default_factory=RetellSettings)
     dialog: DialogSettings = Field(default_factory=DialogSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
 
     @classmethod
