@@ -7,7 +7,13 @@ this package registers every event family in :data:`REGISTRY`.
 from ringlog.schemas import abt, calls, dialog, retell, sessions, tasks
 from ringlog.schemas.abt import AbtEvent, abt_id_for
 from ringlog.schemas.base import TOPICS, EventModel, PhoneNumber, derived_event_id
-from ringlog.schemas.calls import CallCancelled, CallDispatched, CallDispatchFailed, CallRequested
+from ringlog.schemas.calls import (
+    CallCancelled,
+    CallDispatched,
+    CallDispatchFailed,
+    CallRecorded,
+    CallRequested,
+)
 from ringlog.schemas.codec import (
     HEADER_EVENT_ID,
     HEADER_TYPE,
@@ -65,6 +71,7 @@ __all__ = [
     "CallCancelled",
     "CallDispatchFailed",
     "CallDispatched",
+    "CallRecorded",
     "CallRequested",
     "DialogTurn",
     "Envelope",

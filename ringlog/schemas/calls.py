@@ -70,3 +70,18 @@ class CallCancelled(_CallEvent):
 
     reason: str
     task_ref: str | None = None
+
+
+@REGISTRY.register
+class CallRecorded(_CallEvent):
+    """The call's record (outcome, timings, analysis) was written to the call-record store.
+
+    Appended by the lifecycle processor after the write succeeded, so a replay neither writes
+    it again nor emits ABT ``call_completed`` before the record exists.
+    """
+
+    event_type: ClassVar[str] = "call.recorded"
+    schema_version: ClassVar[int] = 1
+
+    retell_call_id: str
+    store: str

@@ -54,7 +54,28 @@ class Batch:
 
 def to_log_record(msg: ConsumerRecord[bytes, bytes]) -> LogRecord:
     """Decode one aiokafka record; decoding failures are captured, never raised."""
-    value = msg.value or b""
+    return decode_record(
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        timestamp_ms=msg.timestamp,
+        key=msg.key,
+        value=msg.value or b"",
+        headers=tuple(msg.headers),
+    )
+
+
+def decode_record(
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int,
+    key: bytes | None,
+    value: bytes,
+    headers: tuple[tuple[str, bytes], ...],
+) -> LogRecord:
+    """Decode a record given by its parts (any client); decoding failures are captured."""
     envelope: Envelope | None = None
     error: DecodeError | None = None
     try:
@@ -62,13 +83,13 @@ def to_log_record(msg: ConsumerRecord[bytes, bytes]) -> LogRecord:
     except DecodeError as exc:
         error = exc
     return LogRecord(
-        topic=msg.topic,
-        partition=msg.partition,
-        offset=msg.offset,
-        timestamp_ms=msg.timestamp,
-        key=msg.key,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        timestamp_ms=timestamp_ms,
+        key=key,
         value=value,
-        headers=tuple(msg.headers),
+        headers=headers,
         envelope=envelope,
         error=error,
     )

@@ -1,0 +1,229 @@
+"""A call's state as a pure fold over its events on the ``calls`` topic.
+
+``apply(state, envelope)`` is the only way state changes. It never raises for events it has
+no use for (they leave the state as it was), ignores duplicate Retell deliveries (one per
+``(call_id, event)``), and never lets a late event move a call backwards: a ``call_started``
+that arrives after ``call_ended`` marks the call as having connected, but it stays ended.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ringlog.schemas import Envelope
+from ringlog.schemas.calls import (
+    CallCancelled,
+    CallDispatched,
+    CallDispatchFailed,
+    CallRecorded,
+    CallRequested,
+)
+from ringlog.schemas.retell import RetellWebhook
+
+#: ``pending`` → ``dispatched`` | ``failed`` (permanent) | ``cancelled``; ``None``: not ours.
+DispatchStatus = Literal["pending", "dispatched", "failed", "cancelled"]
+#: Retell's own view of the call, never moving backwards.
+CallPhase = Literal["unknown", "registered", "ongoing", "ended", "not_connected", "error"]
+
+_PHASE_RANK: dict[str, int] = {
+    "unknown": 0,
+    "registered": 1,
+    "ongoing": 2,
+    "ended": 3,
+    "not_connected": 3,
+    "error": 3,
+}
+
+
+class CallRequest(BaseModel):
+    """What the upstream service asked for (from ``call.requested``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    to_number: str
+    from_number: str
+    agent_id: str
+    requested_at: datetime
+    scheduled_at: datetime | None = None
+    patient_ref: str | None = None
+    task_ref: str | None = None
+    metadata: dict[str, str] = {}
+
+    @property
+    def due_at(self) -> datetime:
+        """When the call may be placed: its scheduled time, else when it was requested."""
+        return self.scheduled_at or self.requested_at
+
+
+class CallState(BaseModel):
+    """Everything the processors know about one call ref."""
+
+    model_config = ConfigDict(frozen=True)
+
+    call_ref: str
+    request: CallRequest | None = None
+    dispatch: DispatchStatus | None = None
+    dispatch_attempts: int = 0
+    last_failure: str | None = None
+    last_failure_at: datetime | None = None
+    retell_call_id: str | None = None
+    dispatched_at: datetime | None = None
+    phase: CallPhase = "unknown"
+    #: Retell events seen, by name (``call_started`` …): duplicates are recognised by these.
+    seen: frozenset[str] = frozenset()
+    direction: str | None = None
+    from_number: str | None = None
+    to_number: str | None = None
+    agent_id: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_ms: int | None = None
+    disconnection_reason: str | None = None
+    analysis: dict[str, Any] | None = None
+    cost: dict[str, Any] | None = None
+    recorded: bool = False
+    #: ABT activities already on the ``abt`` topic (set by the shell once appended).
+    abt_emitted: frozenset[str] = frozenset()
+    #: Events folded in, for the read API and for tests.
+    events: int = 0
+
+    @property
+    def connected(self) -> bool:
+        """Whether Retell said the call connected (``call_started`` seen)."""
+        return "call_started" in self.seen
+
+    @property
+    def analyzed(self) -> bool:
+        """Whether Retell's post-call analysis arrived."""
+        return "call_analyzed" in self.seen
+
+    @property
+    def finished(self) -> bool:
+        """Whether the call is over (ended, failed to connect, or analysed)."""
+        return _PHASE_RANK[self.phase] >= 3 or self.analyzed
+
+    @property
+    def live(self) -> bool:
+        """Whether the call holds one of Retell's concurrent-call slots."""
+        return self.dispatch == "dispatched" and not self.finished
+
+    def with_abt(self, name: str) -> CallState:
+        """The same state, knowing ABT ``name`` is on the log."""
+        return self.model_copy(update={"abt_emitted": self.abt_emitted | {name}})
+
+
+def apply(state: CallState | None, envelope: Envelope) -> CallState:
+    """Fold one event of the call ``envelope.key`` into its state (``None``: first event)."""
+    current = state or CallState(call_ref=envelope.key)
+    payload = envelope.payload
+    if isinstance(payload, RetellWebhook):
+        folded = _apply_retell(current, payload)
+    elif isinstance(payload, CallRequested):
+        folded = _apply_requested(current, payload, envelope.occurred_at)
+    elif isinstance(payload, CallDispatched):
+        folded = current.model_copy(
+            update={
+                "dispatch": "dispatched",
+                "retell_call_id": payload.retell_call_id,
+                "dispatch_attempts": current.dispatch_attempts + payload.attempt,
+                "dispatched_at": envelope.occurred_at,
+                "phase": _advance(current.phase, "registered"),
+            }
+        )
+    elif isinstance(payload, CallDispatchFailed):
+        folded = _apply_failed(current, payload, envelope.occurred_at)
+    elif isinstance(payload, CallCancelled):
+        cancellable = current.dispatch in (None, "pending")
+        folded = current.model_copy(update={"dispatch": "cancelled"}) if cancellable else current
+    elif isinstance(payload, CallRecorded):
+        folded = current.model_copy(update={"recorded": True})
+    else:
+        folded = current
+    return folded.model_copy(update={"events": current.events + 1})
+
+
+def _apply_requested(state: CallState, event: CallRequested, at: datetime) -> CallState:
+    if state.request is not None:  # the same ref asked twice: the first request stands
+        return state
+    request = CallRequest(
+        to_number=event.to_number,
+        from_number=event.from_number,
+        agent_id=event.agent_id,
+        requested_at=at,
+        scheduled_at=event.scheduled_at,
+        patient_ref=event.patient_ref,
+        task_ref=event.task_ref,
+        metadata=event.metadata,
+    )
+    return state.model_copy(
+        update={
+            "request": request,
+            "dispatch": state.dispatch or "pending",
+            "direction": state.direction or "outbound",
+            "from_number": state.from_number or event.from_number,
+            "to_number": state.to_number or event.to_number,
+            "agent_id": state.agent_id or event.agent_id,
+        }
+    )
+
+
+def _apply_failed(state: CallState, event: CallDispatchFailed, at: datetime) -> CallState:
+    update: dict[str, Any] = {
+        "dispatch_attempts": state.dispatch_attempts + event.attempts,
+        "last_failure": event.reason,
+        "last_failure_at": at,
+    }
+    if event.permanent and state.dispatch in (None, "pending"):
+        update["dispatch"] = "failed"
+    return state.model_copy(update=update)
+
+
+def _apply_retell(state: CallState, event: RetellWebhook) -> CallState:
+    name = event.event
+    if name in state.seen and name != "transcript_updated":
+        return state  # a duplicate delivery: the first one counted
+    call = event.call
+    update: dict[str, Any] = {
+        "seen": state.seen | {name},
+        "retell_call_id": state.retell_call_id or call.call_id,
+        "direction": state.direction or call.direction,
+        "from_number": state.from_number or call.from_number,
+        "to_number": state.to_number or call.to_number,
+        "agent_id": state.agent_id or call.agent_id,
+    }
+    if call.start_timestamp is not None:
+        update["started_at"] = _from_ms(call.start_timestamp)
+    if call.end_timestamp is not None:
+        update["ended_at"] = _from_ms(call.end_timestamp)
+    if call.duration_ms is not None:
+        update["duration_ms"] = call.duration_ms
+    if call.disconnection_reason is not None:
+        update["disconnection_reason"] = call.disconnection_reason
+    if call.call_analysis is not None:
+        update["analysis"] = call.call_analysis.model_dump(exclude_none=True)
+    if call.call_cost is not None:
+        update["cost"] = call.call_cost
+    update["phase"] = _advance(state.phase, _phase_of(name, call.call_status))
+    return state.model_copy(update=update)
+
+
+def _phase_of(event: str, call_status: str | None) -> str:
+    """Retell's phase as told by one event (its ``call_status`` when it says more)."""
+    if event == "call_started":
+        return "ongoing"
+    if event in ("call_ended", "call_analyzed"):
+        return call_status if call_status in ("not_connected", "error") else "ended"
+    return call_status if call_status in _PHASE_RANK else "unknown"
+
+
+def _advance(current: str, proposed: str) -> CallPhase:
+    """The later of two phases; an equal rank keeps the first one told."""
+    chosen = proposed if _PHASE_RANK[proposed] > _PHASE_RANK[current] else current
+    return chosen  # type: ignore[return-value]
+
+
+def _from_ms(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, tz=UTC)

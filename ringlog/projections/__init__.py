@@ -1,0 +1,1 @@
+"""Projections of the log into the stores people read: the call-record store."""
