@@ -10,6 +10,7 @@ from ringlog.schemas import (
     CallCancelled,
     CallDispatched,
     CallDispatchFailed,
+    CallRecorded,
     CallRequested,
     DialogTurn,
     EventModel,
@@ -121,6 +122,7 @@ def example_events() -> list[EventModel]:
             call_ref=REF, reason="429 after 5 attempts", permanent=False, attempts=5
         ),
         CallCancelled(call_ref=REF, reason="task deleted", task_ref="task-9"),
+        CallRecorded(call_ref=REF, retell_call_id=RETELL_ID, store="call_records"),
         *webhooks,
         RetellCallInbound.model_validate(
             {
