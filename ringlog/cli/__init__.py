@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ringlog.cli import api, dev, run, schemas, topics, worker
+from ringlog.cli import api, dev, run, schemas, simulator, topics, worker
 from ringlog.cli.output import fail_cleanly
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app.add_typer(dev.app, name="dev")
 app.add_typer(schemas.app, name="schemas")
 app.command("api")(api.api)
 app.command("worker")(worker.worker)
+app.command("simulator")(simulator.simulator)
 app.command("run")(run.run)
 app.command("demo")(run.demo)
 

@@ -1,0 +1,106 @@
+"""The simulator's call script: pure planning of call objects and webhook deliveries."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ringlog.schemas.retell import WEBHOOK_EVENTS
+from ringlog.simulator import Faults
+from ringlog.simulator.script import Delivery, Pacing, new_call_id, plan, registered_call
+
+PACE = Pacing(ring_s=1.0, talk_s=20.0, analysis_s=3.0)
+CREATED_MS = 1_714_608_475_000
+NORMAL = ["call_started", "call_ended", "call_analyzed"]
+
+
+def call(**extra: object) -> dict[str, object]:
+    return (
+        registered_call(
+            call_id="c" * 32,
+            agent_id="agent_1",
+            from_number="+14155559876",
+            to_number="+14155550123",
+            metadata={"call_ref": "ref_1"},
+            dynamic_variables={"patient_name": "Ada"},
+        )
+        | extra
+    )
+
+
+def events(deliveries: list[Delivery]) -> list[str]:
+    return [d.event for d in deliveries]
+
+
+def test_new_call_ids_are_32_random_alphanumerics() -> None:
+    ids = {new_call_id() for _ in range(50)}
+    assert len(ids) == 50
+    assert all(re.fullmatch(r"[A-Za-z0-9]{32}", i) for i in ids)
+
+
+def test_registered_call_omits_metadata_and_variables_when_not_given() -> None:
+    bare = registered_call(call_id="x", agent_id="a", from_number="+1555", to_number="+1666")
+    assert bare["call_status"] == "registered" and bare["agent_version"] == 1
+    assert "metadata" not in bare and "retell_llm_dynamic_variables" not in bare
+
+
+def test_normal_plan_follows_the_pacing_and_timestamps_agree() -> None:
+    steps = plan(call(), created_ms=CREATED_MS, pacing=PACE, faults=Faults())
+    assert events(steps) == NORMAL
+    assert [d.delay_s for d in steps] == pytest.approx([1.0, 20.0, 3.0])
+    started, ended, analyzed = (d.body["call"] for d in steps)
+    assert started["start_timestamp"] == CREATED_MS + 1000
+    assert ended["end_timestamp"] - ended["start_timestamp"] == ended["duration_ms"] == 20_000
+    assert "Ada" in ended["transcript"]
+    assert analyzed["call_cost"]["total_duration_seconds"] == 20
+    assert {k: v for k, v in analyzed.items() if k not in {"call_analysis", "call_cost"}} == ended
+    for d in steps:
+        WEBHOOK_EVENTS[d.event].model_validate(d.body)
+
+
+def test_bodies_do_not_share_mutable_state() -> None:
+    steps = plan(call(), created_ms=CREATED_MS, pacing=PACE, faults=Faults(duplicate=True))
+    steps[0].body["call"]["metadata"]["call_ref"] = "changed"
+    assert steps[1].body["call"]["metadata"]["call_ref"] == "ref_1"
+
+
+def test_delay_analyzed_adds_to_the_last_wait() -> None:
+    steps = plan(call(), created_ms=CREATED_MS, pacing=PACE, faults=Faults(delay_analyzed_s=7))
+    assert steps[-1].delay_s == pytest.approx(10.0)
+
+
+def test_duplicate_and_reorder_combine() -> None:
+    faults = Faults(duplicate=True, reorder=True)
+    steps = plan(call(), created_ms=CREATED_MS, pacing=PACE, faults=faults)
+    assert events(steps) == [e for e in reversed(NORMAL) for _ in range(2)]
+    assert [d.delay_s for d in steps] == pytest.approx([24.0, 0, 0, 0, 0, 0])
+
+
+def test_dial_failure_has_no_start_and_no_custom_analysis() -> None:
+    steps = plan(call(), created_ms=CREATED_MS, pacing=PACE, faults=Faults(dial_failure=True))
+    assert events(steps) == ["call_ended", "call_analyzed"]
+    ended, analyzed = (d.body["call"] for d in steps)
+    assert ended["call_status"] == "not_connected"
+    assert ended["disconnection_reason"] == "dial_failed"
+    assert "start_timestamp" not in ended and "transcript" not in ended
+    assert analyzed["call_analysis"]["call_successful"] is False
+    assert "custom_analysis_data" not in analyzed["call_analysis"]
+
+
+def test_drop_mid_dialog_is_a_short_user_hangup() -> None:
+    normal = plan(call(), created_ms=CREATED_MS, pacing=PACE, faults=Faults())
+    dropped = plan(call(), created_ms=CREATED_MS, pacing=PACE, faults=Faults(drop_mid_dialog=True))
+    assert events(dropped) == NORMAL
+    ended = dropped[1].body["call"]
+    assert ended["disconnection_reason"] == "user_hangup"
+    assert ended["duration_ms"] == 10_000
+    assert len(ended["transcript_object"]) < len(normal[1].body["call"]["transcript_object"])
+    assert dropped[2].body["call"]["call_analysis"]["call_successful"] is False
+
+
+def test_faults_are_frozen_and_strict() -> None:
+    with pytest.raises(ValueError, match="extra"):
+        Faults.model_validate({"chaos": True})
+    with pytest.raises(ValueError, match="greater than or equal"):
+        Faults(rate_limit_first=-1)
