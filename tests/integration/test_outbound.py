@@ -1,0 +1,215 @@
+"""Seed 003 end to end: POST /v1/calls → worker → simulator (Retell) → webhooks → ABT.
+
+Everything is real: the API and the simulator are served by uvicorn on loopback ports, the
+worker is a ``ringlog worker`` process (so it can be killed), the broker is the session's Tansu,
+and call records go to the local PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from ringlog.api.app import create_app
+from ringlog.config import Settings, SimulatorSettings
+from ringlog.schemas import Envelope
+from ringlog.schemas.abt import AbtEvent
+from ringlog.simulator import Faults, create_simulator
+from tests.integration.test_api_ingest import AUTH, RETELL_KEY, api_settings
+from tests.support.logread import envelopes, eventually, group_lag
+from tests.support.servers import WorkerProcess, serving
+
+pytestmark = pytest.mark.integration
+
+POSTGRES_URL = os.environ.get(
+    "RINGLOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+ALL_THREE = ["voice_call_initiated", "call_started", "call_completed"]
+
+
+@dataclass
+class Outbound:
+    """The running pipeline of one test."""
+
+    settings: Settings
+    api: httpx.AsyncClient
+    sim: httpx.AsyncClient
+    worker: WorkerProcess
+    group: str
+
+    async def place_call(self) -> str:
+        """Ask for an outbound call as an upstream trigger would; return its call ref."""
+        response = await self.api.post(
+            "/v1/calls",
+            json={"to_number": "+14155550123", "from_number": "+14155559876", "task_ref": "t-1"},
+            headers=AUTH,
+        )
+        assert response.status_code == 202, response.text
+        ref = response.json()["call_ref"]
+        assert isinstance(ref, str)
+        return ref
+
+    async def set_faults(self, **faults: object) -> None:
+        """Switch the simulator's fault injection for the calls created from now on."""
+        response = await self.sim.put("/sim/faults", json=Faults(**faults).model_dump())  # type: ignore[arg-type]
+        assert response.status_code == 200, response.text
+
+    async def abt(self, ref: str) -> list[str]:
+        """The ABT activities of ``ref`` on the abt topic, in order."""
+        found = await envelopes(self.settings.kafka, self.settings.topic("abt"), ref)
+        names = []
+        for envelope in found:
+            assert isinstance(envelope.payload, AbtEvent)
+            names.append(envelope.payload.name)
+        return names
+
+    async def calls(self, ref: str) -> list[Envelope]:
+        """The events of ``ref`` on the calls topic."""
+        return await envelopes(self.settings.kafka, self.settings.topic("calls"), ref)
+
+    async def simulated(self) -> dict[str, object]:
+        """The simulator's account of create requests and calls."""
+        answer: dict[str, object] = (await self.sim.get("/sim/calls")).json()
+        return answer
+
+    async def settled(self) -> None:
+        """Wait until the simulator delivered everything and the worker committed all of it."""
+        await eventually(
+            self.simulated,
+            lambda s: all(c["status"] == "done" for c in s["calls"]),  # type: ignore[attr-defined]
+        )
+        await eventually(
+            lambda: group_lag(self.settings.kafka, self.group, self.settings.topic("calls")),
+            lambda lag: lag == 0,
+        )
+
+
+def call_record(ref: str) -> dict[str, object] | None:
+    """The row the lifecycle processor stored for ``ref``."""
+    engine = create_engine(POSTGRES_URL)
+    try:
+        with engine.connect() as connection:
+            row = connection.execute(
+                text("select * from call_records where call_ref = :ref"), {"ref": ref}
+            ).first()
+    finally:
+        engine.dispose()
+    return dict(row._mapping) if row else None
+
+
+@pytest.fixture(name="outbound")
+async def _outbound(topics: Settings, unique: str, tmp_path: Path) -> AsyncIterator[Outbound]:
+    group = f"worker-{unique}"
+    api_app = create_app(api_settings(topics))
+    with serving(api_app) as api_url:
+        sim_settings = api_settings(topics).model_copy(
+            update={
+                "simulator": SimulatorSettings(
+                    webhook_url=f"{api_url}/v1/webhooks/retell",
+                    ring_s=0.05,
+                    talk_s=0.2,
+                    analysis_s=0.1,
+                )
+            }
+        )
+        with serving(create_simulator(sim_settings)) as sim_url:
+            worker = WorkerProcess(
+                {
+                    "RINGLOG_KAFKA_TOPIC_PREFIX": topics.kafka.topic_prefix,
+                    "RINGLOG_WORKER_APP_ID": group,
+                    "RINGLOG_RETELL_API_KEY": RETELL_KEY,
+                    "RINGLOG_RETELL_BASE_URL": sim_url,
+                    "RINGLOG_CRM_URL": POSTGRES_URL,
+                    "RINGLOG_WORKER_DISPATCH_BACKOFF_S": "0.05",
+                    "RINGLOG_WORKER_DISPATCH_POLL_S": "0.2",
+                },
+                tmp_path / "worker.log",
+            )
+            worker.start()
+            async with (
+                httpx.AsyncClient(base_url=api_url) as api,
+                httpx.AsyncClient(base_url=sim_url) as sim,
+            ):
+                try:
+                    yield Outbound(topics, api, sim, worker, group)
+                finally:
+                    worker.stop()
+                    print(worker.output()[-4000:])
+
+
+async def test_a_call_request_yields_exactly_the_three_abt_events_in_order(
+    outbound: Outbound,
+) -> None:
+    ref = await outbound.place_call()
+    assert await eventually(lambda: outbound.abt(ref), lambda n: len(n) >= 3) == ALL_THREE
+    await outbound.settled()
+    assert await outbound.abt(ref) == ALL_THREE
+    record = call_record(ref)
+    assert record is not None and record["status"] == "ended" and record["connected"]
+    assert record["summary"] and record["task_ref"] == "t-1"
+    types = [e.type for e in await outbound.calls(ref)]
+    assert types.count("call.requested") == 1 and types.count("call.dispatched") == 1
+    assert types.count("call.recorded") == 1
+
+
+async def test_duplicate_and_reordered_webhooks_still_yield_exactly_three(
+    outbound: Outbound,
+) -> None:
+    await outbound.set_faults(duplicate=True, reorder=True)
+    ref = await outbound.place_call()
+    assert await eventually(lambda: outbound.abt(ref), lambda n: len(n) >= 3) == ALL_THREE
+    await outbound.settled()
+    assert await outbound.abt(ref) == ALL_THREE
+    retell_events = [e.type for e in await outbound.calls(ref) if e.type.startswith("retell.")]
+    assert len(retell_events) == 6, "every delivery is kept, duplicates included"
+
+
+async def test_a_dial_failure_yields_initiated_only_and_a_not_connected_record(
+    outbound: Outbound,
+) -> None:
+    await outbound.set_faults(dial_failure=True)
+    ref = await outbound.place_call()
+    await eventually(lambda: _recorded(ref), lambda row: row is not None)
+    await outbound.settled()
+    assert await outbound.abt(ref) == ["voice_call_initiated"]
+    record = call_record(ref)
+    assert record is not None
+    assert record["status"] == "not_connected" and not record["connected"]
+    assert record["disconnection_reason"] == "dial_failed"
+
+
+async def test_a_rate_limited_create_is_retried_into_one_retell_call(outbound: Outbound) -> None:
+    await outbound.set_faults(rate_limit_first=1)
+    ref = await outbound.place_call()
+    assert await eventually(lambda: outbound.abt(ref), lambda n: len(n) >= 3) == ALL_THREE
+    await outbound.settled()
+    simulated = await outbound.simulated()
+    assert simulated["create_requests"] == 2, "one 429, then the call"
+    assert len(simulated["calls"]) == 1  # type: ignore[arg-type]
+    dispatched = [e for e in await outbound.calls(ref) if e.type == "call.dispatched"]
+    assert len(dispatched) == 1 and dispatched[0].payload.attempt == 2  # type: ignore[union-attr]
+
+
+async def test_a_worker_killed_mid_call_resumes_without_duplicates(outbound: Outbound) -> None:
+    await outbound.set_faults(delay_analyzed_s=2.0)
+    ref = await outbound.place_call()
+    await eventually(lambda: outbound.abt(ref), lambda n: "call_started" in n)
+    outbound.worker.kill()
+    outbound.worker.start()
+    assert await eventually(lambda: outbound.abt(ref), lambda n: len(n) >= 3) == ALL_THREE
+    await outbound.settled()
+    assert await outbound.abt(ref) == ALL_THREE
+    simulated = await outbound.simulated()
+    assert len(simulated["calls"]) == 1  # type: ignore[arg-type]
+    types = [e.type for e in await outbound.calls(ref)]
+    assert types.count("call.dispatched") == 1 and types.count("call.recorded") == 1
+
+
+async def _recorded(ref: str) -> dict[str, object] | None:
+    return call_record(ref)
