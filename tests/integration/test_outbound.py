@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -20,9 +21,12 @@ from ringlog.api.app import create_app
 from ringlog.config import Settings, SimulatorSettings
 from ringlog.schemas import Envelope
 from ringlog.schemas.abt import AbtEvent
+from ringlog.schemas.calls import CallDispatched, CallDispatchFailed
 from ringlog.simulator import Faults, create_simulator
+from ringlog.streams.deadletter import HEADER_ERROR, HEADER_ORIGIN, HEADER_PROCESSOR
+from ringlog.streams.producer import LogProducer
 from tests.integration.test_api_ingest import AUTH, RETELL_KEY, api_settings
-from tests.support.logread import envelopes, eventually, group_lag
+from tests.support.logread import envelopes, eventually, group_lag, records
 from tests.support.servers import WorkerProcess, serving
 
 pytestmark = pytest.mark.integration
@@ -43,13 +47,10 @@ class Outbound:
     worker: WorkerProcess
     group: str
 
-    async def place_call(self) -> str:
+    async def place_call(self, **extra: object) -> str:
         """Ask for an outbound call as an upstream trigger would; return its call ref."""
-        response = await self.api.post(
-            "/v1/calls",
-            json={"to_number": "+14155550123", "from_number": "+14155559876", "task_ref": "t-1"},
-            headers=AUTH,
-        )
+        body = {"to_number": "+14155550123", "from_number": "+14155559876", "task_ref": "t-1"}
+        response = await self.api.post("/v1/calls", json=body | extra, headers=AUTH)
         assert response.status_code == 202, response.text
         ref = response.json()["call_ref"]
         assert isinstance(ref, str)
@@ -103,8 +104,16 @@ def call_record(ref: str) -> dict[str, object] | None:
     return dict(row._mapping) if row else None
 
 
+@pytest.fixture
+def worker_env() -> dict[str, str]:
+    """Extra worker settings of a test (tests override this by parametrizing it)."""
+    return {}
+
+
 @pytest.fixture(name="outbound")
-async def _outbound(topics: Settings, unique: str, tmp_path: Path) -> AsyncIterator[Outbound]:
+async def _outbound(
+    topics: Settings, unique: str, tmp_path: Path, worker_env: dict[str, str]
+) -> AsyncIterator[Outbound]:
     group = f"worker-{unique}"
     api_app = create_app(api_settings(topics))
     with serving(api_app) as api_url:
@@ -128,7 +137,8 @@ async def _outbound(topics: Settings, unique: str, tmp_path: Path) -> AsyncItera
                     "RINGLOG_CRM_URL": POSTGRES_URL,
                     "RINGLOG_WORKER_DISPATCH_BACKOFF_S": "0.05",
                     "RINGLOG_WORKER_DISPATCH_POLL_S": "0.2",
-                },
+                }
+                | worker_env,
                 tmp_path / "worker.log",
             )
             worker.start()
@@ -209,6 +219,96 @@ async def test_a_worker_killed_mid_call_resumes_without_duplicates(outbound: Out
     assert len(simulated["calls"]) == 1  # type: ignore[arg-type]
     types = [e.type for e in await outbound.calls(ref)]
     assert types.count("call.dispatched") == 1 and types.count("call.recorded") == 1
+
+
+async def test_a_replay_by_a_fresh_worker_emits_nothing_new(
+    outbound: Outbound, tmp_path: Path
+) -> None:
+    ref = await outbound.place_call()
+    assert await eventually(lambda: outbound.abt(ref), lambda n: len(n) >= 3) == ALL_THREE
+    await outbound.settled()
+    outbound.worker.stop()
+    # a new consumer group reads the calls topic from the beginning, like a replay
+    outbound.group = f"{outbound.group}-replay"
+    replay = WorkerProcess(
+        {**outbound.worker.env, "RINGLOG_WORKER_APP_ID": outbound.group}, tmp_path / "replay.log"
+    )
+    replay.start()
+    try:
+        await eventually(
+            lambda: group_lag(
+                outbound.settings.kafka, outbound.group, outbound.settings.topic("calls")
+            ),
+            lambda lag: lag == 0,
+        )
+    finally:
+        replay.stop()
+    assert await outbound.abt(ref) == ALL_THREE
+    types = [e.type for e in await outbound.calls(ref)]
+    assert types.count("call.dispatched") == 1 and types.count("call.recorded") == 1
+    assert len((await outbound.simulated())["calls"]) == 1  # type: ignore[arg-type]
+
+
+async def test_an_unreadable_event_is_dead_lettered_and_the_call_carries_on(
+    outbound: Outbound,
+) -> None:
+    ref = await outbound.place_call()
+    calls_topic = outbound.settings.topic("calls")
+    async with LogProducer(outbound.settings.kafka) as log:
+        await log.append_raw(calls_topic, b"{not an event", key=ref.encode())
+    assert await eventually(lambda: outbound.abt(ref), lambda n: len(n) >= 3) == ALL_THREE
+    dead = await records(outbound.settings.kafka, outbound.settings.topic("deadletter"))
+    assert [r.value for r in dead] == [b"{not an event"]
+    headers = dict(dead[0].headers)
+    assert headers[HEADER_PROCESSOR] == b"call-lifecycle"
+    assert headers[HEADER_ORIGIN].startswith(calls_topic.encode())
+    assert b"DecodeError" in headers[HEADER_ERROR]
+
+
+@pytest.mark.parametrize(
+    "worker_env",
+    [{"RINGLOG_WORKER_DISPATCH_ATTEMPTS": "2", "RINGLOG_WORKER_DISPATCH_COOLDOWN_S": "1"}],
+)
+async def test_a_retell_outage_keeps_the_request_pending_until_it_can_be_placed(
+    outbound: Outbound,
+) -> None:
+    await outbound.set_faults(server_error_first=3)
+    ref = await outbound.place_call()
+    assert await eventually(lambda: outbound.abt(ref), lambda n: len(n) >= 3) == ALL_THREE
+    outcomes = [e.payload for e in await outbound.calls(ref) if e.type.startswith("call.dispatch")]
+    assert [type(o) for o in outcomes] == [CallDispatchFailed, CallDispatched]
+    failed = outcomes[0]
+    assert isinstance(failed, CallDispatchFailed)
+    assert not failed.permanent and failed.attempts == 2 and "500" in failed.reason
+
+
+async def test_a_scheduled_request_is_placed_at_its_time(outbound: Outbound) -> None:
+    at = _in_seconds(3)
+    ref = await outbound.place_call(scheduled_at=at.isoformat())
+    await eventually(lambda: outbound.abt(ref), lambda n: len(n) >= 1)
+    dispatched = [e for e in await outbound.calls(ref) if e.type == "call.dispatched"]
+    assert len(dispatched) == 1 and dispatched[0].occurred_at >= at
+
+
+@pytest.mark.parametrize("worker_env", [{"RINGLOG_RETELL_MAX_CONCURRENT_CALLS": "1"}])
+async def test_the_concurrency_cap_holds_back_the_second_call(outbound: Outbound) -> None:
+    first, second = await outbound.place_call(), await outbound.place_call()
+    for ref in (first, second):
+        await eventually(lambda ref=ref: outbound.abt(ref), lambda n: len(n) >= 3)
+    events = {ref: await outbound.calls(ref) for ref in (first, second)}
+    placed = sorted(events, key=lambda r: _time_of(events[r], "call.dispatched"))
+    earlier, later = placed
+    assert _time_of(events[later], "call.dispatched") >= _time_of(
+        events[earlier], "retell.call_ended"
+    ), "the second call waits until the first one ended"
+
+
+def _time_of(events: list[Envelope], event_type: str) -> datetime:
+    return next(e.recorded_at for e in events if e.type == event_type)
+
+
+def _in_seconds(seconds: float) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
 async def _recorded(ref: str) -> dict[str, object] | None:

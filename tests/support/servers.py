@@ -40,6 +40,7 @@ class WorkerProcess:
     """``ringlog worker`` in a child process with the given environment."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
         self._env = {**os.environ, **env}
         self._log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
