@@ -108,6 +108,10 @@ class KafkaSettings(_Section):
     #: session timeout, so the embedded stack writes a short one (3 s) into its address file.
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
+    #: How long a fetch may wait on the broker for new records. Kafka answers as soon as data
+    #: arrives; Tansu answers after about half of this wait even when data is there, so the
+    #: embedded stack writes a short one (50 ms) and each consumer hop costs ~25 ms there.
+    fetch_max_wait_ms: int = 500
     #: Consumer fetch sizes; large values matter for replay speed.
     fetch_max_bytes: int = 52_428_800
     max_partition_fetch_bytes: int = 8_388_608

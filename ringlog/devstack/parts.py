@@ -149,6 +149,7 @@ PARTS: tuple[Part, ...] = (
             "bootstrap": f"127.0.0.1:{port}",
             "session_timeout_ms": 3000,
             "heartbeat_interval_ms": 1000,
+            "fetch_max_wait_ms": 50,
         },
     ),
     Part(

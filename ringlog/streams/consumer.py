@@ -120,6 +120,7 @@ class LogConsumer(AsyncService):
             request_timeout_ms=max(kafka.request_timeout_ms, kafka.session_timeout_ms + 5_000),
             session_timeout_ms=kafka.session_timeout_ms,
             heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+            fetch_max_wait_ms=kafka.fetch_max_wait_ms,
             fetch_max_bytes=kafka.fetch_max_bytes,
             max_partition_fetch_bytes=kafka.max_partition_fetch_bytes,
             isolation_level="read_committed" if kafka.transactional_id else "read_uncommitted",

@@ -28,6 +28,7 @@ async def read_to_end(
         group_id=None,
         enable_auto_commit=False,
         request_timeout_ms=kafka.request_timeout_ms,
+        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
         fetch_max_bytes=kafka.fetch_max_bytes,
         max_partition_fetch_bytes=kafka.max_partition_fetch_bytes,
     )

@@ -22,13 +22,15 @@ from ringlog.worker.book import CallBook
 from ringlog.worker.dispatcher import Dispatcher, policy_from
 from ringlog.worker.processor import CallProcessor
 from ringlog.worker.rebuild import rebuild
+from ringlog.worker.transport import WorkerApp
 
 
 def create_worker(settings: Settings) -> faust.App:
     """Build the faust app (not started) with its agent and start-up task."""
     kafka = settings.kafka
-    app = faust.App(
+    app = WorkerApp(
         settings.worker.app_id,
+        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
         broker=[f"kafka://{host}" for host in kafka.bootstrap.split(",")],
         store="memory://",
         autodiscover=False,
