@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import sys
 
-from bench import ingest, logclient
+from bench import ingest, logclient, outbound
 
 
 def main() -> None:
     """Run the benchmarks named on the command line (default: all)."""
-    wanted = set(sys.argv[1:]) or {"logclient", "ingest"}
+    wanted = set(sys.argv[1:]) or {"logclient", "ingest", "outbound"}
     if "logclient" in wanted:
         logclient.main([])
     if "ingest" in wanted:
         ingest.main([])
+    if "outbound" in wanted:
+        outbound.main([])
 
 
 if __name__ == "__main__":
