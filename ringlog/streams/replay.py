@@ -12,16 +12,37 @@ from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 
 from ringlog.config import KafkaSettings
 from ringlog.errors import BrokerUnavailable
 from ringlog.streams.consumer import LogRecord, to_log_record
 
 
+async def read_key(kafka: KafkaSettings, topic: str, key: str) -> list[LogRecord]:
+    """Every record of ``topic`` with ``key``, in log order, read from the key's one partition.
+
+    The partition is the one the producer's default partitioner (murmur2, as Kafka's Java
+    client) gives the key, so only that partition is read.
+    """
+    found: list[LogRecord] = []
+    wanted = key.encode()
+    async for batch in read_to_end(kafka, [topic], key=wanted):
+        found.extend(r for r in batch if r.key == wanted)
+    return found
+
+
 async def read_to_end(
-    kafka: KafkaSettings, topics: list[str], *, max_records: int = 10_000
+    kafka: KafkaSettings,
+    topics: list[str],
+    *,
+    max_records: int = 10_000,
+    key: bytes | None = None,
 ) -> AsyncIterator[list[LogRecord]]:
-    """Yield batches of every record in ``topics`` up to their end offsets at the start."""
+    """Yield batches of every record in ``topics`` up to their end offsets at the start.
+
+    With ``key``, only the partition that key hashes to is read (other keys there still come).
+    """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=kafka.bootstrap,
         client_id=f"{kafka.client_id}-replay",
@@ -38,11 +59,12 @@ async def read_to_end(
         await consumer.stop()
         raise BrokerUnavailable(kafka.bootstrap, str(exc) or type(exc).__name__) from exc
     try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        partitions: list[TopicPartition] = []
+        for topic in topics:
+            numbers = sorted(consumer.partitions_for_topic(topic) or ())
+            if key is not None and numbers:
+                numbers = [_partitioner(key, numbers, numbers)]
+            partitions.extend(TopicPartition(topic, p) for p in numbers)
         if not partitions:
             return
         consumer.assign(partitions)
@@ -64,3 +86,6 @@ async def read_to_end(
                     consumer.pause(tp)
     finally:
         await consumer.stop()
+
+
+_partitioner = DefaultPartitioner()
