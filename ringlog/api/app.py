@@ -11,15 +11,17 @@ import redis.asyncio as aioredis
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 
 from ringlog import __version__
 from ringlog.api.deps import Services
 from ringlog.api.idempotency import IdempotencyStore
 from ringlog.api.metrics import ApiMetrics
 from ringlog.api.middleware import BodyLimit, RequestMetrics
-from ringlog.api.routes import calls, health, webhooks
+from ringlog.api.routes import calls, health, llm, reads, webhooks
 from ringlog.config import Settings
 from ringlog.errors import BrokerUnavailable, RetryableError
+from ringlog.sessions.cache import SessionCache
 from ringlog.streams.producer import LogProducer
 
 log = structlog.get_logger("ringlog.api")
@@ -41,12 +43,23 @@ def create_app(settings: Settings) -> FastAPI:
         except BrokerUnavailable as exc:
             log.warning("broker unavailable at start; will retry per request", error=str(exc))
         redis = aioredis.Redis.from_url(settings.redis.url, socket_timeout=2)
+        sessions = SessionCache(
+            redis,
+            prefix=settings.redis.key_prefix,
+            kafka=settings.kafka,
+            topic=settings.topic("sessions"),
+        )
         app.state.services = Services(
             settings=settings,
             log=producer,
             metrics=metrics,
             idempotency=IdempotencyStore(redis, prefix=settings.redis.key_prefix),
+            sessions=sessions,
         )
+        try:
+            await sessions.ensure_built()
+        except (BrokerUnavailable, RetryableError, RedisError, OSError) as exc:
+            log.warning("session cache not rebuilt at start; will on first use", error=str(exc))
         # everything built so far lives as long as the process: move it out of the cyclic GC's
         # reach so collections triggered by request garbage do not re-walk it every time
         gc.collect()
@@ -66,6 +79,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.include_router(calls.router)
     app.include_router(webhooks.router)
+    app.include_router(llm.router)
+    app.include_router(reads.router)
     app.include_router(health.router)
     app.add_exception_handler(RetryableError, _unavailable)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)

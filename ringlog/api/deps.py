@@ -15,17 +15,20 @@ from fastapi import Depends, Header, HTTPException, Request, status
 from ringlog.api.idempotency import IdempotencyStore
 from ringlog.api.metrics import ApiMetrics
 from ringlog.config import Settings
+from ringlog.sessions.cache import SessionCache
 from ringlog.streams.producer import LogProducer
 
 
 @dataclass(frozen=True)
 class Services:
-    """What request handlers use: settings, the log producer, metrics, idempotency store."""
+    """What request handlers use: settings, the log producer, metrics, idempotency store, and
+    the session cache."""
 
     settings: Settings
     log: LogProducer
     metrics: ApiMetrics
     idempotency: IdempotencyStore
+    sessions: SessionCache
 
 
 async def get_services(request: Request) -> Services:

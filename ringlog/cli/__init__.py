@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ringlog.cli import api, dev, run, schemas, simulator, topics, worker
+from ringlog.cli import api, dev, rebuild, run, schemas, simulator, topics, worker
 from ringlog.cli.output import fail_cleanly
 
 app = typer.Typer(
@@ -16,6 +16,7 @@ app = typer.Typer(
 app.add_typer(topics.app, name="topics")
 app.add_typer(dev.app, name="dev")
 app.add_typer(schemas.app, name="schemas")
+app.add_typer(rebuild.app, name="rebuild")
 app.command("api")(api.api)
 app.command("worker")(worker.worker)
 app.command("simulator")(simulator.simulator)

@@ -109,12 +109,14 @@ class SessionCache:
         key = self._claims + phone
         if await self._redis.set(key, call_ref, nx=True, ex=int(ttl.total_seconds())):
             return True
-        holder = await self._redis.get(key)
-        return holder is not None and holder.decode() == call_ref
+        return _text(await self._redis.get(key)) == call_ref
 
     async def release(self, phone: str, call_ref: str) -> None:
         """Give the number back if ``call_ref`` holds it."""
         key = self._claims + phone
-        holder = await self._redis.get(key)
-        if holder is not None and holder.decode() == call_ref:
+        if _text(await self._redis.get(key)) == call_ref:
             await self._redis.delete(key)
+
+
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value

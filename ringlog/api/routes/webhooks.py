@@ -19,6 +19,7 @@ from ringlog.api.ingest import Rejected, parse_call_inbound, parse_retell_webhoo
 from ringlog.api.models import Problem
 from ringlog.api.signature import HEADER, Verdict, verify
 from ringlog.config import Settings
+from ringlog.dialog import stage_phrase
 from ringlog.schemas import Envelope
 from ringlog.schemas.envelope import new_event_id
 
@@ -92,7 +93,11 @@ async def retell_webhook(request: Request, services: ServicesDep) -> Response:
 
 @router.post("/retell/inbound", responses=_ERRORS, openapi_extra=_JSON_BODY)
 async def retell_inbound(request: Request, services: ServicesDep) -> dict[str, Any]:
-    """Append Retell's ``call_inbound`` and answer with the call ref Retell will echo back."""
+    """Append Retell's ``call_inbound`` and answer with the call ref Retell will echo back.
+
+    When the caller's number has an open session, the dynamic variables carry the resume
+    context: the task and the stage reached, never personal details (caller ID can be spoofed).
+    """
     raw = await verified_body(request, services.settings)
     parsed = parse_call_inbound(raw)
     if isinstance(parsed, Rejected):
@@ -103,9 +108,14 @@ async def retell_inbound(request: Request, services: ServicesDep) -> dict[str, A
         parsed.payload, source="retell-inbound", key=call_ref, correlation_id=call_ref
     )
     await append_event(services.log, services.metrics, envelope)
-    return {
-        "call_inbound": {
-            "metadata": {"call_ref": call_ref},
-            "dynamic_variables": {"call_ref": call_ref},
+    metadata: dict[str, str] = {"call_ref": call_ref}
+    variables: dict[str, str] = {"call_ref": call_ref}
+    session = await services.sessions.get(inbound.from_number)
+    if session is not None and session.open:
+        metadata["session_id"] = session.session_id
+        variables |= {
+            "resume": "true",
+            "session_task": "booking a flu shot",
+            "session_stage": stage_phrase(session.stage),  # type: ignore[arg-type]
         }
-    }
+    return {"call_inbound": {"metadata": metadata, "dynamic_variables": variables}}

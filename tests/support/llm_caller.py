@@ -1,0 +1,105 @@
+"""Plays Retell's side of the custom-LLM socket in tests: one call, turn by turn."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+
+
+@dataclass
+class Said:
+    """One complete agent response."""
+
+    text: str
+    end_call: bool
+    response_id: int
+
+
+@dataclass
+class Caller:
+    """A call on ringlog's socket: ``open`` sends the call details and reads the begin message."""
+
+    base_url: str
+    phone: str
+    direction: str = "inbound"
+    metadata: dict[str, Any] = field(default_factory=dict)
+    call_id: str = field(default_factory=lambda: f"call_{uuid.uuid4().hex[:12]}")
+    transcript: list[dict[str, str]] = field(default_factory=list)
+    first_words: str = ""
+    #: seconds from opening the socket to the first chunk of the begin message
+    first_chunk_s: float = 0.0
+    _socket: ClientConnection | None = None
+    _next_id: int = 1
+
+    @property
+    def socket(self) -> ClientConnection:
+        assert self._socket is not None, "open() first"
+        return self._socket
+
+    async def open(self) -> str:
+        """Connect, answer ``config`` with ``call_details``, and return the begin message."""
+        url = self.base_url.replace("http://", "ws://") + f"/v1/llm/{self.call_id}"
+        started = time.perf_counter()
+        self._socket = await connect(url)
+        config = orjson.loads(await self.socket.recv())
+        assert config["response_type"] == "config" and config["config"]["call_details"] is True
+        await self.send({"interaction_type": "call_details", "call": self.call_object()})
+        said = await self._read_response(0, started)
+        self.first_words = said.text
+        return said.text
+
+    def call_object(self) -> dict[str, Any]:
+        """The call Retell would describe."""
+        ringlog = "+14155559876"
+        return {
+            "call_id": self.call_id,
+            "call_type": "phone_call",
+            "agent_id": "agent_test",
+            "call_status": "ongoing",
+            "direction": self.direction,
+            "from_number": self.phone if self.direction == "inbound" else ringlog,
+            "to_number": ringlog if self.direction == "inbound" else self.phone,
+            "metadata": self.metadata,
+        }
+
+    async def say(self, words: str, *, reminder: bool = False) -> Said:
+        """Speak ``words`` and return the agent's complete answer."""
+        if not reminder:
+            self.transcript.append({"role": "user", "content": words})
+        response_id = self._next_id
+        self._next_id += 1
+        kind = "reminder_required" if reminder else "response_required"
+        await self.send(
+            {"interaction_type": kind, "response_id": response_id, "transcript": self.transcript}
+        )
+        return await self._read_response(response_id)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.socket.send(orjson.dumps(message).decode())
+
+    async def send_raw(self, text: str) -> None:
+        await self.socket.send(text)
+
+    async def hang_up(self) -> None:
+        """Close the socket normally (1000), as Retell does when the caller hangs up."""
+        await self.socket.close(code=1000)
+        await self.socket.wait_closed()
+
+    async def _read_response(self, response_id: int, started: float | None = None) -> Said:
+        chunks: list[str] = []
+        while True:
+            frame = orjson.loads(await self.socket.recv())
+            if frame.get("response_type") != "response" or frame["response_id"] != response_id:
+                continue
+            if started is not None and not chunks:
+                self.first_chunk_s = time.perf_counter() - started
+            chunks.append(frame["content"])
+            if frame["content_complete"]:
+                text = "".join(chunks).strip()
+                self.transcript.append({"role": "agent", "content": text})
+                return Said(text, bool(frame.get("end_call")), response_id)
