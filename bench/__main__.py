@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import sys
 
-from bench import ingest, logclient, outbound
+from bench import ingest, logclient, outbound, resume
 
 
 def main() -> None:
     """Run the benchmarks named on the command line (default: all)."""
-    wanted = set(sys.argv[1:]) or {"logclient", "ingest", "outbound"}
+    wanted = set(sys.argv[1:]) or {"logclient", "ingest", "outbound", "resume"}
     if "logclient" in wanted:
         logclient.main([])
     if "ingest" in wanted:
         ingest.main([])
     if "outbound" in wanted:
         outbound.main([])
+    if "resume" in wanted:
+        resume.main([])
 
 
 if __name__ == "__main__":
