@@ -1,0 +1,38 @@
+"""The flu-shot booking dialog: a pure, deterministic policy (see ``booking``) and its slot
+parsers (see ``extract``). No I/O, no clock reads, no randomness."""
+
+from ringlog.dialog.booking import (
+    SITES,
+    STAGES,
+    Booking,
+    Reply,
+    Stage,
+    after_identity,
+    check_identity,
+    greeting,
+    is_complete,
+    needs_identity_check,
+    question,
+    reminder,
+    respond,
+    stage_phrase,
+    welcome_back,
+)
+
+__all__ = [
+    "SITES",
+    "STAGES",
+    "Booking",
+    "Reply",
+    "Stage",
+    "after_identity",
+    "check_identity",
+    "greeting",
+    "is_complete",
+    "needs_identity_check",
+    "question",
+    "reminder",
+    "respond",
+    "stage_phrase",
+    "welcome_back",
+]
