@@ -2,8 +2,9 @@
 
 ``create_simulator`` is the one factory. Retell's routes need ``Authorization: Bearer <key>``
 with ``settings.retell.api_key`` and answer errors as ``{"status": "error", "message": ...}``.
-The ``/sim`` routes are for tests and local runs: they show the created calls with every
-webhook post attempt, and read or replace the faults in force.
+The ``/sim`` routes are for tests and local runs: they show the calls with every webhook
+post attempt and, for dialog calls, the transcript and socket outcome; they read or replace
+the faults and the patient persona in force; and ``POST /sim/inbound`` makes a patient call in.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from ringlog import __version__
 from ringlog.config import Settings
 from ringlog.simulator.faults import Faults
-from ringlog.simulator.models import CreatePhoneCall, describe, error
+from ringlog.simulator.models import CreatePhoneCall, InboundCall, describe, error
+from ringlog.simulator.patient import Persona
 from ringlog.simulator.runtime import Simulator
 
 _FAILURES = {
@@ -87,12 +90,45 @@ def create_simulator(settings: Settings, faults: Faults | None = None) -> FastAP
 
     @app.get("/sim/calls")
     async def sim_calls() -> dict[str, Any]:
-        """Every create request counted, and each call with its status and post attempts."""
+        """Every create request counted, and each call: status, post attempts, dialog."""
         return {
             "create_requests": sim.create_requests,
             "pending": sim.pending,
             "calls": [record.view() for record in sim.calls.values()],
         }
+
+    @app.get("/sim/calls/{call_id}", response_model=None)
+    async def sim_call(call_id: str) -> Response | dict[str, Any]:
+        """One call's entry as in ``GET /sim/calls``; 404 for an unknown id."""
+        record = sim.calls.get(call_id)
+        if record is None:
+            return error(404, "Call not found.")
+        return record.view()
+
+    @app.post("/sim/inbound", status_code=201, response_model=None)
+    async def sim_inbound(body: InboundCall) -> Response | dict[str, Any]:
+        """A patient calls in: ``{"call_id"}`` at once; the call plays in the background.
+
+        While it rings the inbound webhook (``{webhook_url}/inbound``) is asked for the call's
+        metadata and dynamic variables; then it plays like any call. 422 for persona overrides
+        that do not fit the persona.
+        """
+        try:
+            call_id = sim.inbound(body)
+        except ValidationError as exc:
+            return JSONResponse({"detail": describe(exc)}, status_code=422)
+        return {"call_id": call_id}
+
+    @app.get("/sim/persona")
+    async def get_persona() -> Persona:
+        """The patient persona in force."""
+        return sim.persona
+
+    @app.put("/sim/persona")
+    async def put_persona(persona: Persona) -> Persona:
+        """Replace the patient persona for calls made from now on."""
+        sim.replace_persona(persona)
+        return sim.persona
 
     @app.get("/sim/faults")
     async def get_faults() -> Faults:

@@ -1,4 +1,4 @@
-"""What the local Retell accepts and answers: the create-call body and Retell's error shape."""
+"""What the local Retell accepts and answers: create-call and inbound bodies, Retell's errors."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from ringlog.simulator.faults import Faults
 
 #: An E.164 phone number: ``+`` then up to 15 digits, no leading zero.
 E164 = Annotated[str, StringConstraints(pattern=r"^\+[1-9]\d{1,14}$")]
@@ -27,6 +29,22 @@ class CreatePhoneCall(BaseModel):
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)
     honor_internal_dnc: bool | None = None
     ignore_e164_validation: bool | None = None
+
+
+class InboundCall(BaseModel):
+    """``POST /sim/inbound`` body: a patient calling ``to_number`` from ``from_number``.
+
+    ``persona`` overrides fields of the persona in force (see
+    :class:`~ringlog.simulator.patient.Persona`); ``faults`` replaces the faults in force for
+    this call only.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    from_number: E164
+    to_number: E164
+    persona: dict[str, Any] = Field(default_factory=dict)
+    faults: Faults | None = None
 
 
 def error(status_code: int, message: str) -> JSONResponse:

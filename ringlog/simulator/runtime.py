@@ -1,16 +1,27 @@
 """The simulator's state and its call player: created calls, idempotency, webhook delivery.
 
-One :class:`Simulator` lives as long as the app. Each created call is played by a background
-task that posts the scripted webhooks to ``settings.simulator.webhook_url``, signed like
-Retell signs them. A failed post (non-2xx or connection error) is retried up to 3 times with a
-short backoff, without holding up the call's later webhooks, then given up and recorded.
+One :class:`Simulator` lives as long as the app. Each call (created outbound, or simulated
+inbound) is played by a background task that posts its webhooks to
+``settings.simulator.webhook_url``, signed like Retell signs them. A failed post (non-2xx or
+connection error) is retried up to 3 times with a short backoff, without holding up the call's
+later webhooks, then given up and recorded.
+
+Without ``settings.simulator.llm_websocket_url`` a call plays the timed script of
+:mod:`ringlog.simulator.script`. With it, a connected call is a dialog: after ``call_started``
+is posted, the scripted patient talks to ringlog's custom-LLM socket
+(``{llm_websocket_url}/{call_id}``) until someone hangs up, and ``call_ended`` and
+``call_analyzed`` carry that dialog. An inbound call first asks Retell's inbound webhook
+(``{webhook_url}/inbound``) for its metadata and dynamic variables, while it rings.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
 import hmac
 import time
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +31,24 @@ import structlog
 
 from ringlog.api.signature import HEADER, sign
 from ringlog.config import Settings
+from ringlog.simulator.dialog import Dialog, Outcome
 from ringlog.simulator.faults import Faults
-from ringlog.simulator.models import CreatePhoneCall
-from ringlog.simulator.script import STAGES, Delivery, Pacing, new_call_id, plan, registered_call
+from ringlog.simulator.llm_client import IDLE_TIMEOUT_S, PING_INTERVAL_S, converse, socket_url
+from ringlog.simulator.models import CreatePhoneCall, InboundCall
+from ringlog.simulator.patient import Patient, Persona
+from ringlog.simulator.script import (
+    STAGES,
+    Delivery,
+    Pacing,
+    answered_inbound,
+    dialog_analyzed,
+    dialog_ended,
+    inbound_request,
+    new_call_id,
+    not_connected_plan,
+    plan,
+    registered_call,
+)
 
 log = structlog.get_logger("ringlog.simulator")
 
@@ -40,15 +66,24 @@ class NotStarted(RuntimeError):
 
 @dataclass
 class CallRecord:
-    """One created call: its current object, how its script went, and every post attempt."""
+    """One call: its current object, how its script or dialog went, and every post attempt."""
 
     call: dict[str, Any]
     idempotency_key: str | None
+    #: The faults and the patient in force when the call was made.
+    faults: Faults = field(default_factory=Faults)
+    persona: Persona = field(default_factory=Persona)
     #: ``playing`` until every webhook was delivered or given up, then ``done``
-    #: (``cancelled`` if the simulator stopped first).
+    #: (``cancelled`` if the simulator stopped first, ``failed`` on a simulator bug).
     status: str = "playing"
     stage: int = 0
     deliveries: list[dict[str, Any]] = field(default_factory=list)
+    #: The custom-LLM socket's dialog, for calls played through it (set once it starts).
+    dialog: Dialog | None = None
+    #: The inbound webhook's JSON answer (inbound calls whose webhook answered).
+    inbound_answer: dict[str, Any] | None = None
+    #: The ``disconnection_reason`` of the call's ``call_ended``, once posted.
+    disconnection_reason: str | None = None
 
     def advance(self, event: str, call: dict[str, Any]) -> None:
         """Move the call object forward to ``event``'s snapshot; never backwards."""
@@ -56,13 +91,31 @@ class CallRecord:
         if stage > self.stage:
             self.stage, self.call = stage, call
 
+    def transcript(self) -> list[dict[str, str]]:
+        """``[{role, content}]`` so far: the dialog's, else the timed script's once ended."""
+        if self.dialog is not None:
+            return [dict(entry) for entry in self.dialog.transcript]
+        return [
+            {"role": str(u.get("role")), "content": str(u.get("content"))}
+            for u in self.call.get("transcript_object") or []
+        ]
+
     def view(self) -> dict[str, Any]:
-        """The inspection entry shown by ``GET /sim/calls``."""
+        """The inspection entry shown by ``GET /sim/calls`` and ``GET /sim/calls/{call_id}``."""
+        dialog = self.dialog
         return {
             "call_id": self.call["call_id"],
+            "direction": self.call.get("direction"),
             "idempotency_key": self.idempotency_key,
             "metadata": self.call.get("metadata"),
             "status": self.status,
+            "disconnection_reason": self.disconnection_reason,
+            "transcript": self.transcript(),
+            "ws_close_code": dialog.close_code if dialog else None,
+            "first_agent_words": dialog.first_agent_words if dialog else None,
+            "pings_sent": dialog.pings_sent if dialog else 0,
+            "pongs_received": dialog.pongs_received if dialog else 0,
+            "inbound_answer": copy.deepcopy(self.inbound_answer),
             "deliveries": list(self.deliveries),
         }
 
@@ -79,6 +132,10 @@ class Simulator:
         self.settings = settings
         self.api_key = settings.retell.api_key.get_secret_value()
         self.faults = faults or Faults()
+        self.persona = Persona()
+        #: Seconds between ``ping_pong`` frames, and the silence that ends a dialog.
+        self.ping_interval_s = PING_INTERVAL_S
+        self.idle_timeout_s = IDLE_TIMEOUT_S
         self.calls: dict[str, CallRecord] = {}
         self.create_requests = 0
         self._faulted_window = 0
@@ -92,9 +149,9 @@ class Simulator:
         """Open the HTTP client used to post webhooks."""
         self._client = httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_S)
         if self.settings.simulator.llm_websocket_url:
-            log.warning(
-                "llm_websocket_url is set but not supported yet; playing the timed script",
-                issue="D",
+            log.info(
+                "calls talk to the custom-LLM socket",
+                llm_websocket_url=self.settings.simulator.llm_websocket_url,
             )
 
     async def close(self) -> None:
@@ -124,6 +181,10 @@ class Simulator:
         self.faults = faults
         self._faulted_window = 0
 
+    def replace_persona(self, persona: Persona) -> None:
+        """Put ``persona`` in force as the patient of calls made from now on."""
+        self.persona = persona
+
     def injected_failure(self) -> int | None:
         """Count one create request; return 429 or 500 if a fault answers it, else ``None``."""
         self.create_requests += 1
@@ -152,40 +213,142 @@ class Simulator:
             metadata=request.metadata,
             dynamic_variables=request.retell_llm_dynamic_variables,
         )
-        record = CallRecord(call=call, idempotency_key=key)
+        record = CallRecord(
+            call=call, idempotency_key=key, faults=self.faults, persona=self.persona
+        )
         self.calls[call["call_id"]] = record
         if key is not None:
             self._idempotency[key] = (call["call_id"], now + IDEMPOTENCY_TTL_S)
-        task = asyncio.create_task(self._play(record, self._script(call)))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._start(record, self._connected(record))
         log.info("call created", call_id=call["call_id"], faults=self.faults.model_dump())
         return call
 
-    def _script(self, call: dict[str, Any]) -> list[Delivery]:
-        """The deliveries for a new call under the faults in force now."""
-        # TODO [D]: when settings.simulator.llm_websocket_url is set, play the patient through
-        # ringlog's custom-LLM WebSocket ({llm_websocket_url}/{call_id}) and build the
-        # transcript from that dialog; until then the timed script is used (warned at start).
-        return plan(
-            call,
-            created_ms=int(time.time() * 1000),
-            pacing=Pacing.of(self.settings.simulator),
-            faults=self.faults,
+    def inbound(self, request: InboundCall) -> str:
+        """Simulate a patient calling in; return the new call's id at once.
+
+        The persona is the one in force with ``request.persona`` applied, the faults
+        ``request.faults`` or those in force. Raises ``pydantic.ValidationError`` for persona
+        overrides that do not fit :class:`Persona`, and :class:`NotStarted` before the lifespan.
+        """
+        persona = Persona.model_validate(self.persona.model_dump() | request.persona)
+        if self._client is None:
+            raise NotStarted("the simulator's lifespan has not started")
+        call = registered_call(
+            call_id=new_call_id(),
+            agent_id=self.settings.retell.agent_id,
+            from_number=request.from_number,
+            to_number=request.to_number,
+            direction="inbound",
         )
+        faults = request.faults or self.faults
+        record = CallRecord(call=call, idempotency_key=None, faults=faults, persona=persona)
+        self.calls[call["call_id"]] = record
+        self._start(record, self._inbound(record))
+        log.info("inbound call", call_id=call["call_id"], faults=faults.model_dump())
+        return str(call["call_id"])
+
+    def _start(self, record: CallRecord, source: AsyncGenerator[Delivery, None]) -> None:
+        task = asyncio.create_task(self._play(record, source))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # what a call posts -----------------------------------------------------------------------
+
+    def _connected(self, record: CallRecord) -> AsyncGenerator[Delivery, None]:
+        """The deliveries of a call that rings now: a dialog if a socket is set, else timed."""
+        if self.settings.simulator.llm_websocket_url and not record.faults.dial_failure:
+            return self._dialog(record)
+        return _timed(
+            plan(
+                record.call,
+                created_ms=_now_ms(),
+                pacing=Pacing.of(self.settings.simulator),
+                faults=record.faults,
+            )
+        )
+
+    async def _inbound(self, record: CallRecord) -> AsyncGenerator[Delivery, None]:
+        """Ask the inbound webhook while ringing, then play the call with its answer.
+
+        If every attempt fails the call never connects (``error_inbound_webhook``).
+        """
+        answer = await self._ask_inbound(record)
+        if answer is None:
+            source = _timed(
+                not_connected_plan(
+                    record.call,
+                    created_ms=_now_ms(),
+                    pacing=Pacing.of(self.settings.simulator),
+                    faults=record.faults,
+                    reason="error_inbound_webhook",
+                )
+            )
+        else:
+            record.inbound_answer = answer
+            record.call = answered_inbound(record.call, answer)
+            source = self._connected(record)
+        async with contextlib.aclosing(source):
+            async for delivery in source:
+                yield delivery
+
+    async def _dialog(self, record: CallRecord) -> AsyncGenerator[Delivery, None]:
+        """The dialog's webhooks as they happen, duplicated or held back and reversed."""
+        faults = record.faults
+        held: list[Delivery] = []
+        events = self._dialog_events(record)
+        async with contextlib.aclosing(events):
+            async for event, call in events:
+                copies = [
+                    Delivery(0.0, event, {"event": event, "call": copy.deepcopy(call)})
+                    for _ in range(2 if faults.duplicate else 1)
+                ]
+                if faults.reorder:
+                    held[:0] = copies
+                    continue
+                for delivery in copies:
+                    yield delivery
+        for delivery in held:
+            yield delivery
+
+    async def _dialog_events(
+        self, record: CallRecord
+    ) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
+        """Ring, start, talk through the socket until someone hangs up, end, then analyse."""
+        pacing = Pacing.of(self.settings.simulator)
+        await asyncio.sleep(pacing.ring_s)
+        started = record.call | {"call_status": "ongoing", "start_timestamp": _now_ms()}
+        yield "call_started", started
+        patient = Patient(record.persona, drop_after=record.faults.drop_phrase())
+        dialog = Dialog(copy.deepcopy(started), patient)
+        record.dialog = dialog
+        url = socket_url(self.settings.simulator.llm_websocket_url, started["call_id"])
+        await converse(
+            url, dialog, ping_interval_s=self.ping_interval_s, idle_timeout_s=self.idle_timeout_s
+        )
+        outcome = dialog.outcome or Outcome("error_llm_websocket_lost_connection")
+        ended = dialog_ended(
+            started, outcome=outcome, transcript=dialog.transcript, end_ms=_now_ms()
+        )
+        yield "call_ended", ended
+        await asyncio.sleep(pacing.analysis_s + record.faults.delay_analyzed_s)
+        yield "call_analyzed", dialog_analyzed(ended, outcome=outcome, persona=record.persona)
 
     # playing ---------------------------------------------------------------------------------
 
-    async def _play(self, record: CallRecord, deliveries: list[Delivery]) -> None:
-        """Post each delivery on time; retries run beside the script, not in its way."""
+    async def _play(self, record: CallRecord, source: AsyncGenerator[Delivery, None]) -> None:
+        """Post each delivery as ``source`` yields it; retries run beside, not in its way."""
         retries: list[asyncio.Task[None]] = []
         try:
-            for delivery in deliveries:
-                await asyncio.sleep(delivery.delay_s)
-                record.advance(delivery.event, delivery.body["call"])
-                raw = orjson.dumps(delivery.body)
-                if not (await self._post(record, delivery.event, raw, attempt=1))["ok"]:
-                    retries.append(asyncio.create_task(self._retry(record, delivery.event, raw)))
+            async with contextlib.aclosing(source):
+                async for delivery in source:
+                    call = delivery.body["call"]
+                    record.advance(delivery.event, call)
+                    if delivery.event == "call_ended":
+                        record.disconnection_reason = call.get("disconnection_reason")
+                    raw = orjson.dumps(delivery.body)
+                    if not (await self._post(record, delivery.event, raw, attempt=1))["ok"]:
+                        retry = self._retry(record, delivery.event, raw)
+                        retries.append(asyncio.create_task(retry))
             await asyncio.gather(*retries)
             record.status = "done"
         except asyncio.CancelledError:
@@ -194,6 +357,9 @@ class Simulator:
                 task.cancel()
             await asyncio.gather(*retries, return_exceptions=True)
             raise
+        except Exception:  # a bug in one call must not leave it "playing" forever
+            record.status = "failed"
+            log.exception("call failed", call_id=record.call["call_id"])
 
     async def _retry(self, record: CallRecord, event: str, raw: bytes) -> None:
         """Retry a failed post up to 3 times; after the last failure, record that it gave up."""
@@ -205,24 +371,72 @@ class Simulator:
         entry["gave_up"] = True
         log.warning("webhook given up", call_id=record.call["call_id"], webhook_event=event)
 
+    async def _ask_inbound(self, record: CallRecord) -> dict[str, Any] | None:
+        """Post the inbound webhook (retried like the others); its JSON answer, else ``None``.
+
+        An empty 2xx body is an empty answer; a 2xx body that is not a JSON object counts as a
+        failed attempt.
+        """
+        raw = orjson.dumps(inbound_request(record.call))
+        url = self.settings.simulator.webhook_url.rstrip("/") + "/inbound"
+        for attempt in range(1, len(RETRY_BACKOFF_S) + 2):
+            if attempt > 1:
+                await asyncio.sleep(RETRY_BACKOFF_S[attempt - 2])
+            entry, response = await self._send(record, "call_inbound", raw, url, attempt=attempt)
+            if entry["ok"] and response is not None:
+                answer = _json_object(response.content)
+                if answer is not None:
+                    return answer
+                entry |= {"ok": False, "error": "answer is not a JSON object"}
+        entry["gave_up"] = True
+        log.warning("inbound webhook given up", call_id=record.call["call_id"])
+        return None
+
     async def _post(
         self, record: CallRecord, event: str, raw: bytes, *, attempt: int
     ) -> dict[str, Any]:
-        """One signed post of ``raw`` (sent as is), recorded; ``ok`` says whether it got a 2xx."""
+        """One signed post of ``raw`` to the webhook URL, recorded; ``ok``: it got a 2xx."""
+        entry, _ = await self._send(
+            record, event, raw, self.settings.simulator.webhook_url, attempt=attempt
+        )
+        return entry
+
+    async def _send(
+        self, record: CallRecord, event: str, raw: bytes, url: str, *, attempt: int
+    ) -> tuple[dict[str, Any], httpx.Response | None]:
+        """One signed post of ``raw`` (sent as is) to ``url``, recorded, and its response."""
         if self._client is None:
             raise NotStarted("the simulator's lifespan has not started")
-        headers = {
-            HEADER: sign(raw, self.api_key, int(time.time() * 1000)),
-            "content-type": "application/json",
-        }
+        headers = {HEADER: sign(raw, self.api_key, _now_ms()), "content-type": "application/json"}
         entry: dict[str, Any] = {"event": event, "attempt": attempt}
+        response: httpx.Response | None = None
         try:
-            response = await self._client.post(
-                self.settings.simulator.webhook_url, content=raw, headers=headers
-            )
+            response = await self._client.post(url, content=raw, headers=headers)
         except httpx.HTTPError as exc:
             entry |= {"error": f"{type(exc).__name__}: {exc}", "ok": False}
         else:
             entry |= {"status_code": response.status_code, "ok": response.is_success}
         record.deliveries.append(entry)
-        return entry
+        return entry, response
+
+
+async def _timed(deliveries: list[Delivery]) -> AsyncGenerator[Delivery, None]:
+    """Yield each planned delivery once its wait has passed."""
+    for delivery in deliveries:
+        await asyncio.sleep(delivery.delay_s)
+        yield delivery
+
+
+def _json_object(content: bytes) -> dict[str, Any] | None:
+    """``content`` parsed as a JSON object (empty content: ``{}``), else ``None``."""
+    if not content.strip():
+        return {}
+    try:
+        value = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -5,6 +5,11 @@ answers with; :func:`plan` turns it into the ordered :class:`Delivery` list (wha
 how long to wait before each post), shaped by the pacing and the :class:`Faults` in force.
 The conversation is a short flu-shot booking; its analysis carries custom data like a real
 post-call analysis would.
+
+A call played through ringlog's custom-LLM socket has no timed script: :func:`dialog_ended`
+and :func:`dialog_analyzed` build its last two call objects from the dialog as it went.
+An inbound call starts with Retell's inbound webhook (:func:`inbound_request`), whose answer
+:func:`answered_inbound` folds into the call object.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ringlog.config import SimulatorSettings
+from ringlog.simulator.dialog import Outcome
 from ringlog.simulator.faults import Faults
+from ringlog.simulator.patient import Persona
 
 #: Lifecycle rank of each event: a call object only ever moves forward through these.
 STAGES: dict[str, int] = {"call_started": 1, "call_ended": 2, "call_analyzed": 3}
@@ -67,8 +74,9 @@ def registered_call(
     metadata: Mapping[str, Any] | None = None,
     dynamic_variables: Mapping[str, str] | None = None,
     agent_version: int = 1,
+    direction: str = "outbound",
 ) -> dict[str, Any]:
-    """The call object of a just-created outbound call (``call_status: "registered"``).
+    """The call object of a just-created call (``call_status: "registered"``).
 
     ``metadata`` and ``retell_llm_dynamic_variables`` are omitted when not given, as Retell does.
     """
@@ -78,7 +86,7 @@ def registered_call(
         "agent_id": agent_id,
         "agent_version": agent_version,
         "call_status": "registered",
-        "direction": "outbound",
+        "direction": direction,
         "from_number": from_number,
         "to_number": to_number,
     }
@@ -96,10 +104,35 @@ def plan(
 
     Normally ``call_started`` after the ring, ``call_ended`` after the talk and
     ``call_analyzed`` after the analysis (plus ``faults.delay_analyzed_s``). A dial failure
-    sends no ``call_started``; a mid-dialog drop ends after half the talk. ``reorder`` sends all
-    three, last first, when the last one is due; ``duplicate`` sends each one twice.
+    sends no ``call_started``; a mid-dialog drop (``drop_mid_dialog`` or ``drop_after_phrase``)
+    ends after half the talk. ``reorder`` sends all three, last first, when the last one is
+    due; ``duplicate`` sends each one twice.
     """
     timeline = _timeline(dict(registered), created_ms=created_ms, pacing=pacing, faults=faults)
+    return _arranged(timeline, faults)
+
+
+def not_connected_plan(
+    registered: Mapping[str, Any],
+    *,
+    created_ms: int,
+    pacing: Pacing,
+    faults: Faults,
+    reason: str,
+) -> list[Delivery]:
+    """A call that never connects, for ``reason`` (e.g. ``error_inbound_webhook``).
+
+    Like a dial failure: no ``call_started``, then ``call_ended`` (``not_connected``) after the
+    ring and ``call_analyzed`` after the analysis, arranged by ``reorder``/``duplicate``.
+    """
+    timeline = _not_connected(
+        dict(registered), created_ms=created_ms, pacing=pacing, faults=faults, reason=reason
+    )
+    return _arranged(timeline, faults)
+
+
+def _arranged(timeline: list[tuple[float, str, dict[str, Any]]], faults: Faults) -> list[Delivery]:
+    """The deliveries of a timeline, reordered and duplicated as ``faults`` say."""
     if faults.reorder:
         last_at = timeline[-1][0]
         timeline = [(last_at, event, call) for _, event, call in reversed(timeline)]
@@ -120,28 +153,14 @@ def _timeline(
     """``(seconds after creation, event, call object)`` for each event, in lifecycle order."""
     name = (call.get("retell_llm_dynamic_variables") or {}).get("patient_name") or "there"
     if faults.dial_failure:
-        ended_at = pacing.ring_s
-        ended = call | {
-            "call_status": "not_connected",
-            "end_timestamp": created_ms + _ms(ended_at),
-            "disconnection_reason": "dial_failed",
-        }
-        analyzed = ended | {
-            "call_analysis": {
-                "call_summary": "The call did not connect.",
-                "user_sentiment": "Unknown",
-                "call_successful": False,
-                "in_voicemail": False,
-            },
-            "call_cost": {"combined_cost": 0, "total_duration_seconds": 0},
-        }
-        analyzed_at = ended_at + pacing.analysis_s + faults.delay_analyzed_s
-        return [(ended_at, "call_ended", ended), (analyzed_at, "call_analyzed", analyzed)]
+        return _not_connected(
+            call, created_ms=created_ms, pacing=pacing, faults=faults, reason="dial_failed"
+        )
 
     started_at = pacing.ring_s
     start_ms = created_ms + _ms(started_at)
     started = call | {"call_status": "ongoing", "start_timestamp": start_ms}
-    if faults.drop_mid_dialog:
+    if faults.drop_phrase() is not None:
         talk_s, lines, reason = pacing.talk_s / 2, _dropped_dialog(name), "user_hangup"
         analysis = _analysis(successful=False, sentiment="Neutral", summary=_DROPPED_SUMMARY)
     else:
@@ -154,8 +173,8 @@ def _timeline(
         "end_timestamp": start_ms + duration_ms,
         "duration_ms": duration_ms,
         "disconnection_reason": reason,
-        "transcript": "".join(f"{role.title()}: {text}\n" for role, text in lines),
-        "transcript_object": _utterances(lines),
+        "transcript": transcript_text(lines),
+        "transcript_object": utterances(lines),
     }
     seconds = math.ceil(duration_ms / 1000)
     analyzed = ended | {
@@ -171,6 +190,29 @@ def _timeline(
         (ended_at, "call_ended", ended),
         (analyzed_at, "call_analyzed", analyzed),
     ]
+
+
+def _not_connected(
+    call: dict[str, Any], *, created_ms: int, pacing: Pacing, faults: Faults, reason: str
+) -> list[tuple[float, str, dict[str, Any]]]:
+    """call_ended (``not_connected``, ``reason``) after the ring, then a zero-cost analysis."""
+    ended_at = pacing.ring_s
+    ended = call | {
+        "call_status": "not_connected",
+        "end_timestamp": created_ms + _ms(ended_at),
+        "disconnection_reason": reason,
+    }
+    analyzed = ended | {
+        "call_analysis": {
+            "call_summary": "The call did not connect.",
+            "user_sentiment": "Unknown",
+            "call_successful": False,
+            "in_voicemail": False,
+        },
+        "call_cost": {"combined_cost": 0, "total_duration_seconds": 0},
+    }
+    analyzed_at = ended_at + pacing.analysis_s + faults.delay_analyzed_s
+    return [(ended_at, "call_ended", ended), (analyzed_at, "call_analyzed", analyzed)]
 
 
 _BOOKED_SUMMARY = (
@@ -234,7 +276,12 @@ def _opening(name: str) -> list[tuple[str, str]]:
     ]
 
 
-def _utterances(lines: list[tuple[str, str]]) -> list[dict[str, Any]]:
+def transcript_text(lines: list[tuple[str, str]]) -> str:
+    """Retell's plain ``transcript``: one ``Agent: …``/``User: …`` line per turn."""
+    return "".join(f"{role.title()}: {text}\n" for role, text in lines)
+
+
+def utterances(lines: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """``transcript_object`` entries with word timings; agent turns carry a response id."""
     entries: list[dict[str, Any]] = []
     clock = 0.3
@@ -255,3 +302,102 @@ def _utterances(lines: list[tuple[str, str]]) -> list[dict[str, Any]]:
 
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
+
+
+# calls played through the custom-LLM socket -------------------------------------------------
+
+
+def dialog_ended(
+    started: Mapping[str, Any],
+    *,
+    outcome: Outcome,
+    transcript: list[dict[str, str]],
+    end_ms: int,
+) -> dict[str, Any]:
+    """The ``call_ended`` object of a dialog call: its transcript, duration and outcome."""
+    lines = [(entry["role"], entry["content"]) for entry in transcript]
+    start_ms = int(started["start_timestamp"])
+    duration_ms = max(end_ms - start_ms, 0)
+    return dict(started) | {
+        "call_status": "ended",
+        "end_timestamp": start_ms + duration_ms,
+        "duration_ms": duration_ms,
+        "disconnection_reason": outcome.reason,
+        "transcript": transcript_text(lines),
+        "transcript_object": utterances(lines),
+    }
+
+
+def dialog_analyzed(
+    ended: Mapping[str, Any], *, outcome: Outcome, persona: Persona
+) -> dict[str, Any]:
+    """The ``call_analyzed`` object: ``ended`` plus an analysis of what was booked, and cost."""
+    p = persona
+    if outcome.booked:
+        summary = (
+            f"{p.name} booked an appointment for {p.preferred_date} at {p.preferred_time} "
+            f"at {p.site}."
+        )
+    else:
+        summary = f"The call ended ({outcome.reason}) before an appointment was booked."
+    analysis = {
+        "call_summary": summary,
+        "user_sentiment": "Positive" if outcome.booked else "Neutral",
+        "call_successful": outcome.booked,
+        "in_voicemail": False,
+        "custom_analysis_data": {
+            "appointment_booked": outcome.booked,
+            "appointment_day": p.preferred_date if outcome.booked else None,
+            "appointment_time": p.preferred_time if outcome.booked else None,
+            "appointment_site": p.site if outcome.booked else None,
+        },
+    }
+    duration_ms = int(ended.get("duration_ms") or 0)
+    return dict(ended) | {
+        "call_analysis": analysis,
+        "call_cost": {
+            "combined_cost": round(duration_ms / 60_000 * _CENTS_PER_MINUTE, 4),
+            "total_duration_seconds": math.ceil(duration_ms / 1000),
+        },
+    }
+
+
+# inbound calls ---------------------------------------------------------------------------------
+
+
+def inbound_request(call: Mapping[str, Any]) -> dict[str, Any]:
+    """Retell's inbound-webhook body for a ringing inbound call."""
+    return {
+        "event": "call_inbound",
+        "call_inbound": {
+            "from_number": call["from_number"],
+            "to_number": call["to_number"],
+            "agent_id": call["agent_id"],
+            "call_id": call["call_id"],
+        },
+    }
+
+
+def answered_inbound(call: Mapping[str, Any], answer: Mapping[str, Any]) -> dict[str, Any]:
+    """The call object after the inbound webhook answered ``answer`` (all fields optional).
+
+    ``call_inbound.metadata`` becomes the call's ``metadata``, ``dynamic_variables`` its
+    ``retell_llm_dynamic_variables``; ``override_agent_id``/``override_agent_version`` replace
+    the agent. Values of the wrong type are ignored, as absent.
+    """
+    inbound = answer.get("call_inbound")
+    fields: Mapping[str, Any] = inbound if isinstance(inbound, Mapping) else {}
+    updated = copy.deepcopy(dict(call))
+    metadata = fields.get("metadata")
+    if isinstance(metadata, Mapping):
+        updated["metadata"] = copy.deepcopy(dict(metadata))
+    variables = fields.get("dynamic_variables")
+    if isinstance(variables, Mapping):
+        updated["retell_llm_dynamic_variables"] = {str(k): str(v) for k, v in variables.items()}
+    agent_id = fields.get("override_agent_id")
+    if isinstance(agent_id, str) and agent_id:
+        updated["agent_id"] = agent_id
+    version = fields.get("override_agent_version")
+    if isinstance(version, int) and not isinstance(version, bool):
+        updated["agent_version"] = version
+    return updated

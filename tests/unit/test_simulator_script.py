@@ -1,4 +1,7 @@
-"""The simulator's call script: pure planning of call objects and webhook deliveries."""
+"""The simulator's call script: pure planning of call objects and webhook deliveries.
+
+Also the pure pieces of dialog and inbound calls: ended/analysed objects, inbound webhook.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,20 @@ import pytest
 
 from ringlog.schemas.retell import WEBHOOK_EVENTS
 from ringlog.simulator import Faults
-from ringlog.simulator.script import Delivery, Pacing, new_call_id, plan, registered_call
+from ringlog.simulator.dialog import Outcome
+from ringlog.simulator.patient import Persona
+from ringlog.simulator.script import (
+    Delivery,
+    Pacing,
+    answered_inbound,
+    dialog_analyzed,
+    dialog_ended,
+    inbound_request,
+    new_call_id,
+    not_connected_plan,
+    plan,
+    registered_call,
+)
 
 PACE = Pacing(ring_s=1.0, talk_s=20.0, analysis_s=3.0)
 CREATED_MS = 1_714_608_475_000
@@ -104,3 +120,72 @@ def test_faults_are_frozen_and_strict() -> None:
         Faults.model_validate({"chaos": True})
     with pytest.raises(ValueError, match="greater than or equal"):
         Faults(rate_limit_first=-1)
+
+
+def test_drop_after_phrase_also_drops_the_timed_script_and_names_the_dialog_question() -> None:
+    dropped = plan(
+        call(), created_ms=CREATED_MS, pacing=PACE, faults=Faults(drop_after_phrase="What Time")
+    )
+    assert dropped[1].body["call"]["disconnection_reason"] == "user_hangup"
+    assert Faults(drop_after_phrase="What Time").drop_phrase() == "what time"
+    assert Faults(drop_mid_dialog=True).drop_phrase() == "which day"
+    assert Faults().drop_phrase() is None
+
+
+def test_a_dialog_call_ends_and_is_analysed_from_its_transcript() -> None:
+    started = call(call_status="ongoing", start_timestamp=CREATED_MS)
+    transcript = [
+        {"role": "agent", "content": "Shall I book it?"},
+        {"role": "user", "content": "Yes, please."},
+        {"role": "agent", "content": "Done."},
+    ]
+    booked = Outcome("agent_hangup", booked=True)
+    ended = dialog_ended(started, outcome=booked, transcript=transcript, end_ms=CREATED_MS + 61_000)
+    assert ended["duration_ms"] == 61_000 and ended["end_timestamp"] == CREATED_MS + 61_000
+    assert ended["transcript"] == "Agent: Shall I book it?\nUser: Yes, please.\nAgent: Done.\n"
+    assert [u["metadata"]["response_id"] for u in ended["transcript_object"][::2]] == [0, 1]
+    analyzed = dialog_analyzed(ended, outcome=booked, persona=Persona())
+    assert analyzed["call_analysis"]["call_successful"] is True
+    assert analyzed["call_cost"]["total_duration_seconds"] == 61
+    WEBHOOK_EVENTS["call_ended"].model_validate({"event": "call_ended", "call": ended})
+    WEBHOOK_EVENTS["call_analyzed"].model_validate({"event": "call_analyzed", "call": analyzed})
+    failed = dialog_analyzed(ended, outcome=Outcome("user_hangup"), persona=Persona())
+    assert failed["call_analysis"]["custom_analysis_data"]["appointment_booked"] is False
+    assert "user_hangup" in failed["call_analysis"]["call_summary"]
+
+
+def test_the_inbound_webhook_asks_with_the_call_and_its_answer_fills_it_in() -> None:
+    ringing = registered_call(
+        call_id="i" * 32,
+        agent_id="agent_1",
+        from_number="+14155550001",
+        to_number="+14155550123",
+        direction="inbound",
+    )
+    assert inbound_request(ringing)["call_inbound"] == {
+        "from_number": "+14155550001",
+        "to_number": "+14155550123",
+        "agent_id": "agent_1",
+        "call_id": "i" * 32,
+    }
+    answer = {
+        "call_inbound": {
+            "metadata": {"call_ref": "in_1"},
+            "dynamic_variables": {"patient_name": "Jo", "visits": 3},
+            "override_agent_id": "agent_2",
+        }
+    }
+    answered = answered_inbound(ringing, answer)
+    assert answered["metadata"] == {"call_ref": "in_1"}
+    assert answered["retell_llm_dynamic_variables"] == {"patient_name": "Jo", "visits": "3"}
+    assert (answered["agent_id"], answered["direction"]) == ("agent_2", "inbound")
+    assert answered_inbound(ringing, {}) == ringing
+    assert answered_inbound(ringing, {"call_inbound": {"metadata": "nope"}}) == ringing
+
+
+def test_an_unconnected_call_has_the_given_reason() -> None:
+    steps = not_connected_plan(
+        call(), created_ms=CREATED_MS, pacing=PACE, faults=Faults(), reason="error_inbound_webhook"
+    )
+    assert events(steps) == ["call_ended", "call_analyzed"]
+    assert steps[0].body["call"]["disconnection_reason"] == "error_inbound_webhook"
