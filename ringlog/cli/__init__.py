@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from ringlog.cli import api, dev, rebuild, run, schemas, simulator, topics, worker
+from ringlog.cli import (
+    api,
+    dev,
+    projector,
+    rebuild,
+    run,
+    schemas,
+    simulator,
+    topics,
+    worker,
+)
 from ringlog.cli.output import fail_cleanly
 
 app = typer.Typer(
@@ -19,6 +29,7 @@ app.add_typer(schemas.app, name="schemas")
 app.add_typer(rebuild.app, name="rebuild")
 app.command("api")(api.api)
 app.command("worker")(worker.worker)
+app.command("projector")(projector.projector)
 app.command("simulator")(simulator.simulator)
 app.command("run")(run.run)
 app.command("demo")(run.demo)

@@ -27,7 +27,8 @@ def with_local_retell(settings: Settings) -> tuple[Settings, dict[str, str]]:
     """Settings (and the children's environment) for the platform's own processes.
 
     Without a Retell key the simulator stands in for Retell: a fresh key is shared by the API
-    (webhook signatures), the worker (create-call) and the simulator. Without API keys a fresh
+    (webhook signatures), the worker (create-call) and the simulator, which plays each call's
+    patient through the API's custom-LLM socket. Without API keys a fresh
     one is made and printed, so the API can be tried at once.
     """
     env: dict[str, str] = {}
@@ -45,24 +46,33 @@ def with_local_retell(settings: Settings) -> tuple[Settings, dict[str, str]]:
         key = f"sim_{secrets.token_hex(16)}"
         base_url = f"http://{simulator.host}:{port}"
         webhook_url = f"http://{api.host}:{api.port}/v1/webhooks/retell"
+        llm_url = f"ws://{api.host}:{api.port}/v1/llm"
         retell = retell.model_copy(update={"api_key": SecretStr(key), "base_url": base_url})
-        simulator = simulator.model_copy(update={"port": port, "webhook_url": webhook_url})
+        simulator = simulator.model_copy(
+            update={"port": port, "webhook_url": webhook_url, "llm_websocket_url": llm_url}
+        )
         env |= {
             "RINGLOG_RETELL_API_KEY": key,
             "RINGLOG_RETELL_BASE_URL": base_url,
             "RINGLOG_SIMULATOR_PORT": str(port),
             "RINGLOG_SIMULATOR_WEBHOOK_URL": webhook_url,
+            "RINGLOG_SIMULATOR_LLM_WEBSOCKET_URL": llm_url,
         }
     changed = {"retell": retell, "api": api, "simulator": simulator}
     return settings.model_copy(update=changed), env
 
 
 @contextlib.contextmanager
-def platform_processes(settings: Settings, env: dict[str, str]) -> Iterator[list[str]]:
-    """Run the worker (and the simulator when it stands in for Retell) as child processes."""
-    commands = {"worker": ["worker"]}
+def platform_processes(
+    settings: Settings, env: dict[str, str], *, api: bool = False
+) -> Iterator[list[str]]:
+    """Run the worker, the projector, the simulator (when it stands in for Retell) and, if
+    asked, the API as child processes; stop them on exit."""
+    commands = {"worker": ["worker"], "projector": ["projector"]}
     if "RINGLOG_RETELL_API_KEY" in env:
         commands["simulator"] = ["simulator"]
+    if api:
+        commands["api"] = ["api"]
     records: list[ProcessRecord] = []
     lines: list[str] = []
     try:
@@ -124,5 +134,7 @@ def run() -> None:
 
 
 def demo() -> None:
-    """Run the seed-000 and seed-003 stories end to end (arrives with issue [D])."""
-    console.print("not yet: the demo arrives with the call-recovery capability (issue [D]).")
+    """Run the seed-000 and seed-003 stories end to end; exit 0 only if every effect is seen."""
+    from ringlog.demo.main import run_demo
+
+    raise SystemExit(run_demo())

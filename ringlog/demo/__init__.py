@@ -1,0 +1,1 @@
+"""``ringlog demo``: the two seed stories end to end on the embedded stack."""
