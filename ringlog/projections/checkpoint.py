@@ -1,0 +1,95 @@
+"""Checkpoints and guarded upserts for SQL projection targets (SQLAlchemy 2 Core).
+
+A SQL target keeps, in one table, the next offset to read for every ``(topic, partition)`` a
+projection consumed, and writes it in the same transaction as the rows it derived from those
+records. A checkpoint never moves backwards, and a row upsert never replaces a newer version,
+so writing the same records twice changes nothing. SQLite and PostgreSQL are supported (both
+have ``INSERT … ON CONFLICT DO UPDATE … WHERE``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, String, Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+#: A consumed partition: ``(topic, partition)``.
+Position = tuple[str, int]
+
+
+def checkpoint_table(metadata: MetaData, name: str) -> Table:
+    """Declare the checkpoint table ``name``: the next offset per projection, topic, partition."""
+    return Table(
+        name,
+        metadata,
+        Column("projection", String(128), primary_key=True),
+        Column("topic", String(255), primary_key=True),
+        Column("partition", Integer, primary_key=True, autoincrement=False),
+        Column("next_offset", BigInteger, nullable=False),
+    )
+
+
+def read_checkpoint(connection: Connection, table: Table, projection: str) -> dict[Position, int]:
+    """Return ``{(topic, partition): next_offset}`` stored for ``projection`` (``{}`` if none)."""
+    rows = connection.execute(
+        select(table.c.topic, table.c.partition, table.c.next_offset).where(
+            table.c.projection == projection
+        )
+    )
+    return {(topic, partition): offset for topic, partition, offset in rows}
+
+
+def write_checkpoint(
+    connection: Connection, table: Table, projection: str, positions: Mapping[Position, int]
+) -> None:
+    """Store ``positions`` (next offsets) for ``projection``; an older offset never wins."""
+    for (topic, partition), offset in sorted(positions.items()):
+        upsert(
+            connection,
+            table,
+            {
+                "projection": projection,
+                "topic": topic,
+                "partition": partition,
+                "next_offset": offset,
+            },
+            update=("next_offset",),
+            version="next_offset",
+        )
+
+
+def upsert(
+    connection: Connection,
+    table: Table,
+    values: Mapping[str, Any],
+    *,
+    update: Collection[str],
+    version: str,
+) -> None:
+    """Insert ``values``; on a primary-key conflict overwrite the ``update`` columns, but only
+    when the stored ``version`` column is lower than the new one (apply-if-newer).
+
+    An equal version is left alone, so applying the same row twice is a no-op.
+    """
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        pg = postgresql.insert(table).values(dict(values))
+        excluded = pg.excluded
+        statement: Any = pg.on_conflict_do_update(
+            index_elements=list(table.primary_key.columns),
+            set_={name: excluded[name] for name in update},
+            where=table.c[version] < excluded[version],
+        )
+    elif dialect == "sqlite":
+        lite = sqlite.insert(table).values(dict(values))
+        excluded = lite.excluded
+        statement = lite.on_conflict_do_update(
+            index_elements=list(table.primary_key.columns),
+            set_={name: excluded[name] for name in update},
+            where=table.c[version] < excluded[version],
+        )
+    else:
+        raise NotImplementedError(f"no upsert for the {dialect} dialect (SQLite, PostgreSQL only)")
+    connection.execute(statement)

@@ -1,0 +1,91 @@
+"""The CRM tables (SQLAlchemy Core), all prefixed ``crm_``.
+
+Every entity row carries ``version``: the log offset of the event that last wrote it, so an
+older event never overwrites newer state (see :mod:`ringlog.projections.crm.rows`).
+
+* ``crm_patients`` — one row per patient; the id is derived from phone and date of birth.
+* ``crm_appointments`` — one row per completed session; the id is derived from the session id.
+* ``crm_interactions`` — one row per call of a session: outcome, stage reached, and the
+  transcript, which is recomputed from ``crm_interaction_turns`` whenever either changes.
+* ``crm_interaction_turns`` — one row per dialog turn (``call_ref``, ``turn_index``).
+* ``crm_projection_checkpoints`` — the next log offset per projection, topic and partition.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from ringlog.projections.checkpoint import checkpoint_table
+
+METADATA = MetaData()
+
+PATIENTS = Table(
+    "crm_patients",
+    METADATA,
+    Column("patient_id", String(36), primary_key=True),
+    Column("name", String(256), nullable=False),
+    Column("date_of_birth", Date, nullable=False),
+    Column("phone", String(32), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("version", BigInteger, nullable=False),
+)
+
+APPOINTMENTS = Table(
+    "crm_appointments",
+    METADATA,
+    Column("appointment_id", String(36), primary_key=True),
+    Column("patient_id", String(36), nullable=False, index=True),
+    Column("kind", String(64), nullable=False),
+    Column("date", Date, nullable=False),
+    Column("time", String(32), nullable=False),
+    Column("site", String(256), nullable=False),
+    Column("session_id", String(128), nullable=False),
+    Column("booked_at", DateTime(timezone=True), nullable=False),
+    Column("version", BigInteger, nullable=False),
+)
+
+INTERACTIONS = Table(
+    "crm_interactions",
+    METADATA,
+    Column("call_ref", String(128), primary_key=True),
+    Column("session_id", String(128), nullable=False, index=True),
+    Column("phone", String(32), nullable=False, index=True),
+    Column("direction", String(16), nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("outcome", String(16), nullable=False),
+    Column("stage_reached", String(64)),
+    Column("turns", Integer, nullable=False),
+    Column("transcript", Text, nullable=False),
+    Column("version", BigInteger, nullable=False),
+)
+
+TURNS = Table(
+    "crm_interaction_turns",
+    METADATA,
+    Column("call_ref", String(128), primary_key=True),
+    Column("turn_index", Integer, primary_key=True, autoincrement=False),
+    Column("role", String(16), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("version", BigInteger, nullable=False),
+)
+
+CHECKPOINTS = checkpoint_table(METADATA, "crm_projection_checkpoints")
+
+#: The tables operations name, by the short name used in :class:`~.rows.Upsert`.
+TABLES: dict[str, Table] = {
+    "patients": PATIENTS,
+    "appointments": APPOINTMENTS,
+    "interactions": INTERACTIONS,
+    "turns": TURNS,
+}

@@ -1,0 +1,109 @@
+"""The CRM database as a projection target: upserts, transcripts and checkpoint, one transaction.
+
+SQLite (the default, a file under ``.ringlog/``) and PostgreSQL are supported. Tables are
+created on start when missing. Blocking database work runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, create_engine, make_url, select, update
+
+from ringlog.projections.checkpoint import Position, read_checkpoint, upsert, write_checkpoint
+from ringlog.projections.crm.rows import Upsert, transcript
+from ringlog.projections.crm.schema import CHECKPOINTS, INTERACTIONS, METADATA, TABLES, TURNS
+
+_CHUNK = 500
+
+
+class CrmStore:
+    """Applies CRM upserts and the consumed positions atomically (a :class:`Target`)."""
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        METADATA.create_all(self.engine)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    async def load_checkpoint(self, projection: str) -> dict[Position, int]:
+        """The next offset per ``(topic, partition)`` already applied for ``projection``."""
+        return await asyncio.to_thread(self._load_checkpoint, projection)
+
+    async def apply(
+        self, projection: str, operations: Sequence[Upsert], positions: Mapping[Position, int]
+    ) -> None:
+        """Apply ``operations`` in order, refresh touched transcripts, store ``positions``."""
+        await asyncio.to_thread(self._apply, projection, operations, positions)
+
+    def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every CRM table, ordered by primary key (for comparisons and audits)."""
+        with self.engine.connect() as connection:
+            return {
+                table.name: [
+                    tuple(row)
+                    for row in connection.execute(
+                        select(table).order_by(*table.primary_key.columns)
+                    )
+                ]
+                for table in METADATA.sorted_tables
+            }
+
+    def _load_checkpoint(self, projection: str) -> dict[Position, int]:
+        with self.engine.connect() as connection:
+            return read_checkpoint(connection, CHECKPOINTS, projection)
+
+    def _apply(
+        self, projection: str, operations: Sequence[Upsert], positions: Mapping[Position, int]
+    ) -> None:
+        with self.engine.begin() as connection:
+            for op in operations:
+                upsert(
+                    connection,
+                    TABLES[op.table],
+                    op.values,
+                    update=(*op.update, "version"),
+                    version="version",
+                )
+            touched = {
+                str(op.values["call_ref"])
+                for op in operations
+                if op.table in ("interactions", "turns")
+            }
+            refresh_transcripts(connection, touched)
+            write_checkpoint(connection, CHECKPOINTS, projection, positions)
+
+
+def refresh_transcripts(connection: Connection, call_refs: Iterable[str]) -> None:
+    """Set ``turns`` and ``transcript`` of these calls' interactions from their stored turns."""
+    refs = sorted(set(call_refs))
+    statement = (
+        update(INTERACTIONS)
+        .where(INTERACTIONS.c.call_ref == bindparam("ref"))
+        .values(turns=bindparam("n"), transcript=bindparam("text"))
+    )
+    for start in range(0, len(refs), _CHUNK):
+        chunk = refs[start : start + _CHUNK]
+        turns: dict[str, list[tuple[int, str, str]]] = {ref: [] for ref in chunk}
+        rows = connection.execute(
+            select(TURNS.c.call_ref, TURNS.c.turn_index, TURNS.c.role, TURNS.c.text).where(
+                TURNS.c.call_ref.in_(chunk)
+            )
+        )
+        for ref, index, role, text in rows:
+            turns[ref].append((index, role, text))
+        connection.execute(
+            statement,
+            [
+                {"ref": ref, "n": len(found), "text": transcript(found)}
+                for ref, found in turns.items()
+            ],
+        )

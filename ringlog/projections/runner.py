@@ -1,0 +1,484 @@
+"""The projection loop: batches from the log, pure rows, one target transaction, then offsets.
+
+A projection is a name, the topics it reads and a pure ``project(events) -> operations``. The
+runner feeds it ``getmany`` batches and hands the operations to a :class:`Target` together with
+the consumed positions; the target writes both in **one transaction**. Kafka offsets are
+committed only after that transaction, and only as a courtesy: on start (and on every new
+partition assignment) the runner seeks to the **target's own checkpoint** and skips any record
+below it, so a crash between the target commit and the Kafka commit never applies a record
+twice, and a target rebuilt from nothing is refilled from the beginning of the log.
+
+* A target failure retries the same batch with exponential backoff (tenacity); nothing is
+  skipped or lost.
+* A record that cannot be decoded, or whose projection raises, is *poison*: it goes to the
+  dead-letter topic (error in headers) before the batch is applied, its position is
+  checkpointed with the rest, and the partition carries on. A crash before the target commit
+  dead-letters it again on restart (at least once; the origin header identifies duplicates).
+* A record of a type the projection does not handle is skipped and checkpointed.
+
+Metrics: ``ringlog_projection_lag{projection,topic,partition}`` (records not yet applied) and
+``ringlog_projection_records_applied_total{projection,topic}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_any,
+    stop_never,
+    wait_exponential,
+)
+from tenacity.stop import stop_base
+
+from ringlog.config import KafkaSettings
+from ringlog.errors import BrokerUnavailable
+from ringlog.projections.checkpoint import Position
+from ringlog.schemas import HEADER_TYPE, Envelope
+from ringlog.streams.consumer import LogConsumer, LogRecord
+from ringlog.streams.deadletter import dead_letter
+from ringlog.streams.producer import LogProducer
+
+log = structlog.get_logger("ringlog.projections")
+
+OpT = TypeVar("OpT")
+OpT_contra = TypeVar("OpT_contra", contravariant=True)
+
+__all__ = [
+    "Event",
+    "Position",
+    "Projection",
+    "ProjectionMetrics",
+    "ProjectionRunner",
+    "RetryPolicy",
+    "Target",
+    "end_offsets",
+]
+
+
+@dataclass(frozen=True)
+class Event:
+    """A decoded record as a projection sees it: where it sits on the log, and the envelope."""
+
+    topic: str
+    partition: int
+    offset: int
+    envelope: Envelope
+
+
+@dataclass(frozen=True)
+class Projection(Generic[OpT]):
+    """What to read and how to turn it into operations for a target.
+
+    ``project`` must be pure and per-event: ``project(a + b) == project(a) + project(b)``, so the
+    runner can isolate a record that makes it raise. ``handles`` names the event types it reads;
+    other types are skipped (even when undecodable, e.g. from a newer producer). ``None`` reads
+    every type.
+    """
+
+    name: str
+    topics: tuple[str, ...]
+    project: Callable[[Sequence[Event]], list[OpT]]
+    handles: frozenset[str] | None = None
+
+    def reads(self, event_type: str | None) -> bool:
+        """Whether records of ``event_type`` are this projection's to handle."""
+        return self.handles is None or event_type is None or event_type in self.handles
+
+
+class Target(Protocol[OpT_contra]):
+    """Where a projection's operations land, with its checkpoint in the same store."""
+
+    async def load_checkpoint(self, projection: str) -> dict[Position, int]:
+        """Return the next offset to read per ``(topic, partition)`` (``{}`` when new)."""
+        ...
+
+    async def apply(
+        self,
+        projection: str,
+        operations: Sequence[OpT_contra],
+        positions: Mapping[Position, int],
+    ) -> None:
+        """Write ``operations`` and the next offsets ``positions`` in one transaction."""
+        ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a failing target write is retried: ``attempts=None`` retries until stopped."""
+
+    attempts: int | None = None
+    backoff_s: float = 0.2
+    backoff_max_s: float = 10.0
+
+
+class ProjectionMetrics:
+    """Lag per partition and records applied, in ``registry`` (a fresh one by default)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.lag = Gauge(
+            "ringlog_projection_lag",
+            "Records on the log not yet applied to the projection's target.",
+            ["projection", "topic", "partition"],
+            registry=self.registry,
+        )
+        self.applied = Counter(
+            "ringlog_projection_records_applied",
+            "Records whose effects (possibly none) were committed to the target.",
+            ["projection", "topic"],
+            registry=self.registry,
+        )
+        self.deadlettered = Counter(
+            "ringlog_projection_deadlettered",
+            "Records sent to the dead-letter topic because they could not be projected.",
+            ["projection", "topic"],
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "ringlog_projection_apply_retries",
+            "Target writes that failed and were retried.",
+            ["projection"],
+            registry=self.registry,
+        )
+
+
+class _StopOn(stop_base):
+    """Stop retrying once ``event`` is set."""
+
+    def __init__(self, event: asyncio.Event) -> None:
+        self._event = event
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self._event.is_set()
+
+
+class ProjectionRunner(Generic[OpT]):
+    """Runs one projection against one target as a member of consumer group ``group_id``.
+
+    :meth:`run` loops until ``stop`` is set; :meth:`caught_up` waits until the target has
+    applied everything on the log at the time of the call. Subclasses may override
+    :meth:`on_applied` (called between the target commit and the Kafka commit).
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        projection: Projection[OpT],
+        target: Target[OpT],
+        *,
+        group_id: str,
+        deadletter_topic: str,
+        producer: LogProducer | None = None,
+        metrics: ProjectionMetrics | None = None,
+        retry: RetryPolicy | None = None,
+        max_records: int = 5_000,
+        poll_timeout_ms: int = 500,
+        lag_interval_s: float = 5.0,
+    ) -> None:
+        self.projection = projection
+        self.target = target
+        self.metrics = metrics or ProjectionMetrics()
+        self._kafka = kafka
+        self._group_id = group_id
+        self._deadletter_topic = deadletter_topic
+        self._producer = producer
+        self._owns_producer = producer is None
+        self._retry = retry or RetryPolicy()
+        self._max_records = max_records
+        self._poll_timeout_ms = poll_timeout_ms
+        self._lag_interval_s = lag_interval_s
+        #: next offset per partition known to be applied (the target's checkpoint)
+        self.checkpoint: dict[Position, int] = {}
+        self._positioned: set[Position] = set()
+        self._ends: dict[Position, int] = {}
+        self._ends_at = float("-inf")
+        self._failure: BaseException | None = None
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Consume, project and apply until ``stop`` is set (forever when ``None``).
+
+        Raises when the target stays unavailable beyond the retry policy, or when ``stop`` is
+        set while a write is being retried; nothing unapplied is committed in either case.
+        """
+        stop = stop or asyncio.Event()
+        self._failure = None
+        self._positioned.clear()
+        name = self.projection.name
+        try:
+            self.checkpoint = await self.target.load_checkpoint(name)
+            consumer = LogConsumer(
+                self._kafka,
+                self.projection.topics,
+                group_id=self._group_id,
+                max_records=self._max_records,
+            )
+            async with consumer:
+                log.info("projection started", projection=name, group=self._group_id)
+                while not stop.is_set():
+                    await self._position_new_partitions(consumer)
+                    batch = await consumer.getmany(timeout_ms=self._poll_timeout_ms)
+                    # records of a partition assigned during this fetch wait for its seek
+                    records = [
+                        r for r in batch.records if (r.topic, r.partition) in self._positioned
+                    ]
+                    if records:
+                        await self._handle(consumer, records, stop)
+                    await self._report_lag(consumer)
+        except BaseException as exc:
+            self._failure = exc
+            raise
+        finally:
+            if self._owns_producer and self._producer is not None:
+                await self._producer.stop()
+                self._producer = None
+            log.info("projection stopped", projection=name)
+
+    async def on_applied(self, positions: Mapping[Position, int]) -> None:
+        """Called after the target committed ``positions`` and before Kafka offsets are.
+
+        Does nothing; a hook for subclasses (tests use it to crash at the worst moment).
+        """
+
+    async def caught_up(self, timeout_s: float = 60.0, *, interval_s: float = 0.1) -> None:
+        """Wait until the target's checkpoint reaches the end offsets the log has *now*.
+
+        Reads the checkpoint from the target, so it also sees other group members' progress.
+        Raises ``TimeoutError`` after ``timeout_s``, or ``RuntimeError`` if :meth:`run` failed.
+        """
+        ends = await end_offsets(self._kafka, self.projection.topics)
+        async with asyncio.timeout(timeout_s):
+            while True:
+                if self._failure is not None:
+                    raise RuntimeError("the projection runner failed") from self._failure
+                done = await self.target.load_checkpoint(self.projection.name)
+                if all(done.get(tp, 0) >= end for tp, end in ends.items()):
+                    return
+                await asyncio.sleep(interval_s)
+
+    async def run_until_caught_up(self, timeout_s: float = 60.0) -> None:
+        """Run until everything on the log at call time is applied, then stop cleanly."""
+        stop = asyncio.Event()
+        task = asyncio.create_task(self.run(stop))
+        try:
+            await self.caught_up(timeout_s)
+        finally:
+            stop.set()
+            await task
+
+    # -- one batch --------------------------------------------------------------------------
+
+    async def _handle(
+        self, consumer: LogConsumer, records: Sequence[LogRecord], stop: asyncio.Event
+    ) -> None:
+        name = self.projection.name
+        todo = [r for r in records if r.offset >= self.checkpoint.get((r.topic, r.partition), 0)]
+        if len(todo) < len(records):
+            log.debug("skipped applied records", projection=name, count=len(records) - len(todo))
+        operations, poison = self._project(todo)
+        for record, error in poison:
+            await self._retrying(stop)(self._dead_letter, record, error)
+        positions = _next_offsets(todo)
+        if positions:
+            await self._retrying(stop)(self.target.apply, name, operations, positions)
+            self.checkpoint.update(positions)
+            for topic, count in collections.Counter(r.topic for r in todo).items():
+                self.metrics.applied.labels(name, topic).inc(count)
+            await self.on_applied(positions)
+        await self._commit(consumer, {(r.topic, r.partition) for r in records})
+
+    def _project(
+        self, records: Sequence[LogRecord]
+    ) -> tuple[list[OpT], list[tuple[LogRecord, str]]]:
+        """Project the batch; when that raises, project record by record to find the poison."""
+        poison: list[tuple[LogRecord, str]] = []
+        events: list[Event] = []
+        for record in records:
+            if not self.projection.reads(_event_type(record)):
+                continue
+            if record.error is not None:
+                poison.append((record, f"{type(record.error).__name__}: {record.error}"))
+            elif record.envelope is not None:
+                events.append(Event(record.topic, record.partition, record.offset, record.envelope))
+        try:
+            return self.projection.project(events), poison
+        except Exception:  # noqa: BLE001 - isolate the failing record(s) below
+            pass
+        operations: list[OpT] = []
+        by_position = {(r.topic, r.partition, r.offset): r for r in records}
+        for event in events:
+            try:
+                operations.extend(self.projection.project([event]))
+            except Exception as exc:  # noqa: BLE001 - one bad event is dead-lettered
+                record = by_position[(event.topic, event.partition, event.offset)]
+                poison.append((record, f"{type(exc).__name__}: {exc}"))
+        return operations, poison
+
+    async def _dead_letter(self, record: LogRecord, error: str) -> None:
+        if self._producer is None:
+            self._producer = LogProducer(self._kafka)
+        log.warning(
+            "dead-lettered",
+            projection=self.projection.name,
+            origin=f"{record.topic}/{record.partition}/{record.offset}",
+            error=error,
+        )
+        await dead_letter(
+            self._producer,
+            self._deadletter_topic,
+            processor=f"projection:{self.projection.name}",
+            error=error,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            headers=list(record.headers),
+        )
+        self.metrics.deadlettered.labels(self.projection.name, record.topic).inc()
+
+    def _retrying(self, stop: asyncio.Event) -> AsyncRetrying:
+        policy = self._retry
+        give_up = stop_after_attempt(policy.attempts) if policy.attempts else stop_never
+        return AsyncRetrying(
+            stop=stop_any(give_up, _StopOn(stop)),
+            wait=wait_exponential(multiplier=policy.backoff_s, max=policy.backoff_max_s),
+            retry=retry_if_exception_type(Exception),
+            before_sleep=self._retry_logged,
+            reraise=True,
+        )
+
+    def _retry_logged(self, state: RetryCallState) -> None:
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None else None
+        self.metrics.retries.labels(self.projection.name).inc()
+        log.warning(
+            "projection write failed, retrying",
+            projection=self.projection.name,
+            attempt=state.attempt_number,
+            error=f"{type(error).__name__}: {error}",
+        )
+
+    async def _commit(self, consumer: LogConsumer, partitions: set[Position]) -> None:
+        """Commit the group's offsets up to the checkpoint (best effort: the target rules)."""
+        offsets = {
+            TopicPartition(topic, partition): self.checkpoint[(topic, partition)]
+            for topic, partition in sorted(partitions)
+            if (topic, partition) in self.checkpoint
+        }
+        try:
+            await consumer.commit(offsets)
+        except KafkaError as exc:
+            log.warning("offset commit failed", projection=self.projection.name, error=str(exc))
+
+    # -- positions and lag ------------------------------------------------------------------
+
+    async def _position_new_partitions(self, consumer: LogConsumer) -> None:
+        """Seek every newly assigned partition to the target's checkpoint (0 when absent)
+        and commit that checkpoint as the group's offset."""
+        assigned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+        self._positioned &= assigned
+        new = assigned - self._positioned
+        if not new:
+            return
+        # another member may have advanced these partitions since we last looked
+        self.checkpoint.update(await self.target.load_checkpoint(self.projection.name))
+        for topic, partition in sorted(new):
+            await consumer.seek(
+                TopicPartition(topic, partition), self.checkpoint.get((topic, partition), 0)
+            )
+            self._positioned.add((topic, partition))
+        # bring the group's offsets up to the checkpoint (a crash may have left them behind)
+        await self._commit(consumer, new)
+
+    async def _report_lag(self, consumer: LogConsumer) -> None:
+        now = time.monotonic()
+        if now - self._ends_at >= self._lag_interval_s:
+            self._ends_at = now
+            try:
+                self._ends = await end_offsets(self._kafka, self.projection.topics)
+            except BrokerUnavailable as exc:
+                log.warning("lag unknown", projection=self.projection.name, error=str(exc))
+        for topic, partition in self._positioned:
+            end = self._ends.get((topic, partition))
+            if end is not None:
+                lag = max(0, end - self.checkpoint.get((topic, partition), 0))
+                self.metrics.lag.labels(self.projection.name, topic, str(partition)).set(lag)
+
+
+def _event_type(record: LogRecord) -> str | None:
+    if record.envelope is not None:
+        return record.envelope.type
+    for name, value in record.headers:
+        if name == HEADER_TYPE:
+            return value.decode(errors="replace")
+    return None
+
+
+def _next_offsets(records: Sequence[LogRecord]) -> dict[Position, int]:
+    positions: dict[Position, int] = {}
+    for r in records:
+        key = (r.topic, r.partition)
+        positions[key] = max(positions.get(key, 0), r.offset + 1)
+    return positions
+
+
+async def end_offsets(
+    kafka: KafkaSettings, topics: Sequence[str], *, timeout_s: float = 10.0
+) -> dict[Position, int]:
+    """Return the end offset (next offset to be written) of every partition of ``topics``.
+
+    ListOffsets alone is not enough: the embedded Tansu broker answers it with the base
+    offset of the partition's last record batch + 1, so a batch of several records is
+    under-counted. The high watermark of a fetch is exact on Tansu and Kafka alike, so every
+    non-empty partition is fetched from its reported end - 1 and the larger value is kept.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap,
+        client_id=f"{kafka.client_id}-offsets",
+        group_id=None,
+        enable_auto_commit=False,
+        request_timeout_ms=kafka.request_timeout_ms,
+        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
+        fetch_max_bytes=1_048_576,
+        max_partition_fetch_bytes=1_048_576,
+    )
+    try:
+        async with asyncio.timeout(timeout_s):
+            await consumer.start()
+            partitions = [
+                TopicPartition(topic, p)
+                for topic in topics
+                for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            reported = await consumer.end_offsets(partitions) if partitions else {}
+            nonempty = [tp for tp in partitions if reported[tp] > 0]
+            if nonempty:
+                consumer.assign(nonempty)
+                for tp in nonempty:
+                    consumer.seek(tp, reported[tp] - 1)
+                while any(consumer.highwater(tp) is None for tp in nonempty):
+                    await consumer.getmany(timeout_ms=100)
+            ends = {tp: int(reported[tp]) for tp in partitions}
+            for tp in nonempty:
+                ends[tp] = max(ends[tp], consumer.highwater(tp) or 0)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        raise BrokerUnavailable(kafka.bootstrap, str(exc) or type(exc).__name__) from exc
+    finally:
+        await consumer.stop()
+    return {(tp.topic, tp.partition): end for tp, end in ends.items()}
