@@ -61,8 +61,9 @@ class DialogCall:
         self._claimed = False
         self._turns = 0
 
-    async def begin(self) -> str:
-        """Open or resume the session; append it; return the begin message."""
+    async def begin(self) -> tuple[str, bool]:
+        """Open or resume the session; append it; return the begin message and whether the
+        call ends with it (a second call while the number is busy)."""
         sessions = self._services.sessions
         now = dt.datetime.now(dt.UTC)
         current = await sessions.get(self.phone)
@@ -82,7 +83,7 @@ class DialogCall:
         self._conversation = step.conversation
         await self._append_turns([("agent", step.text, 0)])
         log.info("dialog begins", call_ref=self.call_ref, opening=opening.kind)
-        return step.text
+        return step.text, step.end_call
 
     async def answer(self, kind: str, transcript: list[Any]) -> tuple[str, bool]:
         """Reply to a request (``response_required`` or ``reminder_required``)."""

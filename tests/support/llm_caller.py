@@ -90,6 +90,11 @@ class Caller:
         await self.socket.close(code=1000)
         await self.socket.wait_closed()
 
+    async def close_code(self) -> int | None:
+        """Wait for the socket to close (ringlog closes it after ``end_call``); its code."""
+        await self.socket.wait_closed()
+        return self.socket.close_code
+
     async def _read_response(self, response_id: int, started: float | None = None) -> Said:
         chunks: list[str] = []
         while True:

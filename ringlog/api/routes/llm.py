@@ -5,7 +5,8 @@ caller from ``call_details``, opens or resumes the caller's session, and speaks 
 message as response 0. Every ``response_required`` / ``reminder_required`` is answered with
 streamed ``response`` chunks (``content_complete`` on the last, ``end_call`` when the booking
 is done); work for a ``response_id`` that a newer request superseded is dropped. ``ping_pong``
-is echoed. A frame that is not protocol JSON is logged and ignored. Every turn is appended to
+is echoed. A frame that is not protocol JSON is logged and ignored. After ``end_call`` the socket
+is closed with 1000. Every turn is appended to
 ``dialog`` and every session change to ``sessions`` before the words are sent.
 """
 
@@ -45,8 +46,12 @@ async def llm_socket(websocket: WebSocket, call_id: str) -> None:
     dialog = DialogCall(services, call_id, call)
     reason = "socket_closed"
     try:
-        await _send_text(websocket, 0, await dialog.begin())
-        await _serve(websocket, dialog)
+        text, end_call = await dialog.begin()
+        await _send_text(websocket, 0, text, end_call=end_call)
+        if end_call:
+            await websocket.close(code=1000)
+        else:
+            await _serve(websocket, dialog)
     except WebSocketDisconnect as exc:
         reason = "socket_closed" if exc.code in (1000, 1001) else f"socket_closed_{exc.code}"
     finally:
@@ -84,11 +89,20 @@ async def _serve(websocket: WebSocket, dialog: DialogCall) -> None:
             if response_id < latest:
                 continue  # superseded while we worked: say nothing
             await _send_text(websocket, response_id, text, end_call=end_call, latest=lambda: latest)
+            if end_call:
+                await websocket.close(code=1000)  # a normal end: Retell hangs up after speaking
+                return
 
     worker = asyncio.create_task(answer(), name=f"dialog {dialog.call_id}")
     try:
         while True:
-            frame = await _receive(websocket)
+            receiving = asyncio.ensure_future(_receive(websocket))
+            await asyncio.wait({receiving, worker}, return_when=asyncio.FIRST_COMPLETED)
+            if worker.done():
+                receiving.cancel()
+                worker.result()  # a crash surfaces here
+                return  # the call ended: end_call sent and the socket closed
+            frame = receiving.result()
             if frame is None:
                 continue
             kind = frame.get("interaction_type")
@@ -102,8 +116,6 @@ async def _serve(websocket: WebSocket, dialog: DialogCall) -> None:
                     continue
                 latest = max(latest, response_id)
                 pending.put_nowait((response_id, str(kind), transcript))
-            if worker.done():
-                worker.result()  # surface a crash of the answering task
     finally:
         worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
