@@ -255,3 +255,32 @@ async def test_the_inbound_webhook_carries_the_resume_context(api: Line) -> None
     variables = response.json()["call_inbound"]["dynamic_variables"]
     assert variables["resume"] == "true" and variables["session_stage"] == "selecting a date"
     assert "Jane" not in response.text
+
+
+async def test_the_read_api_shows_a_calls_timeline_and_refuses_without_a_key(api: Line) -> None:
+    caller = api.caller(JANE)
+    await book_until_the_date(caller)
+    await caller.hang_up()
+    ref = f"retell:{caller.call_id}"
+    events = await api.http.get(f"/v1/calls/{ref}/events", headers=AUTH)
+    assert events.status_code == 200, events.text
+    timeline = events.json()
+    assert [e["type"] for e in timeline] == ["dialog.turn"] * 5
+    assert timeline[1]["payload"]["text"] == "My name is Jane Doe"
+    assert (await api.http.get(f"/v1/calls/{ref}/events")).status_code == 401
+    assert (await api.http.get(f"/v1/sessions/{JANE}")).status_code == 401
+    assert (await api.http.get("/v1/calls/nope", headers=AUTH)).status_code == 404
+    assert (await api.http.get("/v1/sessions/+14155550999", headers=AUTH)).status_code == 404
+    assert (await api.http.get("/v1/sessions/not-a-number", headers=AUTH)).status_code == 422
+
+
+async def test_the_read_api_folds_an_outbound_calls_state(api: Line) -> None:
+    response = await api.http.post(
+        "/v1/calls",
+        json={"to_number": JANE, "from_number": "+14155559876", "task_ref": "t-9"},
+        headers=AUTH,
+    )
+    ref = response.json()["call_ref"]
+    state = (await api.http.get(f"/v1/calls/{ref}", headers=AUTH)).json()
+    assert state["call_ref"] == ref and state["dispatch"] == "pending"
+    assert state["request"]["to_number"] == JANE
