@@ -234,6 +234,8 @@ class DialogSettings(_Section):
     model_base_url: str = "https://api.openai.com/v1"
     model_name: str = "gpt-4o-mini"
     model_api_key: SecretStr | None = None
+    #: A reply the model has not worded within this time is spoken as the policy wrote it.
+    model_timeout_s: float = 3.0
     #: An incomplete session stays resumable this long after its last call drops.
     session_expiry_s: int = 24 * 3600
 

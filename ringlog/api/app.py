@@ -20,6 +20,7 @@ from ringlog.api.metrics import ApiMetrics
 from ringlog.api.middleware import BodyLimit, RequestMetrics
 from ringlog.api.routes import calls, health, llm, reads, webhooks
 from ringlog.config import Settings
+from ringlog.dialog.model import ChatModel
 from ringlog.errors import BrokerUnavailable, RetryableError
 from ringlog.sessions.cache import SessionCache
 from ringlog.streams.producer import LogProducer
@@ -55,6 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
             metrics=metrics,
             idempotency=IdempotencyStore(redis, prefix=settings.redis.key_prefix),
             sessions=sessions,
+            dialog_model=ChatModel(settings.dialog) if settings.dialog.model_enabled else None,
         )
         try:
             await sessions.ensure_built()
@@ -70,6 +72,8 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await producer.stop()
             await redis.aclose()
+            if app.state.services.dialog_model is not None:
+                await app.state.services.dialog_model.aclose()
 
     app = FastAPI(
         title="ringlog",

@@ -15,6 +15,7 @@ from fastapi import Depends, Header, HTTPException, Request, status
 from ringlog.api.idempotency import IdempotencyStore
 from ringlog.api.metrics import ApiMetrics
 from ringlog.config import Settings
+from ringlog.dialog.model import ChatModel
 from ringlog.sessions.cache import SessionCache
 from ringlog.streams.producer import LogProducer
 
@@ -29,6 +30,8 @@ class Services:
     metrics: ApiMetrics
     idempotency: IdempotencyStore
     sessions: SessionCache
+    #: words the dialog's replies when ``RINGLOG_DIALOG_MODEL_ENABLED``; else None
+    dialog_model: ChatModel | None = None
 
 
 async def get_services(request: Request) -> Services:

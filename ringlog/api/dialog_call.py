@@ -15,6 +15,7 @@ from typing import Any, Literal
 import structlog
 
 from ringlog.api.deps import Services
+from ringlog.dialog.model import DialogContext
 from ringlog.schemas import Envelope
 from ringlog.schemas.base import EventModel
 from ringlog.schemas.dialog import DialogTurn
@@ -103,8 +104,18 @@ class DialogCall:
         self._conversation = step.conversation
         now = dt.datetime.now(dt.UTC)
         await self._record(step.events, now)
-        await self._append_turns([("user", utterance, 0), ("agent", step.text, started)])
-        return step.text, step.end_call
+        text = await self._worded(step.text, transcript)
+        await self._append_turns([("user", utterance, 0), ("agent", text, started)])
+        return text, step.end_call
+
+    async def _worded(self, draft: str, transcript: list[Any]) -> str:
+        """The draft, or the dialog model's wording of it when a model is configured."""
+        model = self._services.dialog_model
+        if model is None or self._conversation is None:
+            return draft
+        turns = [t for t in transcript if isinstance(t, dict)]
+        context = DialogContext("booking a flu shot", self._conversation.booking.stage, turns)
+        return await model.phrase(context, draft)
 
     async def end(self, reason: str) -> None:
         """The socket closed: record a drop if unfinished, and free the number."""
