@@ -15,8 +15,10 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from typer.testing import CliRunner
 
 from ringlog.api.app import create_app
+from ringlog.cli import app as cli_app
 from ringlog.config import DialogSettings, RedisSettings, Settings
 from ringlog.schemas.sessions import SessionCompleted
 from tests.integration.test_api_ingest import AUTH, api_settings, signed
@@ -284,3 +286,24 @@ async def test_the_read_api_folds_an_outbound_calls_state(api: Line) -> None:
     state = (await api.http.get(f"/v1/calls/{ref}", headers=AUTH)).json()
     assert state["call_ref"] == ref and state["dispatch"] == "pending"
     assert state["request"]["to_number"] == JANE
+
+
+async def test_rebuild_sessions_restores_open_sessions_from_the_log(api: Line) -> None:
+    first = api.caller(JANE)
+    await book_until_the_date(first)
+    await first.hang_up()
+    await eventually(lambda: api.session(JANE), lambda s: s["status"] == "dropped")
+    prefix = api.settings.redis.key_prefix
+    keys = [k async for k in api.redis.scan_iter(match=f"{prefix}*")]
+    await api.redis.delete(*keys)
+    env = {
+        "RINGLOG_KAFKA_TOPIC_PREFIX": api.settings.kafka.topic_prefix,
+        "RINGLOG_REDIS_KEY_PREFIX": prefix,
+    }
+    done = await asyncio.to_thread(
+        CliRunner().invoke, cli_app, ["rebuild", "sessions"], env=env, catch_exceptions=False
+    )
+    assert done.exit_code == 0, done.output
+    assert "1 open session" in done.output
+    cached = await api.redis.get(f"{prefix}session:{JANE}")
+    assert cached is not None and b'"stage":"date"' in cached
