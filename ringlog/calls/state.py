@@ -20,6 +20,7 @@ from ringlog.schemas.calls import (
     CallDispatchFailed,
     CallRecorded,
     CallRequested,
+    CallRescheduled,
 )
 from ringlog.schemas.retell import RetellWebhook
 
@@ -89,6 +90,8 @@ class CallState(BaseModel):
     abt_emitted: frozenset[str] = frozenset()
     #: Events folded in, for the read API and for tests.
     events: int = 0
+    #: ids of the task events already applied to this call (reschedules, deletions)
+    causes: frozenset[str] = frozenset()
 
     @property
     def connected(self) -> bool:
@@ -135,14 +138,29 @@ def apply(state: CallState | None, envelope: Envelope) -> CallState:
         )
     elif isinstance(payload, CallDispatchFailed):
         folded = _apply_failed(current, payload, envelope.occurred_at)
-    elif isinstance(payload, CallCancelled):
-        cancellable = current.dispatch in (None, "pending")
-        folded = current.model_copy(update={"dispatch": "cancelled"}) if cancellable else current
+    elif isinstance(payload, CallCancelled | CallRescheduled):
+        folded = _apply_task_effect(current, payload)
     elif isinstance(payload, CallRecorded):
         folded = current.model_copy(update={"recorded": True})
     else:
         folded = current
     return folded.model_copy(update={"events": current.events + 1})
+
+
+def _apply_task_effect(state: CallState, event: CallCancelled | CallRescheduled) -> CallState:
+    """Cancel or move a call that is still pending; once per causing task event."""
+    cause = event.cause_event_id
+    if cause is not None and cause in state.causes:
+        return state
+    update: dict[str, Any] = {"causes": state.causes | {cause}} if cause else {}
+    if state.dispatch in (None, "pending"):
+        if isinstance(event, CallCancelled):
+            update["dispatch"] = "cancelled"
+        elif state.request is not None:
+            update["request"] = state.request.model_copy(
+                update={"scheduled_at": event.scheduled_at}
+            )
+    return state.model_copy(update=update)
 
 
 def _apply_requested(state: CallState, event: CallRequested, at: datetime) -> CallState:

@@ -13,6 +13,7 @@ from ringlog.schemas.calls import (
     CallDispatchFailed,
     CallRecorded,
     CallRequested,
+    CallRescheduled,
 )
 from ringlog.schemas.codec import (
     HEADER_EVENT_ID,
@@ -73,6 +74,7 @@ __all__ = [
     "CallDispatched",
     "CallRecorded",
     "CallRequested",
+    "CallRescheduled",
     "DialogTurn",
     "Envelope",
     "EventModel",

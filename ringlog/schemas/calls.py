@@ -70,6 +70,21 @@ class CallCancelled(_CallEvent):
 
     reason: str
     task_ref: str | None = None
+    #: the event this follows from (``task.deleted``), when there is one
+    cause_event_id: str | None = None
+
+
+@REGISTRY.register
+class CallRescheduled(_CallEvent):
+    """A pending call moves to a new time because its task was rescheduled."""
+
+    event_type: ClassVar[str] = "call.rescheduled"
+    schema_version: ClassVar[int] = 1
+
+    scheduled_at: datetime
+    task_ref: str | None = None
+    #: the ``task.rescheduled`` event this follows from
+    cause_event_id: str | None = None
 
 
 @REGISTRY.register

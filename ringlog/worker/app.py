@@ -1,4 +1,4 @@
-"""The worker's composition root: a faust app whose agent folds ``calls`` live.
+"""The worker's composition root: a faust app whose agents fold ``calls`` and ``tasks`` live.
 
 On start a task opens the producer, the Retell client and the call-record store, rebuilds the
 book from the log, then runs the dispatcher. The agent waits for the rebuild, then hands every
@@ -16,7 +16,7 @@ import faust
 from ringlog.adapters.retell import RetellClient
 from ringlog.config import Settings
 from ringlog.projections.call_records import CallRecordStore
-from ringlog.streams.consumer import decode_record
+from ringlog.streams.consumer import LogRecord, decode_record
 from ringlog.streams.producer import LogProducer
 from ringlog.worker.book import CallBook
 from ringlog.worker.dispatcher import Dispatcher, policy_from
@@ -47,6 +47,9 @@ def create_worker(settings: Settings) -> faust.App:
     )
     calls = app.topic(
         settings.topic("calls"), key_serializer="raw", value_serializer="raw", internal=False
+    )
+    tasks = app.topic(
+        settings.topic("tasks"), key_serializer="raw", value_serializer="raw", internal=False
     )
     book = CallBook()
     # clients bind to the running loop, so they are made once the app runs
@@ -86,20 +89,34 @@ def create_worker(settings: Settings) -> faust.App:
         dispatcher = runtime["dispatcher"]
         assert isinstance(processor, CallProcessor) and isinstance(dispatcher, Dispatcher)
         async for event in stream.events():
-            message = event.message
-            record = decode_record(
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                timestamp_ms=int(message.timestamp * 1000),
-                key=message.key,
-                value=message.value or b"",
-                headers=_headers(message.headers),
-            )
-            await processor.handle(record)
+            await processor.handle(_record(event.message))
+            dispatcher.wake()
+
+    @app.agent(tasks, name="task-effects")
+    async def task_effects(stream: Any) -> None:
+        """Reschedule or cancel the pending calls of each rescheduled or deleted task."""
+        await book.ready.wait()
+        processor = runtime["processor"]
+        dispatcher = runtime["dispatcher"]
+        assert isinstance(processor, CallProcessor) and isinstance(dispatcher, Dispatcher)
+        async for event in stream.events():
+            await processor.handle_task(_record(event.message))
             dispatcher.wake()
 
     return app
+
+
+def _record(message: Any) -> LogRecord:
+    """A faust message as the log client's record (decoded, errors captured)."""
+    return decode_record(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp_ms=int(message.timestamp * 1000),
+        key=message.key,
+        value=message.value or b"",
+        headers=_headers(message.headers),
+    )
 
 
 def run(settings: Settings, *, loglevel: str = "warning") -> None:

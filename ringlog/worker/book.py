@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Iterator
 
 from ringlog.calls.state import CallState
+from ringlog.schemas import Envelope
 
 
 class CallBook:
@@ -25,6 +26,8 @@ class CallBook:
         self.recording: set[str] = set()
         #: call refs whose owed effects failed and must be retried
         self.unsettled: set[str] = set()
+        #: task events (by event id) whose call effects could not be appended yet
+        self.unsettled_tasks: dict[str, Envelope] = {}
         #: set once the rebuild from the log is complete
         self.ready = asyncio.Event()
 

@@ -18,10 +18,12 @@ import structlog
 
 from ringlog.calls.record import call_record
 from ringlog.calls.state import CallState, apply
+from ringlog.calls.tasks import task_effects
 from ringlog.calls.tracking import abt_owed, record_owed
 from ringlog.config import Settings
 from ringlog.projections.call_records import CallRecordStore
 from ringlog.schemas import Envelope
+from ringlog.schemas.base import derived_event_id
 from ringlog.schemas.calls import CallDispatched, CallDispatchFailed, CallRecorded
 from ringlog.streams.consumer import LogRecord
 from ringlog.streams.deadletter import dead_letter
@@ -76,6 +78,48 @@ class CallProcessor:
             await self.settle(state)
         return state
 
+    async def handle_task(self, record: LogRecord, *, live: bool = True) -> None:
+        """Turn one ``tasks`` record into its calls' effects (reschedule, cancel), once.
+
+        Each effect is appended to ``calls`` with an id derived from the task event and the
+        call ref, and folded into the book at once so the dispatcher never places a call that
+        is being cancelled. Effects that could not be appended are retried by the dispatcher
+        loop (:meth:`resettle`).
+        """
+        book = self.book
+        if book.folded(record.topic, record.partition, record.offset):
+            return
+        book.advance(record.topic, record.partition, record.offset)
+        if record.error is not None:
+            if live:
+                await self.poisoned(record, record.error)
+            else:
+                self.rebuild_poison.append((record, record.error))
+            return
+        assert record.envelope is not None
+        await self._apply_task(record.envelope)
+
+    async def _apply_task(self, task: Envelope) -> None:
+        book = self.book
+        try:
+            for effect in task_effects(book.states(), task):
+                ref = effect.call_ref
+                envelope = Envelope.new(
+                    effect,
+                    source=PROCESSOR,
+                    correlation_id=ref,
+                    causation_id=task.event_id,
+                    event_id=derived_event_id(str(task.event_id), ref),
+                )
+                await self._log.append(envelope)
+                book.put(apply(book.get(ref), envelope))
+                log.info("task effect", call_ref=ref, effect=effect.event_type)
+        except Exception as exc:  # noqa: BLE001 - retried by the dispatcher loop
+            book.unsettled_tasks[str(task.event_id)] = task
+            log.warning("task effect failed", task=task.key, error=f"{type(exc).__name__}: {exc}")
+        else:
+            book.unsettled_tasks.pop(str(task.event_id), None)
+
     async def poisoned(self, record: LogRecord, exc: BaseException) -> None:
         """Dead-letter ``record`` with ``exc`` in its headers."""
         error = f"{type(exc).__name__}: {exc}"
@@ -118,7 +162,9 @@ class CallProcessor:
             self.book.unsettled.discard(ref)
 
     async def resettle(self) -> None:
-        """Retry the calls whose effects failed earlier."""
+        """Retry the calls whose effects failed earlier, and task effects not yet appended."""
+        for task in list(self.book.unsettled_tasks.values()):
+            await self._apply_task(task)
         for ref in list(self.book.unsettled):
             state = self.book.get(ref)
             if state is not None:

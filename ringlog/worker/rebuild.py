@@ -2,8 +2,9 @@
 
 1. Fold every ``calls`` record up to the current end (aiokafka batches, no effects).
 2. Read ``abt`` and mark the ABT events already emitted.
-3. Read ``deadletter`` and dead-letter the unfoldable records not dead-lettered before.
-4. Settle what every call still owes (a crash may have interrupted it), then open the book.
+3. Read ``tasks`` and append the call effects (reschedule, cancel) not derived before.
+4. Read ``deadletter`` and dead-letter the unfoldable records not dead-lettered before.
+5. Settle what every call still owes (a crash may have interrupted it), then open the book.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ async def rebuild(settings: Settings, processor: CallProcessor) -> None:
             payload = record.envelope.payload if record.envelope else None
             if isinstance(payload, AbtEvent):
                 book.mark_abt(payload.call_ref, payload.name)
+    async for batch in read_to_end(kafka, [settings.topic("tasks")]):
+        for record in batch:
+            await processor.handle_task(record, live=False)
     if processor.rebuild_poison:
         done: set[bytes] = set()
         async for batch in read_to_end(kafka, [settings.topic("deadletter")]):

@@ -8,6 +8,7 @@ and call records go to the local PostgreSQL.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,9 @@ from ringlog.api.app import create_app
 from ringlog.config import Settings, SimulatorSettings
 from ringlog.schemas import Envelope
 from ringlog.schemas.abt import AbtEvent
+from ringlog.schemas.base import EventModel
 from ringlog.schemas.calls import CallDispatched, CallDispatchFailed
+from ringlog.schemas.tasks import TaskDeleted, TaskRescheduled
 from ringlog.simulator import Faults, create_simulator
 from ringlog.streams.deadletter import HEADER_ERROR, HEADER_ORIGIN, HEADER_PROCESSOR
 from ringlog.streams.producer import LogProducer
@@ -301,6 +304,48 @@ async def test_the_concurrency_cap_holds_back_the_second_call(outbound: Outbound
     assert _time_of(events[later], "call.dispatched") >= _time_of(
         events[earlier], "retell.call_ended"
     ), "the second call waits until the first one ended"
+
+
+async def append_task(outbound: Outbound, task: EventModel) -> None:
+    """Append a business task event as the task API would."""
+    producer = LogProducer(outbound.settings.kafka)
+    await producer.start()
+    try:
+        await producer.append(Envelope.new(task, source="test"))
+    finally:
+        await producer.stop()
+
+
+async def test_a_rescheduled_task_places_its_call_at_the_new_time(outbound: Outbound) -> None:
+    task = f"task-{uuid.uuid4().hex[:8]}"
+    ref = await outbound.place_call(task_ref=task, scheduled_at=_in_seconds(3600).isoformat())
+    await eventually(lambda: outbound.calls(ref), lambda e: len(e) >= 1)
+    new_time = _in_seconds(2)
+    await append_task(outbound, TaskRescheduled(task_id=task, scheduled_at=new_time))
+    assert await eventually(lambda: outbound.abt(ref), lambda n: len(n) >= 3) == ALL_THREE
+    events = await outbound.calls(ref)
+    types = [e.type for e in events]
+    assert types.count("call.rescheduled") == 1 and types.count("call.dispatched") == 1
+    assert types.index("call.rescheduled") < types.index("call.dispatched")
+    assert _time_of(events, "call.dispatched") >= new_time
+
+
+async def test_a_deleted_task_stops_its_scheduled_call(outbound: Outbound) -> None:
+    task = f"task-{uuid.uuid4().hex[:8]}"
+    due = _in_seconds(6)  # room for the deletion to land first, even on a loaded machine
+    doomed = await outbound.place_call(task_ref=task, scheduled_at=due.isoformat())
+    await eventually(lambda: outbound.calls(doomed), lambda e: len(e) >= 1)
+    await append_task(outbound, TaskDeleted(task_id=task, reason="patient declined"))
+    await eventually(
+        lambda: outbound.calls(doomed), lambda e: any(x.type == "call.cancelled" for x in e)
+    )
+    # a probe due just after the doomed call: once it is placed, the doomed one's time has passed
+    probe = await outbound.place_call(scheduled_at=(due + timedelta(seconds=1)).isoformat())
+    await eventually(lambda: outbound.abt(probe), lambda n: len(n) >= 1)
+    assert [e.type for e in await outbound.calls(doomed)] == ["call.requested", "call.cancelled"]
+    assert await outbound.abt(doomed) == []
+    simulated = await outbound.simulated()
+    assert simulated["create_requests"] == 1, "only the probe reached Retell"
 
 
 def _time_of(events: list[Envelope], event_type: str) -> datetime:

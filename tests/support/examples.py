@@ -11,6 +11,7 @@ from ringlog.schemas import (
     CallDispatched,
     CallDispatchFailed,
     CallRecorded,
+    CallRescheduled,
     CallRequested,
     DialogTurn,
     EventModel,
@@ -123,6 +124,12 @@ def example_events() -> list[EventModel]:
         ),
         CallCancelled(call_ref=REF, reason="task deleted", task_ref="task-9"),
         CallRecorded(call_ref=REF, retell_call_id=RETELL_ID, store="call_records"),
+        CallRescheduled(
+            call_ref=REF,
+            scheduled_at=dt.datetime(2026, 12, 1, 15, 0, tzinfo=dt.UTC),
+            task_ref="task-9",
+            cause_event_id="01a2",
+        ),
         *webhooks,
         RetellCallInbound.model_validate(
             {
