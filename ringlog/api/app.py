@@ -18,7 +18,7 @@ from ringlog.api.deps import Services
 from ringlog.api.idempotency import IdempotencyStore
 from ringlog.api.metrics import ApiMetrics
 from ringlog.api.middleware import BodyLimit, RequestMetrics
-from ringlog.api.routes import calls, health, llm, reads, webhooks
+from ringlog.api.routes import calls, health, llm, reads, tasks, webhooks
 from ringlog.config import Settings
 from ringlog.dialog.model import ChatModel
 from ringlog.errors import BrokerUnavailable, RetryableError
@@ -85,6 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(llm.router)
     app.include_router(reads.router)
+    app.include_router(tasks.router)
     app.include_router(health.router)
     app.add_exception_handler(RetryableError, _unavailable)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)

@@ -30,6 +30,7 @@ from ringlog.projections.crm.schema import (
     CHECKPOINTS,
     INTERACTIONS,
     PATIENTS,
+    TASKS,
 )
 from ringlog.projections.crm.store import CrmStore
 from ringlog.projections.runner import (
@@ -50,6 +51,10 @@ from ringlog.schemas import (
     SessionProgressed,
     SessionResumed,
     SessionStarted,
+    TaskDeleted,
+    TaskFieldWriteback,
+    TaskIncomingCall,
+    TaskRescheduled,
 )
 from ringlog.streams.deadletter import HEADER_ERROR, HEADER_ORIGIN, HEADER_PROCESSOR
 from ringlog.streams.producer import LogProducer
@@ -176,6 +181,47 @@ async def append_story(settings: Settings) -> int:
     return len(envelopes)
 
 
+def task_story() -> list[Envelope]:
+    """Two tasks on ``tasks``: one called in, written back twice and rescheduled; one deleted."""
+    return [
+        env(TaskIncomingCall(task_id="t-in", from_number=PHONE, to_number="+14155559876"), 0),
+        env(TaskFieldWriteback(task_id="t-in", fields={"status": "open", "priority": "high"}), 1),
+        env(TaskFieldWriteback(task_id="t-old", fields={"status": "open"}), 1),
+        env(TaskFieldWriteback(task_id="t-in", fields={"status": "scheduled"}), 2),
+        env(
+            TaskRescheduled(task_id="t-in", call_ref=FIRST, scheduled_at=T0 + dt.timedelta(1)),
+            3,
+        ),
+        env(TaskDeleted(task_id="t-old", reason="duplicate"), 4),
+    ]
+
+
+async def append_tasks(settings: Settings) -> int:
+    """Append the task story; return how many records it has."""
+    envelopes = task_story()
+    async with LogProducer(settings.kafka) as log:
+        await log.append_many(envelopes)
+    return len(envelopes)
+
+
+def assert_tasks_projected(store: CrmStore) -> None:
+    """Fields merged per field (later wins), schedule and caller kept, the tombstone set."""
+    found = {row["task_id"]: row for row in rows(store, TASKS)}
+    assert set(found) == {"t-in", "t-old"}
+    called = found["t-in"]
+    assert called["fields"] == '{"priority":"high","status":"scheduled"}'
+    assert (called["incoming_from"], called["scheduled_call_ref"]) == (PHONE, FIRST)
+    assert naive(called["scheduled_at"]) == dt.datetime(2024, 10, 2, 9, 0)
+    assert (called["deleted"], called["last_event_type"]) == (False, "task.rescheduled")
+    old = found["t-old"]
+    assert (old["deleted"], old["deleted_reason"], old["fields"]) == (
+        True,
+        "duplicate",
+        '{"status":"open"}',
+    )
+    assert naive(old["deleted_at"]) == dt.datetime(2024, 10, 1, 9, 4)
+
+
 # -- fixtures and helpers -----------------------------------------------------------------------
 
 
@@ -225,7 +271,7 @@ def make_runner(
 
 
 def applied(runner: ProjectionRunner[Upsert]) -> int:
-    """Records the runner committed to the target, over both topics."""
+    """Records the runner committed to the target, over all its topics."""
     registry = runner.metrics.registry
     return sum(
         int(
@@ -351,6 +397,26 @@ async def test_replaying_the_log_again_leaves_the_tables_equal(
     assert applied(again) == total
     assert store.snapshot() == before
     assert_story_projected(store)
+
+
+async def test_tasks_are_projected_and_a_replay_leaves_the_tables_equal(
+    topics: Settings, store: CrmStore, group_id: str
+) -> None:
+    total = await append_story(topics) + await append_tasks(topics)
+    runner = make_runner(topics, store, group_id)
+    await runner.run_until_caught_up()
+    assert applied(runner) == total
+    assert_tasks_projected(store)
+    assert_story_projected(store)
+    await assert_checkpoint_at_end(topics, store)
+    before = store.snapshot()
+
+    with store.engine.begin() as connection:
+        connection.execute(delete(CHECKPOINTS))
+    again = make_runner(topics, store, f"{group_id}-again", max_records=2)
+    await again.run_until_caught_up()
+    assert applied(again) == total
+    assert store.snapshot() == before
 
 
 async def test_a_crash_between_target_and_kafka_commit_neither_duplicates_nor_loses(

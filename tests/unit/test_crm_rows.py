@@ -15,12 +15,13 @@ from ringlog.projections.crm.rows import (
     Upsert,
     appointment_id,
     direction,
+    fields_json,
     patient_id,
     project,
     rows_for,
     transcript,
 )
-from ringlog.projections.crm.schema import INTERACTIONS
+from ringlog.projections.crm.schema import INTERACTIONS, TASKS
 from ringlog.projections.crm.store import CrmStore
 from ringlog.projections.runner import Event
 from ringlog.schemas import (
@@ -37,6 +38,10 @@ from ringlog.schemas import (
     SessionProgressed,
     SessionResumed,
     SessionStarted,
+    TaskDeleted,
+    TaskFieldWriteback,
+    TaskIncomingCall,
+    TaskRescheduled,
 )
 
 PHONE = "+14155550123"
@@ -252,6 +257,111 @@ def test_direction_from_call_ref(call_ref: str, expected: str) -> None:
     assert direction(call_ref) == expected
 
 
+TASK = "task-1"
+
+
+def task_story() -> list[Envelope]:
+    """A task on ``tasks``: an incoming call, two writebacks, a reschedule, a delete."""
+    return [
+        env(
+            TaskIncomingCall(
+                task_id=TASK,
+                from_number=PHONE,
+                to_number="+14155559876",
+                patient_ref="pat-7",
+                notes="asked about flu shots",
+            ),
+            0,
+        ),
+        env(TaskFieldWriteback(task_id=TASK, fields={"status": "open", "priority": "high"}), 1),
+        env(TaskFieldWriteback(task_id=TASK, fields={"status": "scheduled", "notes": None}), 2),
+        env(TaskRescheduled(task_id=TASK, call_ref="call_1", scheduled_at=at(60)), 3),
+        env(TaskDeleted(task_id=TASK, reason="patient moved away"), 4),
+    ]
+
+
+def test_task_events_are_handled() -> None:
+    assert {
+        "task.field_writeback",
+        "task.rescheduled",
+        "task.deleted",
+        "task.incoming_call",
+    } <= HANDLED
+
+
+def test_incoming_call_makes_a_task_row_owning_the_call_details() -> None:
+    [row] = rows_for(task_story()[0], 4)
+    assert row.table == "tasks"
+    assert row.values == {
+        "task_id": TASK,
+        "fields": "{}",
+        "scheduled_at": None,
+        "scheduled_call_ref": None,
+        "deleted": False,
+        "deleted_at": None,
+        "deleted_reason": None,
+        "incoming_from": PHONE,
+        "incoming_to": "+14155559876",
+        "incoming_notes": "asked about flu shots",
+        "patient_ref": "pat-7",
+        "last_event_type": "task.incoming_call",
+        "updated_at": at(0),
+        "version": 4,
+    }
+    assert set(row.update) == {
+        "last_event_type",
+        "updated_at",
+        "incoming_from",
+        "incoming_to",
+        "incoming_notes",
+        "patient_ref",
+    }
+
+
+def test_writeback_owns_no_task_column_but_writes_one_row_per_field() -> None:
+    task, *fields = rows_for(task_story()[2], 6)
+    assert task.table == "tasks"
+    assert task.update == ("last_event_type", "updated_at")
+    assert fields == [
+        Upsert(
+            "task_fields",
+            {"task_id": TASK, "name": "notes", "value": "null", "version": 6},
+            ("value",),
+        ),
+        Upsert(
+            "task_fields",
+            {"task_id": TASK, "name": "status", "value": '"scheduled"', "version": 6},
+            ("value",),
+        ),
+    ]
+
+
+def test_reschedule_and_delete_own_their_columns() -> None:
+    [moved] = rows_for(task_story()[3], 7)
+    assert (moved.values["scheduled_at"], moved.values["scheduled_call_ref"]) == (
+        at(60),
+        "call_1",
+    )
+    assert set(moved.update) == {
+        "last_event_type",
+        "updated_at",
+        "scheduled_at",
+        "scheduled_call_ref",
+    }
+    [deleted] = rows_for(task_story()[4], 8)
+    assert (deleted.values["deleted"], deleted.values["deleted_at"]) == (True, at(4))
+    assert deleted.values["deleted_reason"] == "patient moved away"
+    assert "incoming_from" not in deleted.update and "fields" not in deleted.update
+
+
+def test_fields_json_is_sorted_whatever_the_order() -> None:
+    pairs = [("status", '"open"'), ("max_attempts", "3"), ("notes", "null")]
+    expected = '{"max_attempts":3,"notes":null,"status":"open"}'
+    for order in itertools.permutations(pairs):
+        assert fields_json(order) == expected
+    assert fields_json([]) == "{}"
+
+
 # -- store semantics (SQLite file, no server) --------------------------------------------------
 
 
@@ -334,3 +444,56 @@ async def test_turns_and_session_events_commute(tmp_path: Path) -> None:
             crm.close()
     assert all(s == snapshots[0] for s in snapshots[1:])
     assert [row[8] for row in snapshots[0]["crm_interactions"]] == [3, 2]
+
+
+def task_row(store: CrmStore) -> dict[str, object]:
+    [row] = store.snapshot()["crm_tasks"]
+    return dict(zip([c.name for c in TASKS.columns], row, strict=True))
+
+
+async def test_task_story_merges_fields_and_keeps_the_tombstone(store: CrmStore) -> None:
+    ops = project(events(task_story(), "tasks"))
+    await store.apply("crm", ops, {("tasks", 0): 5})
+    row = task_row(store)
+    # later writes win per field; a field set to null stays, as null
+    assert row["fields"] == '{"notes":null,"priority":"high","status":"scheduled"}'
+    assert (row["deleted"], row["deleted_reason"], row["scheduled_call_ref"]) == (
+        True,
+        "patient moved away",
+        "call_1",
+    )
+    assert (row["incoming_from"], row["patient_ref"]) == (PHONE, "pat-7")
+    assert (row["last_event_type"], row["version"]) == ("task.deleted", 4)
+    final = store.snapshot()
+    # the same events again, older ones alone, all in reverse: nothing changes
+    await store.apply("crm", ops, {("tasks", 0): 5})
+    await store.apply("crm", ops[:2], {("tasks", 0): 2})
+    await store.apply("crm", list(reversed(ops)), {("tasks", 0): 5})
+    assert store.snapshot() == final
+
+
+async def test_a_writeback_after_a_delete_keeps_the_task_deleted(store: CrmStore) -> None:
+    story = task_story()
+    later = env(TaskFieldWriteback(task_id=TASK, fields={"outcome": "declined"}), 5)
+    await store.apply("crm", project(events([*story, later], "tasks")), {})
+    row = task_row(store)
+    assert row["deleted"] is True
+    assert row["last_event_type"] == "task.field_writeback"
+    assert row["fields"] == (
+        '{"notes":null,"outcome":"declined","priority":"high","status":"scheduled"}'
+    )
+
+
+async def test_task_events_one_by_one_give_the_same_table(tmp_path: Path) -> None:
+    """Per-event batches, or all at once (and any later replay), give the same bytes."""
+    ops = project(events(task_story(), "tasks"))
+    snapshots = []
+    for n, batches in enumerate([[ops], [[op] for op in ops], [ops[:3], ops[3:], ops]]):
+        crm = CrmStore(f"sqlite:///{tmp_path}/tasks{n}.db")
+        try:
+            for batch in batches:
+                await crm.apply("crm", batch, {})
+            snapshots.append(crm.snapshot())
+        finally:
+            crm.close()
+    assert all(s == snapshots[0] for s in snapshots[1:])

@@ -1,4 +1,5 @@
-"""The CRM projection: ``sessions`` and ``dialog`` → patients, appointments and interactions.
+"""The CRM projection: ``sessions``, ``dialog`` and ``tasks`` → patients, appointments,
+interactions and tasks.
 
 :func:`run_crm_projector` is what ``ringlog projector`` runs; :func:`crm_runner` builds the
 runner for tests and rebuilds. Rows come from :mod:`.rows` (pure), writes from :mod:`.store`.
@@ -28,10 +29,10 @@ __all__ = ["NAME", "CrmStore", "crm_projection", "crm_runner", "run_crm_projecto
 
 
 def crm_projection(settings: Settings) -> Projection[Upsert]:
-    """The CRM projection over this deployment's ``sessions`` and ``dialog`` topics."""
+    """The CRM projection over this deployment's ``sessions``, ``dialog`` and ``tasks`` topics."""
     return Projection(
         name=NAME,
-        topics=(settings.topic("sessions"), settings.topic("dialog")),
+        topics=(settings.topic("sessions"), settings.topic("dialog"), settings.topic("tasks")),
         project=rows.project,
         handles=rows.HANDLED,
     )

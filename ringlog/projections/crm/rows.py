@@ -1,11 +1,12 @@
-"""Session and dialog events → CRM row upserts. Pure: no I/O, no clock.
+"""Session, dialog and task events → CRM row upserts. Pure: no I/O, no clock.
 
 Each event becomes zero or more :class:`Upsert`\\ s. An upsert inserts its whole row when the
 key is new; otherwise it overwrites only the columns the event owns (``update``, plus
 ``version``), and only when its ``version`` is higher than the stored one. The version is the
 event's log offset: every event that touches one entity comes from one partition (session
 events are keyed by phone, dialog turns by call ref), so offsets order them exactly, and a
-replay of older events — or of the same ones — changes nothing.
+replay of older events — or of the same ones — changes nothing. Task events are keyed by task
+id on ``tasks``, so the same holds for tasks.
 
 | event | rows |
 |---|---|
@@ -14,11 +15,18 @@ replay of older events — or of the same ones — changes nothing.
 | ``session.dropped`` | interaction: dropped, ended at, stage reached |
 | ``session.completed`` | patient, appointment, interaction of its call: completed |
 | ``dialog.turn`` | one turn of its call |
+| ``task.field_writeback`` | task: last event; one task-field row per field written |
+| ``task.rescheduled`` | task: scheduled at, the call moved |
+| ``task.deleted`` | task: deleted (a tombstone: kept, never un-deleted), when, why |
+| ``task.incoming_call`` | task: caller, number called, notes, patient ref |
 | anything else | nothing |
 
 Transcripts are not built here: turns and session events arrive on different topics in any
 order, so the store keeps turns in their own table and recomputes an interaction's
 ``transcript`` and ``turns`` from it (:func:`transcript`) in the transaction that touched either.
+Task fields work the same way: each field is its own row with its own version, so a later
+writeback wins per field, and the store recomputes a task's ``fields`` (a JSON object, keys
+sorted: :func:`fields_json`) from them.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import orjson
 
 from ringlog.projections.runner import Event
 from ringlog.schemas import (
@@ -39,10 +49,14 @@ from ringlog.schemas import (
     SessionProgressed,
     SessionResumed,
     SessionStarted,
+    TaskDeleted,
+    TaskFieldWriteback,
+    TaskIncomingCall,
+    TaskRescheduled,
 )
 from ringlog.schemas.base import RINGLOG_NAMESPACE
 
-TableName = Literal["patients", "appointments", "interactions", "turns"]
+TableName = Literal["patients", "appointments", "interactions", "turns", "tasks", "task_fields"]
 Outcome = Literal["in_progress", "dropped", "completed"]
 
 #: Namespace of the CRM's derived ids (UUIDv5). Never change it: rebuilds must derive the same.
@@ -60,6 +74,10 @@ HANDLED: frozenset[str] = frozenset(
         SessionCompleted,
         SessionExpired,
         DialogTurn,
+        TaskFieldWriteback,
+        TaskRescheduled,
+        TaskDeleted,
+        TaskIncomingCall,
     )
 )
 
@@ -102,6 +120,13 @@ def transcript(turns: Iterable[tuple[int, str, str]]) -> str:
     return "\n".join(f"{role}: {text}" for _, role, text in sorted(turns, key=lambda t: t[0]))
 
 
+def fields_json(values: Iterable[tuple[str, str]]) -> str:
+    """The ``fields`` column of a task from its ``(name, value as JSON)`` field rows: a JSON
+    object with sorted keys, the same bytes whatever the input order."""
+    found = {name: orjson.loads(value) for name, value in values}
+    return orjson.dumps(found, option=orjson.OPT_SORT_KEYS).decode()
+
+
 def project(events: Sequence[Event]) -> list[Upsert]:
     """The upserts of ``events``, in order; each event's version is its log offset."""
     return [row for event in events for row in rows_for(event.envelope, event.offset)]
@@ -140,7 +165,64 @@ def rows_for(envelope: Envelope, version: int) -> list[Upsert]:
             "version": version,
         }
         return [Upsert("turns", row, ("role", "text"))]
+    if isinstance(p, TaskFieldWriteback | TaskRescheduled | TaskDeleted | TaskIncomingCall):
+        return _task_rows(p, envelope.type, at, version)
     return []
+
+
+def _task_rows(
+    p: TaskFieldWriteback | TaskRescheduled | TaskDeleted | TaskIncomingCall,
+    event_type: str,
+    at: Any,
+    version: int,
+) -> list[Upsert]:
+    """The task row (owning only what the event says) and, for a writeback, its field rows."""
+    changes: dict[str, Any]
+    fields: list[Upsert] = []
+    if isinstance(p, TaskFieldWriteback):
+        changes = {}
+        fields = [
+            Upsert(
+                "task_fields",
+                {
+                    "task_id": p.task_id,
+                    "name": name,
+                    "value": orjson.dumps(p.fields[name]).decode(),
+                    "version": version,
+                },
+                ("value",),
+            )
+            for name in sorted(p.fields)
+        ]
+    elif isinstance(p, TaskRescheduled):
+        changes = {"scheduled_at": p.scheduled_at, "scheduled_call_ref": p.call_ref}
+    elif isinstance(p, TaskDeleted):
+        changes = {"deleted": True, "deleted_at": at, "deleted_reason": p.reason}
+    else:
+        changes = {
+            "incoming_from": p.from_number,
+            "incoming_to": p.to_number,
+            "incoming_notes": p.notes,
+            "patient_ref": p.patient_ref,
+        }
+    row: dict[str, Any] = {
+        "task_id": p.task_id,
+        "fields": "{}",
+        "scheduled_at": None,
+        "scheduled_call_ref": None,
+        "deleted": False,
+        "deleted_at": None,
+        "deleted_reason": None,
+        "incoming_from": None,
+        "incoming_to": None,
+        "incoming_notes": None,
+        "patient_ref": None,
+        "last_event_type": event_type,
+        "updated_at": at,
+        "version": version,
+    }
+    row.update(changes)
+    return [Upsert("tasks", row, ("last_event_type", "updated_at", *changes)), *fields]
 
 
 def _completed(p: SessionCompleted, at: Any, version: int) -> list[Upsert]:

@@ -8,6 +8,9 @@ older event never overwrites newer state (see :mod:`ringlog.projections.crm.rows
 * ``crm_interactions`` — one row per call of a session: outcome, stage reached, and the
   transcript, which is recomputed from ``crm_interaction_turns`` whenever either changes.
 * ``crm_interaction_turns`` — one row per dialog turn (``call_ref``, ``turn_index``).
+* ``crm_tasks`` — one row per business task: its fields (a JSON object, recomputed from
+  ``crm_task_fields``), schedule, incoming-call details, and a tombstone when deleted.
+* ``crm_task_fields`` — one row per task and field name: the field's latest value (JSON).
 * ``crm_projection_checkpoints`` — the next log offset per projection, topic and partition.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -80,6 +84,37 @@ TURNS = Table(
     Column("version", BigInteger, nullable=False),
 )
 
+TASKS = Table(
+    "crm_tasks",
+    METADATA,
+    # columns whose event field has no length limit are Text, so no event can fail the write
+    Column("task_id", String(128), primary_key=True),
+    #: JSON object of the task's fields, keys sorted; derived from ``crm_task_fields``
+    Column("fields", Text, nullable=False),
+    Column("scheduled_at", DateTime(timezone=True)),
+    Column("scheduled_call_ref", Text),
+    Column("deleted", Boolean, nullable=False),
+    Column("deleted_at", DateTime(timezone=True)),
+    Column("deleted_reason", Text),
+    Column("incoming_from", String(32)),
+    Column("incoming_to", String(32)),
+    Column("incoming_notes", Text),
+    Column("patient_ref", Text),
+    Column("last_event_type", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("version", BigInteger, nullable=False),
+)
+
+TASK_FIELDS = Table(
+    "crm_task_fields",
+    METADATA,
+    Column("task_id", String(128), primary_key=True),
+    Column("name", Text, primary_key=True),
+    #: the value as JSON (``null`` for a cleared field)
+    Column("value", Text, nullable=False),
+    Column("version", BigInteger, nullable=False),
+)
+
 CHECKPOINTS = checkpoint_table(METADATA, "crm_projection_checkpoints")
 
 #: The tables operations name, by the short name used in :class:`~.rows.Upsert`.
@@ -88,4 +123,6 @@ TABLES: dict[str, Table] = {
     "appointments": APPOINTMENTS,
     "interactions": INTERACTIONS,
     "turns": TURNS,
+    "tasks": TASKS,
+    "task_fields": TASK_FIELDS,
 }

@@ -1,4 +1,5 @@
-"""The CRM database as a projection target: upserts, transcripts and checkpoint, one transaction.
+"""The CRM database as a projection target: upserts, derived columns and checkpoint, one
+transaction.
 
 SQLite (the default, a file under ``.ringlog/``) and PostgreSQL are supported. Tables are
 created on start when missing. Blocking database work runs in a worker thread.
@@ -14,8 +15,16 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, create_engine, make_url, select, update
 
 from ringlog.projections.checkpoint import Position, read_checkpoint, upsert, write_checkpoint
-from ringlog.projections.crm.rows import Upsert, transcript
-from ringlog.projections.crm.schema import CHECKPOINTS, INTERACTIONS, METADATA, TABLES, TURNS
+from ringlog.projections.crm.rows import Upsert, fields_json, transcript
+from ringlog.projections.crm.schema import (
+    CHECKPOINTS,
+    INTERACTIONS,
+    METADATA,
+    TABLES,
+    TASK_FIELDS,
+    TASKS,
+    TURNS,
+)
 
 _CHUNK = 500
 
@@ -41,7 +50,8 @@ class CrmStore:
     async def apply(
         self, projection: str, operations: Sequence[Upsert], positions: Mapping[Position, int]
     ) -> None:
-        """Apply ``operations`` in order, refresh touched transcripts, store ``positions``."""
+        """Apply ``operations`` in order, refresh touched transcripts and task fields, store
+        ``positions``."""
         await asyncio.to_thread(self._apply, projection, operations, positions)
 
     def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
@@ -79,6 +89,12 @@ class CrmStore:
                 if op.table in ("interactions", "turns")
             }
             refresh_transcripts(connection, touched)
+            tasks = {
+                str(op.values["task_id"])
+                for op in operations
+                if op.table in ("tasks", "task_fields")
+            }
+            refresh_task_fields(connection, tasks)
             write_checkpoint(connection, CHECKPOINTS, projection, positions)
 
 
@@ -106,4 +122,26 @@ def refresh_transcripts(connection: Connection, call_refs: Iterable[str]) -> Non
                 {"ref": ref, "n": len(found), "text": transcript(found)}
                 for ref, found in turns.items()
             ],
+        )
+
+
+def refresh_task_fields(connection: Connection, task_ids: Iterable[str]) -> None:
+    """Set ``fields`` of these tasks from their stored field rows (see :func:`fields_json`)."""
+    ids = sorted(set(task_ids))
+    statement = (
+        update(TASKS).where(TASKS.c.task_id == bindparam("id")).values(fields=bindparam("json"))
+    )
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        values: dict[str, list[tuple[str, str]]] = {task_id: [] for task_id in chunk}
+        rows = connection.execute(
+            select(TASK_FIELDS.c.task_id, TASK_FIELDS.c.name, TASK_FIELDS.c.value).where(
+                TASK_FIELDS.c.task_id.in_(chunk)
+            )
+        )
+        for task_id, name, value in rows:
+            values[task_id].append((name, value))
+        connection.execute(
+            statement,
+            [{"id": task_id, "json": fields_json(found)} for task_id, found in values.items()],
         )
