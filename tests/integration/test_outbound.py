@@ -22,9 +22,7 @@ from ringlog.api.app import create_app
 from ringlog.config import Settings, SimulatorSettings
 from ringlog.schemas import Envelope
 from ringlog.schemas.abt import AbtEvent
-from ringlog.schemas.base import EventModel
 from ringlog.schemas.calls import CallDispatched, CallDispatchFailed
-from ringlog.schemas.tasks import TaskDeleted, TaskRescheduled
 from ringlog.simulator import Faults, create_simulator
 from ringlog.streams.deadletter import HEADER_ERROR, HEADER_ORIGIN, HEADER_PROCESSOR
 from ringlog.streams.producer import LogProducer
@@ -306,22 +304,15 @@ async def test_the_concurrency_cap_holds_back_the_second_call(outbound: Outbound
     ), "the second call waits until the first one ended"
 
 
-async def append_task(outbound: Outbound, task: EventModel) -> None:
-    """Append a business task event as the task API would."""
-    producer = LogProducer(outbound.settings.kafka)
-    await producer.start()
-    try:
-        await producer.append(Envelope.new(task, source="test"))
-    finally:
-        await producer.stop()
-
-
 async def test_a_rescheduled_task_places_its_call_at_the_new_time(outbound: Outbound) -> None:
     task = f"task-{uuid.uuid4().hex[:8]}"
     ref = await outbound.place_call(task_ref=task, scheduled_at=_in_seconds(3600).isoformat())
     await eventually(lambda: outbound.calls(ref), lambda e: len(e) >= 1)
     new_time = _in_seconds(2)
-    await append_task(outbound, TaskRescheduled(task_id=task, scheduled_at=new_time))
+    response = await outbound.api.post(
+        f"/v1/tasks/{task}/reschedule", json={"scheduled_at": new_time.isoformat()}, headers=AUTH
+    )
+    assert response.status_code == 202, response.text
     assert await eventually(lambda: outbound.abt(ref), lambda n: len(n) >= 3) == ALL_THREE
     events = await outbound.calls(ref)
     types = [e.type for e in events]
@@ -335,7 +326,10 @@ async def test_a_deleted_task_stops_its_scheduled_call(outbound: Outbound) -> No
     due = _in_seconds(6)  # room for the deletion to land first, even on a loaded machine
     doomed = await outbound.place_call(task_ref=task, scheduled_at=due.isoformat())
     await eventually(lambda: outbound.calls(doomed), lambda e: len(e) >= 1)
-    await append_task(outbound, TaskDeleted(task_id=task, reason="patient declined"))
+    response = await outbound.api.request(
+        "DELETE", f"/v1/tasks/{task}", json={"reason": "patient declined"}, headers=AUTH
+    )
+    assert response.status_code == 202, response.text
     await eventually(
         lambda: outbound.calls(doomed), lambda e: any(x.type == "call.cancelled" for x in e)
     )
