@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -307,3 +308,27 @@ async def test_rebuild_sessions_restores_open_sessions_from_the_log(api: Line) -
     assert "1 open session" in done.output
     cached = await api.redis.get(f"{prefix}session:{JANE}")
     assert cached is not None and b'"stage":"date"' in cached
+
+
+async def test_rebuild_crm_projects_the_whole_story_from_the_log(api: Line, tmp_path: Path) -> None:
+    first = api.caller(JANE)
+    await book_until_the_date(first)
+    await first.hang_up()
+    await eventually(lambda: api.session(JANE), lambda s: s["status"] == "dropped")
+    again = api.caller(JANE)
+    await again.open()
+    await again.say("March 3rd, 1980")
+    await finish_booking(again)
+    await eventually(lambda: api.session(JANE), lambda s: s["status"] == "completed")
+    crm_url = f"sqlite:///{tmp_path / 'crm.db'}"
+    env = {
+        "RINGLOG_KAFKA_TOPIC_PREFIX": api.settings.kafka.topic_prefix,
+        "RINGLOG_CRM_URL": crm_url,
+    }
+    for _ in range(2):  # a second rebuild gives the same rows
+        done = await asyncio.to_thread(
+            CliRunner().invoke, cli_app, ["rebuild", "crm"], env=env, catch_exceptions=False
+        )
+        assert done.exit_code == 0, done.output
+        assert "crm_appointments 1" in done.output and "crm_interactions 2" in done.output
+        assert "crm_patients 1" in done.output

@@ -43,6 +43,12 @@ class CrmStore:
         """Release the connection pool."""
         self.engine.dispose()
 
+    def reset(self) -> None:
+        """Drop every CRM table (rows and checkpoint) and create them empty: the start of a
+        rebuild from the log."""
+        METADATA.drop_all(self.engine)
+        METADATA.create_all(self.engine)
+
     async def load_checkpoint(self, projection: str) -> dict[Position, int]:
         """The next offset per ``(topic, partition)`` already applied for ``projection``."""
         return await asyncio.to_thread(self._load_checkpoint, projection)
