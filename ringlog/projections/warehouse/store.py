@@ -1,0 +1,235 @@
+"""The warehouse as a projection target, through ``snowflake-connector-python``.
+
+One connection (Snowflake, or the fakesnow server locally). On connect the tables are created
+when missing, and the session's temporary staging tables (``<TABLE>_STAGE``) are created. Each
+batch is **one transaction**:
+
+1. read the stored ``FOLD_STATE``/``VERSION`` of the keys the batch folds (``CALLS``,
+   ``SESSIONS``, ``TASKS``) and fold the batch onto them (:func:`.rows.fold_rows`, pure);
+2. per table with rows: empty its staging table, stage every row with **one** INSERT (the
+   rows are bound as one JSON array and exploded with ``FLATTEN``), then one set-based
+   ``UPDATE … FROM stage`` for keys whose staged ``VERSION`` is newer and one
+   ``INSERT … SELECT … WHERE NOT EXISTS`` for new keys (see :mod:`.schema` for why not MERGE);
+3. the same for ``PROJECTION_CHECKPOINTS`` (a next offset never moves backwards);
+4. ``COMMIT``.
+
+Any failure rolls back, drops the connection (the next attempt reconnects and recreates the
+session's staging tables) and raises :class:`WarehouseError`; the projection runner retries the
+same batch with backoff. Blocking connector calls run in a worker thread, one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ParamSpec, TypeVar
+
+import orjson
+import snowflake.connector
+from snowflake.connector.errors import Error as SnowflakeError
+
+from ringlog.config import WarehouseSettings
+from ringlog.errors import RetryableError
+from ringlog.projections.checkpoint import Position
+from ringlog.projections.warehouse import schema
+from ringlog.projections.warehouse.rows import (
+    Fold,
+    Operation,
+    Row,
+    Stored,
+    fold_rows,
+    latest_by_key,
+)
+from ringlog.projections.warehouse.schema import ALL_TABLES, CHECKPOINTS, FOLDED, Table
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class WarehouseError(RetryableError):
+    """The warehouse could not be reached, or a statement failed; the batch was rolled back."""
+
+
+def connect_kwargs(
+    settings: WarehouseSettings,
+    *,
+    login_timeout: float = 30.0,
+    network_timeout: float = 60.0,
+    socket_timeout: float = 30.0,
+) -> dict[str, Any]:
+    """``snowflake.connector.connect`` arguments for ``settings``.
+
+    ``host``/``port``/``protocol`` are passed only when set (fakesnow, private links); the
+    ``qmark`` paramstyle makes the connector send parameters as bindings, not inline text.
+    The timeouts bound how long one attempt may hang when the warehouse is unreachable.
+    """
+    kwargs: dict[str, Any] = {
+        "account": settings.account,
+        "user": settings.user,
+        "password": settings.password.get_secret_value(),
+        "database": settings.database,
+        "schema": settings.schema_name,
+        "protocol": settings.protocol,
+        "paramstyle": "qmark",
+        "autocommit": True,
+        "login_timeout": login_timeout,
+        "network_timeout": network_timeout,
+        "socket_timeout": socket_timeout,
+        "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
+    }
+    for name in ("host", "port", "warehouse", "role"):
+        value = getattr(settings, name)
+        if value is not None:
+            kwargs[name] = value
+    return kwargs
+
+
+class WarehouseStore:
+    """Applies warehouse operations and the consumed positions atomically (a ``Target``)."""
+
+    def __init__(self, connect: Mapping[str, Any]) -> None:
+        self._connect_kwargs = dict(connect)
+        self._conn: Any = None
+        self._lock = threading.Lock()
+
+    # -- the Target protocol --------------------------------------------------------------------
+
+    async def load_checkpoint(self, projection: str) -> dict[Position, int]:
+        """The next offset per ``(topic, partition)`` already applied for ``projection``."""
+        return await asyncio.to_thread(self._locked, self._load_checkpoint, projection)
+
+    async def apply(
+        self, projection: str, operations: Sequence[Operation], positions: Mapping[Position, int]
+    ) -> None:
+        """Write ``operations`` and ``positions`` in one transaction (see the module doc)."""
+        await asyncio.to_thread(self._locked, self._apply, projection, operations, positions)
+
+    # -- helpers for operators and tests --------------------------------------------------------
+
+    def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table ordered by key, variants as JSON text (for comparisons)."""
+        return self._locked(self._snapshot)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement (``?`` placeholders) and return its rows."""
+        return self._locked(self._query, sql, params)
+
+    def forget_checkpoint(self, projection: str) -> None:
+        """Delete ``projection``'s checkpoint: its next run re-reads the log from the start
+        (rows are unchanged by the replay, since none carries a newer version)."""
+        sql = f"DELETE FROM {schema.q(CHECKPOINTS.name)} WHERE {schema.q('PROJECTION')} = ?"
+        self._locked(self._query, sql, (projection,))
+
+    def ensure_tables(self) -> None:
+        """Connect (creating missing tables and the staging tables) now rather than lazily."""
+        self._locked(self._connection)
+
+    def close(self) -> None:
+        """Close the connection (a later call reconnects)."""
+        with self._lock:
+            self._discard()
+
+    # -- blocking internals (called with the lock held, in a worker thread) ---------------------
+
+    def _locked(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        with self._lock:
+            try:
+                return fn(*args, **kwargs)
+            except SnowflakeError as exc:
+                self._discard()
+                raise WarehouseError(f"warehouse: {type(exc).__name__}: {exc}") from exc
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            conn = snowflake.connector.connect(**self._connect_kwargs)
+            try:
+                cursor = conn.cursor()
+                for table in ALL_TABLES:
+                    cursor.execute(schema.create_table_sql(table))
+                for table in ALL_TABLES:
+                    cursor.execute(schema.create_stage_sql(table))
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def _discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # the connection is gone either way
+                conn.close()
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        cursor = self._connection().cursor()
+        cursor.execute(sql, tuple(params))
+        try:
+            return [tuple(row) for row in cursor.fetchall()]
+        except SnowflakeError:  # a statement without a result set
+            return []
+
+    def _load_checkpoint(self, projection: str) -> dict[Position, int]:
+        rows = self._query(schema.select_checkpoint_sql(), (projection,))
+        return {(str(topic), int(partition)): int(offset) for topic, partition, offset in rows}
+
+    def _snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
+        return {t.name: self._query(schema.snapshot_sql(t), ()) for t in ALL_TABLES}
+
+    def _apply(
+        self, projection: str, operations: Sequence[Operation], positions: Mapping[Position, int]
+    ) -> None:
+        rows: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+        folds: dict[str, list[Fold]] = defaultdict(list)
+        for op in operations:
+            if isinstance(op, Row):
+                rows[op.table].append(op.values)
+            else:
+                folds[op.table].append(op)
+        rows[CHECKPOINTS.name] = [
+            {"PROJECTION": projection, "TOPIC": topic, "PARTITION": partition, "NEXT_OFFSET": n}
+            for (topic, partition), n in sorted(positions.items())
+        ]
+        cursor = self._connection().cursor()
+        cursor.execute("BEGIN")
+        try:
+            for name in sorted(folds):
+                stored = self._stored(cursor, schema.BY_NAME[name], folds[name])
+                rows[name].extend(fold_rows(name, stored, folds[name]))
+            for table in ALL_TABLES:
+                if found := rows.get(table.name):
+                    _upsert(cursor, table, latest_by_key(table.key, found, table.version))
+            cursor.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):  # the connection is discarded below anyway
+                cursor.execute("ROLLBACK")
+            self._discard()
+            raise
+
+    def _stored(self, cursor: Any, table: Table, folds: Sequence[Fold]) -> dict[str, Stored]:
+        assert table.name in FOLDED
+        keys = sorted({f.key for f in folds})
+        cursor.execute(schema.select_state_sql(table), (orjson.dumps(keys).decode(),))
+        found: dict[str, Stored] = {}
+        for key, state, version in cursor.fetchall():
+            found[str(key)] = (_variant(state), int(version))
+        return found
+
+
+def _upsert(cursor: Any, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Stage ``rows`` with one INSERT, then apply them with one UPDATE and one INSERT."""
+    doc = orjson.dumps([{k: v for k, v in row.items() if v is not None} for row in rows])
+    cursor.execute(schema.clear_stage_sql(table))
+    cursor.execute(schema.stage_sql(table), (doc.decode(),))
+    cursor.execute(schema.update_sql(table))
+    cursor.execute(schema.insert_sql(table))
+
+
+def _variant(value: Any) -> Mapping[str, Any] | None:
+    """A VARIANT as returned by the connector (JSON text) → Python; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    data = orjson.loads(value) if isinstance(value, str | bytes) else value
+    return data if isinstance(data, Mapping) else None

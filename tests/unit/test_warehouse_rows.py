@@ -1,0 +1,469 @@
+"""The warehouse projection's pure parts: phone hashing, redaction, rows, folds and SQL text."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+import pytest
+
+from ringlog.projections.runner import Event
+from ringlog.projections.warehouse import schema
+from ringlog.projections.warehouse.rows import (
+    Fold,
+    Row,
+    Stored,
+    fold_rows,
+    hash_phone,
+    latest_by_key,
+    operations_for,
+    phone_protector,
+    project,
+    redact,
+)
+from ringlog.schemas import (
+    AbtEvent,
+    Appointment,
+    CallDispatched,
+    CallDispatchFailed,
+    CallRequested,
+    DialogTurn,
+    Envelope,
+    EventModel,
+    Patient,
+    RetellCallAnalyzed,
+    RetellCallEnded,
+    RetellCallInbound,
+    RetellCallStarted,
+    SessionCompleted,
+    SessionDropped,
+    SessionProgressed,
+    SessionResumed,
+    SessionStarted,
+    TaskDeleted,
+    TaskFieldWriteback,
+    TaskIncomingCall,
+    TaskRescheduled,
+    abt_id_for,
+)
+from tests.support.examples import CLINIC, PHONE, REF, RETELL_ID, retell_call
+
+KEY = "test-key"
+protect = phone_protector(KEY)
+T0 = dt.datetime(2024, 10, 1, 9, 0, tzinfo=dt.UTC)
+
+
+def h(number: str) -> str:
+    return hash_phone(number, KEY.encode())
+
+
+def env(payload: EventModel, minutes: int = 0) -> Envelope:
+    return Envelope.new(payload, source="test", occurred_at=T0 + dt.timedelta(minutes=minutes))
+
+
+def events(envelopes: Sequence[Envelope], topic: str = "t.calls", start: int = 0) -> list[Event]:
+    return [Event(topic, 0, start + i, e) for i, e in enumerate(envelopes)]
+
+
+def webhook(name: str, **changes: Any) -> Envelope:
+    model = {
+        "call_started": RetellCallStarted,
+        "call_ended": RetellCallEnded,
+        "call_analyzed": RetellCallAnalyzed,
+    }[name]
+    return env(model.model_validate({"event": name, "call": retell_call(name) | changes}))
+
+
+def requested() -> Envelope:
+    return env(
+        CallRequested(
+            call_ref=REF,
+            to_number=PHONE,
+            from_number=CLINIC,
+            agent_id="agent_flu",
+            task_ref="task-9",
+            patient_ref="pat-17",
+            scheduled_at=T0 + dt.timedelta(hours=1),
+        )
+    )
+
+
+def dispatched() -> Envelope:
+    return env(CallDispatched(call_ref=REF, retell_call_id=RETELL_ID, agent_id="agent_flu"), 60)
+
+
+def folded(
+    table: str, evts: Sequence[Event], stored: Mapping[str, Stored] | None = None
+) -> list[dict[str, Any]]:
+    ops = project(evts, protect)
+    return fold_rows(table, stored or {}, [op for op in ops if isinstance(op, Fold)])
+
+
+def as_stored(row: Mapping[str, Any]) -> Stored:
+    """The row as the store reads it back: FOLD_STATE through JSON text."""
+    return orjson.loads(orjson.dumps(row["FOLD_STATE"])), row["VERSION"]
+
+
+# -- phone numbers ------------------------------------------------------------------------------
+
+
+def test_hash_phone_is_a_keyed_deterministic_hmac() -> None:
+    first = hash_phone(PHONE, b"k1")
+    assert first == hash_phone(f" {PHONE} ", b"k1")
+    assert first != hash_phone(PHONE, b"k2")
+    assert first != hash_phone(CLINIC, b"k1")
+    assert len(first) == 64 and int(first, 16) >= 0
+    assert PHONE not in first
+
+
+def test_hashing_can_be_switched_off() -> None:
+    assert phone_protector(KEY, enabled=False)(PHONE) == PHONE
+    assert phone_protector(KEY)(PHONE) == h(PHONE)
+
+
+def test_redact_hashes_every_phone_number_and_nothing_else() -> None:
+    call = redact(requested(), protect).payload
+    assert isinstance(call, CallRequested)
+    assert (call.to_number, call.from_number, call.task_ref) == (h(PHONE), h(CLINIC), "task-9")
+
+    original = webhook("call_ended")
+    hook = redact(original, protect)
+    assert isinstance(hook.payload, RetellCallEnded)
+    wire = hook.payload.to_wire()
+    assert (wire["call"]["from_number"], wire["call"]["to_number"]) == (h(CLINIC), h(PHONE))
+    assert set(wire["call"]) == set(original.payload.to_wire()["call"])  # nothing added
+    assert "transfer_destination" not in wire["call"]
+    assert hook.event_id == original.event_id and hook.key == REF
+
+    started = env(SessionStarted(session_id="s1", phone=PHONE, call_ref=REF, stage="identity"))
+    session = redact(started, protect)
+    assert session.key == h(PHONE) and session.payload.phone == h(PHONE)  # type: ignore[attr-defined]
+
+    incoming = TaskIncomingCall(task_id="t1", from_number=PHONE, to_number=CLINIC)
+    task = redact(env(incoming), protect).payload
+    assert isinstance(task, TaskIncomingCall)
+    assert (task.from_number, task.to_number) == (h(PHONE), h(CLINIC))
+
+    ringing = RetellCallInbound.model_validate(
+        {"event": "call_inbound", "call_inbound": {"from_number": PHONE, "to_number": CLINIC}}
+    )
+    inbound = redact(env(ringing), protect)
+    assert inbound.key == f"inbound:{h(PHONE)}"
+    assert inbound.payload.to_wire()["call_inbound"]["from_number"] == h(PHONE)
+
+    turn = env(DialogTurn(call_ref=REF, call_id=RETELL_ID, turn_index=0, role="user", text="hi"))
+    assert redact(turn, protect) is turn
+
+
+def test_no_clear_number_reaches_any_row() -> None:
+    story = [
+        requested(),
+        dispatched(),
+        webhook("call_started"),
+        webhook("call_ended"),
+        env(SessionStarted(session_id="s1", phone=PHONE, call_ref=REF, stage="identity")),
+        env(TaskIncomingCall(task_id="t1", from_number=PHONE, to_number=CLINIC)),
+    ]
+    evts = events(story)
+    ops = project(evts, protect)
+    text = orjson.dumps([op.values for op in ops if isinstance(op, Row)]).decode()
+    for table in (schema.CALLS.name, schema.SESSIONS.name, schema.TASKS.name):
+        text += orjson.dumps(folded(table, evts)).decode()
+    assert PHONE not in text and CLINIC not in text
+    assert h(PHONE) in text
+
+
+# -- rows of each family ------------------------------------------------------------------------
+
+
+def test_every_event_gets_a_call_events_row_with_record_metadata() -> None:
+    envelope = requested()
+    event = Event("t.calls", 4, 17, envelope)
+    ops = operations_for(event, protect)
+    assert isinstance(ops[0], Row) and ops[0].table == "CALL_EVENTS"
+    row = ops[0].values
+    assert row["EVENT_ID"] == str(envelope.event_id)
+    assert (row["TYPE"], row["SCHEMA_VERSION"], row["KEY"]) == ("call.requested", 1, REF)
+    assert (row["TOPIC"], row["VERSION"]) == ("t.calls", 17)
+    assert row["OCCURRED_AT"] == envelope.occurred_at
+    assert row["PAYLOAD"]["to_number"] == h(PHONE)
+    meta = row["RECORD_METADATA"]
+    assert (meta["topic"], meta["partition"], meta["offset"], meta["key"]) == (
+        "t.calls",
+        4,
+        17,
+        REF,
+    )
+    assert (meta["type"], meta["schema_version"]) == ("call.requested", 1)
+    assert set(row) == set(schema.CALL_EVENTS.names)
+    orjson.dumps(row)  # JSON-ready
+
+
+def test_each_family_routes_to_its_table() -> None:
+    abt = AbtEvent(abt_id=abt_id_for(REF, "call_started"), name="call_started", call_ref=REF)
+    cases = {
+        "calls": (requested(), Fold, "CALLS", REF),
+        "sessions": (
+            env(SessionStarted(session_id="s1", phone=PHONE, call_ref=REF, stage="identity")),
+            Fold,
+            "SESSIONS",
+            "s1",
+        ),
+        "tasks": (env(TaskDeleted(task_id="t1")), Fold, "TASKS", "t1"),
+        "dialog": (
+            env(
+                DialogTurn(
+                    call_ref=REF,
+                    call_id=RETELL_ID,
+                    session_id="s1",
+                    turn_index=2,
+                    role="user",
+                    text="Tuesday",
+                    response_id=3,
+                    stage="date",
+                    latency_ms=812.5,
+                )
+            ),
+            Row,
+            "DIALOG_TURNS",
+            None,
+        ),
+        "abt": (env(abt), Row, "ABT_EVENTS", None),
+    }
+    for family, (envelope, kind, table, key) in cases.items():
+        first, second = operations_for(Event(f"t.{family}", 0, 5, envelope), protect)
+        assert isinstance(first, Row) and first.table == "CALL_EVENTS"
+        assert isinstance(second, kind) and second.table == table, family
+        if isinstance(second, Fold):
+            assert (second.key, second.version) == (key, 5)
+        else:
+            assert set(second.values) == set(schema.BY_NAME[table].names)
+            assert second.values["VERSION"] == 5
+    turn = operations_for(Event("t.dialog", 0, 5, cases["dialog"][0]), protect)[1]
+    assert isinstance(turn, Row)
+    assert turn.values | {"OCCURRED_AT": None, "EVENT_ID": None} == {
+        "CALL_REF": REF,
+        "TURN_INDEX": 2,
+        "RETELL_CALL_ID": RETELL_ID,
+        "SESSION_ID": "s1",
+        "ROLE": "user",
+        "TEXT": "Tuesday",
+        "RESPONSE_ID": 3,
+        "STAGE": "date",
+        "LATENCY_MS": 812.5,
+        "OCCURRED_AT": None,
+        "EVENT_ID": None,
+        "VERSION": 5,
+    }
+    abt_row = operations_for(Event("t.abt", 0, 9, env(abt)), protect)[1]
+    assert isinstance(abt_row, Row)
+    assert abt_row.values["ABT_ID"] == str(abt_id_for(REF, "call_started"))
+    assert (abt_row.values["NAME"], abt_row.values["CALL_REF"]) == ("call_started", REF)
+
+
+def test_an_inbound_ringing_keyed_by_number_makes_no_calls_row() -> None:
+    ringing = RetellCallInbound.model_validate(
+        {"event": "call_inbound", "call_inbound": {"from_number": PHONE, "to_number": CLINIC}}
+    )
+    ops = operations_for(Event("t.calls", 0, 0, env(ringing)), protect)
+    assert [type(op) for op in ops] == [Row]
+
+
+# -- CALLS --------------------------------------------------------------------------------------
+
+
+def happy_path() -> list[Envelope]:
+    return [
+        requested(),
+        dispatched(),
+        webhook("call_started"),
+        webhook("call_ended"),
+        webhook("call_analyzed"),
+    ]
+
+
+def test_calls_row_of_a_completed_call() -> None:
+    [row] = folded("CALLS", events(happy_path()))
+    assert row["CALL_REF"] == REF
+    assert (row["STATUS"], row["CONNECTED"], row["DIRECTION"]) == ("ended", True, "outbound")
+    assert (row["FROM_NUMBER_HASH"], row["TO_NUMBER_HASH"]) == (h(CLINIC), h(PHONE))
+    assert (row["TASK_REF"], row["PATIENT_REF"]) == ("task-9", "pat-17")
+    assert row["RETELL_CALL_ID"] == RETELL_ID
+    assert row["REQUESTED_AT"] == T0
+    assert row["SCHEDULED_AT"] == T0 + dt.timedelta(hours=1)
+    assert row["DISPATCHED_AT"] == T0 + dt.timedelta(minutes=60)
+    assert row["STARTED_AT"] == dt.datetime.fromtimestamp(1714608475.945, dt.UTC)
+    assert row["ENDED_AT"] == dt.datetime.fromtimestamp(1714608491.736, dt.UTC)
+    assert (row["DURATION_MS"], row["DISCONNECTION_REASON"]) == (15791, "user_hangup")
+    assert (row["SUMMARY"], row["SENTIMENT"]) == ("Patient booked a flu shot.", "Positive")
+    assert (row["SUCCESSFUL"], row["COST"], row["DISPATCH_ATTEMPTS"]) == (True, 12.5, 1)
+    assert (row["EVENTS"], row["VERSION"]) == (5, 4)
+    assert set(row) == set(schema.CALLS.names)
+    json.dumps(row["FOLD_STATE"])
+
+
+def test_calls_row_of_a_dial_failure_and_of_a_failed_dispatch() -> None:
+    never = [
+        requested(),
+        dispatched(),
+        webhook("call_ended", call_status="not_connected", disconnection_reason="dial_no_answer"),
+    ]
+    [row] = folded("CALLS", events(never))
+    assert (row["STATUS"], row["CONNECTED"]) == ("not_connected", False)
+    assert row["DISCONNECTION_REASON"] == "dial_no_answer"
+
+    failed = [
+        requested(),
+        env(CallDispatchFailed(call_ref=REF, reason="422 bad number", permanent=True, attempts=1)),
+    ]
+    [row] = folded("CALLS", events(failed))
+    assert (row["STATUS"], row["DISPATCH_ATTEMPTS"], row["LAST_FAILURE"]) == (
+        "failed",
+        1,
+        "422 bad number",
+    )
+    assert row["RETELL_CALL_ID"] is None and row["STARTED_AT"] is None
+
+
+def test_duplicate_and_late_webhooks_change_nothing_that_matters() -> None:
+    [clean] = folded("CALLS", events(happy_path()))
+    noisy = [
+        requested(),
+        dispatched(),
+        webhook("call_ended"),
+        webhook("call_started"),  # late: after the end
+        webhook("call_ended"),  # Retell retried the delivery
+        webhook("call_analyzed"),
+        webhook("call_analyzed"),
+    ]
+    [row] = folded("CALLS", events(noisy))
+    ignore = {"EVENTS", "VERSION", "FOLD_STATE"}
+    assert {k: v for k, v in row.items() if k not in ignore} == {
+        k: v for k, v in clean.items() if k not in ignore
+    }
+    assert (row["STATUS"], row["CONNECTED"]) == ("ended", True)
+
+
+def test_folding_in_batches_equals_folding_at_once_and_replays_fold_nothing() -> None:
+    evts = events(happy_path())
+    [whole] = folded("CALLS", evts)
+    [first] = folded("CALLS", evts[:2])
+    [rest] = folded("CALLS", evts, {REF: as_stored(first)})  # overlapping: 0-1 skipped
+    assert rest == whole
+    assert folded("CALLS", evts, {REF: as_stored(whole)}) == []
+    assert folded("CALLS", evts[1:3], {REF: as_stored(whole)}) == []
+
+
+# -- SESSIONS and TASKS -------------------------------------------------------------------------
+
+
+def session_story() -> list[Envelope]:
+    s = {"session_id": "s1", "phone": PHONE}
+    return [
+        env(SessionStarted(**s, call_ref="in_1", stage="identity"), 0),
+        env(SessionProgressed(**s, call_ref="in_1", stage="date", slots={"name": "Ada"}), 1),
+        env(
+            SessionDropped(
+                **s,
+                call_ref="in_1",
+                stage="date",
+                reason="caller_hangup",
+                expires_at=T0 + dt.timedelta(days=1),
+            ),
+            2,
+        ),
+        env(SessionResumed(**s, call_ref="in_2", stage="date", previous_call_refs=("in_1",)), 10),
+        env(
+            SessionCompleted(
+                **s,
+                call_ref="in_2",
+                call_refs=("in_1", "in_2"),
+                appointment=Appointment(date=dt.date(2024, 10, 8), time="10:30", site="Main St"),
+                patient=Patient(name="Ada Lovelace", date_of_birth=dt.date(1815, 12, 10)),
+            ),
+            12,
+        ),
+    ]
+
+
+def test_sessions_row_of_a_dropped_then_resumed_booking() -> None:
+    evts = events(session_story(), topic="t.sessions")
+    [dropped] = folded("SESSIONS", evts[:3])
+    assert (dropped["STATUS"], dropped["STAGE"], dropped["CALLS"]) == ("dropped", "date", 1)
+    assert (dropped["RESUMED"], dropped["COMPLETED_AT"]) == (False, None)
+    assert dropped["EXPIRES_AT"] == T0 + dt.timedelta(days=1)
+
+    [done] = folded("SESSIONS", evts, {"s1": as_stored(dropped)})
+    assert done["PHONE_HASH"] == h(PHONE)
+    assert (done["STATUS"], done["CALLS"], done["RESUMED"]) == ("completed", 2, True)
+    assert done["CALL_REFS"] == ["in_1", "in_2"]
+    assert done["STARTED_AT"] == T0
+    assert done["COMPLETED_AT"] == done["UPDATED_AT"] == T0 + dt.timedelta(minutes=12)
+    assert done["VERSION"] == 4
+    assert done["FOLD_STATE"]["slots"] == {}  # personal details are not kept
+    assert folded("SESSIONS", evts) == [done]
+
+
+def test_a_session_event_before_its_start_makes_no_row() -> None:
+    evts = events(session_story()[1:3], topic="t.sessions")
+    assert folded("SESSIONS", evts) == []
+
+
+def test_tasks_fold_merges_fields_and_keeps_a_tombstone() -> None:
+    later = T0 + dt.timedelta(days=2)
+    story = [
+        env(TaskFieldWriteback(task_id="t1", fields={"status": "open", "priority": 2}), 0),
+        env(TaskRescheduled(task_id="t1", call_ref=REF, scheduled_at=later), 1),
+        env(TaskFieldWriteback(task_id="t1", fields={"status": "done", "note": None}), 2),
+        env(TaskIncomingCall(task_id="t1", from_number=PHONE, to_number=CLINIC), 3),
+        env(TaskDeleted(task_id="t1", reason="duplicate"), 4),
+        env(TaskFieldWriteback(task_id="t1", fields={"status": "zombie"}), 5),
+    ]
+    evts = events(story, topic="t.tasks")
+    [live] = folded("TASKS", evts[:4])
+    assert live["FIELDS"] == {"status": "done", "priority": 2, "note": None}
+    assert (live["SCHEDULED_AT"], live["CALL_REF"]) == (later, REF)
+    assert (live["DELETED"], live["DELETED_AT"]) == (False, None)
+    assert live["INCOMING_FROM_HASH"] == h(PHONE)
+    assert live["CREATED_AT"] == T0
+
+    [gone] = folded("TASKS", evts, {"t1": as_stored(live)})
+    assert (gone["DELETED"], gone["DELETE_REASON"]) == (True, "duplicate")
+    assert gone["DELETED_AT"] == T0 + dt.timedelta(minutes=4)
+    assert gone["LAST_EVENT_TYPE"] == "task.field_writeback"
+    assert gone["FIELDS"]["status"] == "zombie"  # history is kept; the tombstone stays
+    assert gone["VERSION"] == 5
+    assert folded("TASKS", evts) == [gone]
+
+
+# -- helpers and SQL ----------------------------------------------------------------------------
+
+
+def test_latest_by_key_keeps_the_newest_row_per_key() -> None:
+    rows = [
+        {"K": "a", "I": 1, "VERSION": 3},
+        {"K": "b", "I": 1, "VERSION": 1},
+        {"K": "a", "I": 2, "VERSION": 2},
+        {"K": "a", "I": 1, "VERSION": 7},
+    ]
+    assert latest_by_key(("K",), rows) == [rows[3], rows[1]]
+    assert latest_by_key(("K", "I"), rows) == [rows[3], rows[1], rows[2]]
+
+
+@pytest.mark.parametrize("table", schema.ALL_TABLES, ids=lambda t: t.name)
+def test_generated_sql_names_every_column_and_the_whole_key(table: schema.Table) -> None:
+    assert table.version in table.names
+    assert set(table.key) <= set(table.names)
+    for sql in (schema.create_table_sql(table), schema.create_stage_sql(table)):
+        assert all(f'"{name}"' in sql for name in table.names)
+    assert schema.stage_sql(table).count("value:") == len(table.columns)
+    update, insert = schema.update_sql(table), schema.insert_sql(table)
+    assert all(f'T."{k}" = S."{k}"' in update for k in table.key)
+    assert f'S."{table.version}" > T."{table.version}"' in update
+    assert "WHERE NOT EXISTS" in insert
+    merge = schema.merge_sql(table)
+    assert merge.startswith(f'MERGE INTO "{table.name}"')
+    assert f'WHEN MATCHED AND S."{table.version}" > T."{table.version}"' in merge
