@@ -1,26 +1,47 @@
-"""``ringlog projector``: keep the projections (today: the CRM) in step with the log."""
+"""``ringlog projector``: keep the CRM and the warehouse in step with the log."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 
+import typer
+
 from ringlog import logs
 from ringlog.config import Settings
 
 
-def projector() -> None:
-    """Project sessions and dialog turns into the CRM until SIGINT/SIGTERM."""
+def projector(
+    metrics_port: int = typer.Option(
+        0, help="Serve Prometheus metrics (projection lag, records applied) on this port; 0: off."
+    ),
+    only: str | None = typer.Option(None, help="Run one projection only: crm or warehouse."),
+) -> None:
+    """Project the log into the CRM (sessions, dialog, tasks) and the warehouse (every topic)
+    until SIGINT/SIGTERM; each resumes from its own checkpoint."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
     from ringlog.projections.crm import run_crm_projector
+    from ringlog.projections.warehouse import run_warehouse_projector
 
     settings = Settings.load()
     logs.configure()
+    registry = CollectorRegistry()
+    if metrics_port:
+        start_http_server(metrics_port, addr="127.0.0.1", registry=registry)
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await run_crm_projector(settings, stop)
+        runs = []
+        if only in (None, "crm"):
+            runs.append(run_crm_projector(settings, stop, registry=registry))
+        if only in (None, "warehouse"):
+            runs.append(run_warehouse_projector(settings, stop, registry=registry))
+        if not runs:
+            raise typer.BadParameter("--only takes crm or warehouse")
+        await asyncio.gather(*runs)
 
     asyncio.run(main())

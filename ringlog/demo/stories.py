@@ -7,6 +7,8 @@ log, the session read API, the Redis cache, the CRM tables, the call records.
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +21,7 @@ from ringlog.config import Settings
 from ringlog.demo.checks import Story, wait_for
 from ringlog.projections.call_records import CallRecordStore
 from ringlog.projections.crm.schema import APPOINTMENTS, INTERACTIONS, PATIENTS
+from ringlog.projections.warehouse import warehouse_store
 from ringlog.schemas.abt import AbtEvent
 from ringlog.streams.replay import read_key
 
@@ -228,4 +231,99 @@ async def outbound(world: World) -> Story:
         record is not None,
         "" if record is None else f"status={record.status}, {record.duration_ms} ms",
     )
+    await business_tasks(world, story, task=f"task-{phone[-4:]}", call_ref=ref)
     return story
+
+
+async def business_tasks(world: World, story: Story, *, task: str, call_ref: str) -> None:
+    """Staff write fields back, reschedule, delete and record an incoming call; each lands
+    in the warehouse."""
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+    moved, dropped = f"{task}-r", f"{task}-d"
+    for other in (moved, dropped):  # two more calls of their own tasks, due in an hour
+        await world.api.post(
+            "/v1/calls",
+            json={
+                "to_number": random_number(),
+                "from_number": CLINIC,
+                "task_ref": other,
+                "scheduled_at": later,
+            },
+            headers=world.auth,
+        )
+    soon = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)).isoformat()
+    incoming_task = f"{task}-in"
+    steps = [
+        (
+            "field writeback",
+            "POST",
+            f"/v1/tasks/{task}/field-writeback",
+            {"fields": {"status": "completed", "outcome": "reached"}},
+        ),
+        ("reschedule to in 2 s", "POST", f"/v1/tasks/{moved}/reschedule", {"scheduled_at": soon}),
+        ("delete task", "DELETE", f"/v1/tasks/{dropped}", {"reason": "patient declined"}),
+        (
+            "incoming call",
+            "POST",
+            "/v1/tasks/incoming-call",
+            {"task_id": incoming_task, "from_number": random_number(), "to_number": CLINIC},
+        ),
+    ]
+    for name, method, path, body in steps:
+        response = await world.api.request(method, path, json=body, headers=world.auth)
+        story.say(f"  staff: {name} → {response.status_code}")
+        story.expect(f"task API: {name}", path, response.status_code == 202, response.text[:80])
+
+    store = warehouse_store(world.settings)
+
+    async def warehouse() -> dict[str, Any]:
+        def read() -> dict[str, Any]:
+            tasks = store.query(
+                'SELECT "TASK_ID", "DELETED", "SCHEDULED_AT" IS NOT NULL, '
+                '"INCOMING_FROM_HASH" IS NOT NULL, "LAST_EVENT_TYPE" FROM "TASKS" '
+                'WHERE "TASK_ID" IN (?, ?, ?, ?)',
+                (task, moved, dropped, incoming_task),
+            )
+            calls = store.query('SELECT "STATUS" FROM "CALLS" WHERE "CALL_REF" = ?', (call_ref,))
+            abt = store.query('SELECT COUNT(*) FROM "ABT_EVENTS" WHERE "CALL_REF" = ?', (call_ref,))
+            by_task = store.query(
+                'SELECT "TASK_REF", "STATUS" FROM "CALLS" WHERE "TASK_REF" IN (?, ?)',
+                (moved, dropped),
+            )
+            return {
+                "tasks": {r[0]: r[1:] for r in tasks},
+                "calls": calls,
+                "abt": abt[0][0],
+                "task_calls": dict(by_task),
+            }
+
+        try:
+            return await asyncio.to_thread(read)
+        except Exception as exc:  # noqa: BLE001 - tables not there yet: keep waiting
+            return {"error": str(exc)}
+
+    def landed(w: dict[str, Any]) -> bool:
+        t = w.get("tasks", {})
+        return (
+            len(t) == 4
+            and t[task][3] == "task.field_writeback"
+            and t[moved][1] is True
+            and t[dropped][0] is True
+            and t[incoming_task][2] is True
+            and w["abt"] == 3
+            and bool(w["calls"])
+            and w["task_calls"].get(moved) not in (None, "pending")
+            and w["task_calls"].get(dropped) == "cancelled"
+        )
+
+    try:
+        ok, seen = await wait_for(warehouse, landed, timeout_s=60)
+    finally:
+        store.close()
+    story.expect(
+        "writeback, reschedule (call placed), delete (tombstone, call cancelled), incoming"
+        " call, the call and its ABT",
+        "Snowflake (TASKS, CALLS, ABT_EVENTS)",
+        ok,
+        str(seen)[:200],
+    )

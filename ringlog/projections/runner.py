@@ -27,7 +27,7 @@ import collections
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -127,6 +127,19 @@ class RetryPolicy:
 
 class ProjectionMetrics:
     """Lag per partition and records applied, in ``registry`` (a fresh one by default)."""
+
+    _by_registry: ClassVar[dict[int, ProjectionMetrics]] = {}
+
+    @classmethod
+    def shared(cls, registry: CollectorRegistry | None) -> ProjectionMetrics:
+        """The metrics of ``registry``, made once, so several projections in one process
+        report to one registry (labelled by projection); a fresh registry when None."""
+        if registry is None:
+            return cls()
+        found = cls._by_registry.get(id(registry))
+        if found is None or found.registry is not registry:
+            found = cls._by_registry[id(registry)] = cls(registry)
+        return found
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()

@@ -58,7 +58,7 @@ def crm_runner(
         store,
         group_id=group_id or default_group_id(settings),
         deadletter_topic=settings.topic("deadletter"),
-        metrics=ProjectionMetrics(registry),
+        metrics=ProjectionMetrics.shared(registry),
         retry=retry,
     )
 

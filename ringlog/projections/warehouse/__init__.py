@@ -93,7 +93,7 @@ def warehouse_runner(
         store,
         group_id=group_id or default_group_id(settings),
         deadletter_topic=settings.topic("deadletter"),
-        metrics=ProjectionMetrics(registry),
+        metrics=ProjectionMetrics.shared(registry),
         retry=retry,
         max_records=max_records,
     )
