@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -243,16 +244,14 @@ class ProjectionRunner(Generic[OpT]):
             )
             async with consumer:
                 log.info("projection started", projection=name, group=self._group_id)
-                while not stop.is_set():
-                    await self._position_new_partitions(consumer)
-                    batch = await consumer.getmany(timeout_ms=self._poll_timeout_ms)
-                    # records of a partition assigned during this fetch wait for its seek
-                    records = [
-                        r for r in batch.records if (r.topic, r.partition) in self._positioned
-                    ]
-                    if records:
-                        await self._handle(consumer, records, stop)
-                    await self._report_lag(consumer)
+                # lag keeps being measured while a write is retried, so an outage shows
+                watcher = asyncio.create_task(self._watch_lag(stop), name=f"lag {name}")
+                try:
+                    await self._consume(consumer, stop)
+                finally:
+                    watcher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watcher
         except BaseException as exc:
             self._failure = exc
             raise
@@ -261,6 +260,25 @@ class ProjectionRunner(Generic[OpT]):
                 await self._producer.stop()
                 self._producer = None
             log.info("projection stopped", projection=name)
+
+    async def _consume(self, consumer: LogConsumer, stop: asyncio.Event) -> None:
+        """The batch loop: position new partitions, fetch, apply, report lag."""
+        while not stop.is_set():
+            await self._position_new_partitions(consumer)
+            batch = await consumer.getmany(timeout_ms=self._poll_timeout_ms)
+            # records of a partition assigned during this fetch wait for its seek
+            records = [r for r in batch.records if (r.topic, r.partition) in self._positioned]
+            if records:
+                await self._handle(consumer, records, stop)
+            await self._report_lag(consumer)
+
+    async def _watch_lag(self, stop: asyncio.Event) -> None:
+        """Refresh the lag gauge every ``lag_interval_s`` until ``stop``, batches or not."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._lag_interval_s)
+            self._ends_at = 0.0  # force a fresh read of the end offsets
+            await self._report_lag(None)
 
     async def on_applied(self, positions: Mapping[Position, int]) -> None:
         """Called after the target committed ``positions`` and before Kafka offsets are.
@@ -419,7 +437,7 @@ class ProjectionRunner(Generic[OpT]):
         # bring the group's offsets up to the checkpoint (a crash may have left them behind)
         await self._commit(consumer, new)
 
-    async def _report_lag(self, consumer: LogConsumer) -> None:
+    async def _report_lag(self, _consumer: LogConsumer | None) -> None:
         now = time.monotonic()
         if now - self._ends_at >= self._lag_interval_s:
             self._ends_at = now

@@ -523,6 +523,8 @@ async def test_an_outage_stalls_the_projection_which_then_catches_up(
         assert behind == len(rest)  # stalled: the runner holds the batch and retries it
         assert applied(runner) == first
         assert not task.done()
+        # the lag gauge keeps being measured during the outage: it shows the stalled records
+        await eventually(lambda: _value(lag(runner)), lambda n: n >= len(rest), timeout_s=30)
 
         await link.up()
         await eventually(lambda: _value(applied(runner)), lambda n: n == first + len(rest))
