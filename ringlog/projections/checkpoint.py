@@ -9,7 +9,7 @@ have ``INSERT … ON CONFLICT DO UPDATE … WHERE``).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, String, Table, select
@@ -73,23 +73,35 @@ def upsert(
 
     An equal version is left alone, so applying the same row twice is a no-op.
     """
+    upsert_many(connection, table, [values], update=update, version=version)
+
+
+def upsert_many(
+    connection: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    update: Collection[str],
+    version: str,
+) -> None:
+    """:func:`upsert` for rows with the same columns, in order, as one ``executemany``."""
+    if not rows:
+        return
     dialect = connection.dialect.name
     if dialect == "postgresql":
-        pg = postgresql.insert(table).values(dict(values))
-        excluded = pg.excluded
+        pg = postgresql.insert(table)
         statement: Any = pg.on_conflict_do_update(
             index_elements=list(table.primary_key.columns),
-            set_={name: excluded[name] for name in update},
-            where=table.c[version] < excluded[version],
+            set_={name: pg.excluded[name] for name in update},
+            where=table.c[version] < pg.excluded[version],
         )
     elif dialect == "sqlite":
-        lite = sqlite.insert(table).values(dict(values))
-        excluded = lite.excluded
+        lite = sqlite.insert(table)
         statement = lite.on_conflict_do_update(
             index_elements=list(table.primary_key.columns),
-            set_={name: excluded[name] for name in update},
-            where=table.c[version] < excluded[version],
+            set_={name: lite.excluded[name] for name in update},
+            where=table.c[version] < lite.excluded[version],
         )
     else:
         raise NotImplementedError(f"no upsert for the {dialect} dialect (SQLite, PostgreSQL only)")
-    connection.execute(statement)
+    connection.execute(statement, [dict(row) for row in rows])

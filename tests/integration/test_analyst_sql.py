@@ -1,4 +1,4 @@
-"""The analyst queries of ``docs/warehouse.md``, run as written against a projected story.
+"""The analyst queries in the README (warehouse section), run as written against a story.
 
 The story (see ``test_warehouse_projection``): on day 1 three outbound calls are requested and
 two complete (one never connects); on day 2 one more is requested and completes. Three booking
@@ -23,7 +23,7 @@ from tests.integration.test_warehouse_projection import append, make_runner, sto
 
 pytestmark = pytest.mark.integration
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "warehouse.md"
+DOC = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def analyst_queries() -> dict[str, str]:

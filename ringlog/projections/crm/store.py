@@ -8,13 +8,14 @@ created on start when missing. Blocking database work runs in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, create_engine, make_url, select, update
 
-from ringlog.projections.checkpoint import Position, read_checkpoint, upsert, write_checkpoint
+from ringlog.projections.checkpoint import Position, read_checkpoint, upsert_many, write_checkpoint
 from ringlog.projections.crm.rows import Upsert, fields_json, transcript
 from ringlog.projections.crm.schema import (
     CHECKPOINTS,
@@ -81,12 +82,16 @@ class CrmStore:
         self, projection: str, operations: Sequence[Upsert], positions: Mapping[Position, int]
     ) -> None:
         with self.engine.begin() as connection:
-            for op in operations:
-                upsert(
+            # consecutive upserts of one shape go as one executemany; order is kept, so two
+            # writes of one row still apply oldest first
+            for (table, _columns, update_columns), run in itertools.groupby(
+                operations, key=lambda op: (op.table, tuple(op.values), tuple(op.update))
+            ):
+                upsert_many(
                     connection,
-                    TABLES[op.table],
-                    op.values,
-                    update=(*op.update, "version"),
+                    TABLES[table],
+                    [op.values for op in run],
+                    update=(*update_columns, "version"),
                     version="version",
                 )
             touched = {

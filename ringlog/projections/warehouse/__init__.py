@@ -2,7 +2,7 @@
 
 :func:`run_warehouse_projector` is what the projector process runs; :func:`warehouse_runner`
 builds the runner for tests, benchmarks and rebuilds. Rows come from :mod:`.rows` (pure), DDL
-and SQL from :mod:`.schema`, writes from :mod:`.store`. ``docs/warehouse.md`` describes the
+and SQL from :mod:`.schema`, writes from :mod:`.store`. The README (warehouse) describes the
 tables and the analyst queries.
 """
 
