@@ -82,10 +82,12 @@ class CrmStore:
         self, projection: str, operations: Sequence[Upsert], positions: Mapping[Position, int]
     ) -> None:
         with self.engine.begin() as connection:
-            # consecutive upserts of one shape go as one executemany; order is kept, so two
-            # writes of one row still apply oldest first
+            # tables are independent, so the upserts are grouped by table (a stable sort keeps
+            # each table's order: two writes of one row still apply oldest first); consecutive
+            # upserts of one shape then go as one executemany
+            by_table = sorted(operations, key=lambda op: op.table)
             for (table, _columns, update_columns), run in itertools.groupby(
-                operations, key=lambda op: (op.table, tuple(op.values), tuple(op.update))
+                by_table, key=lambda op: (op.table, tuple(op.values), tuple(op.update))
             ):
                 upsert_many(
                     connection,
