@@ -8,7 +8,6 @@ created on start when missing. Blocking database work runs in a worker thread.
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -82,13 +81,7 @@ class CrmStore:
         self, projection: str, operations: Sequence[Upsert], positions: Mapping[Position, int]
     ) -> None:
         with self.engine.begin() as connection:
-            # tables are independent, so the upserts are grouped by table (a stable sort keeps
-            # each table's order: two writes of one row still apply oldest first); consecutive
-            # upserts of one shape then go as one executemany
-            by_table = sorted(operations, key=lambda op: op.table)
-            for (table, _columns, update_columns), run in itertools.groupby(
-                by_table, key=lambda op: (op.table, tuple(op.values), tuple(op.update))
-            ):
+            for (table, _columns, update_columns), run in _batches(operations):
                 upsert_many(
                     connection,
                     TABLES[table],
@@ -158,3 +151,32 @@ def refresh_task_fields(connection: Connection, task_ids: Iterable[str]) -> None
             statement,
             [{"id": task_id, "json": fields_json(found)} for task_id, found in values.items()],
         )
+
+
+Shape = tuple[str, tuple[str, ...], tuple[str, ...]]
+
+
+def _batches(operations: Sequence[Upsert]) -> list[tuple[Shape, list[Upsert]]]:
+    """The upserts as ``executemany`` batches of one table and one shape, in an order that
+    keeps every row's writes oldest first.
+
+    Writes to different rows commute, writes to one row do not: the n-th write of a row goes
+    in wave n, waves run in order, and inside a wave (each row at most once) the upserts are
+    grouped by table and shape.
+    """
+    waves: list[list[Upsert]] = []
+    depth: dict[tuple[str, tuple[Any, ...]], int] = {}
+    for op in operations:
+        key = (op.table, tuple(op.values[c.name] for c in TABLES[op.table].primary_key.columns))
+        wave = depth.get(key, 0)
+        depth[key] = wave + 1
+        if wave == len(waves):
+            waves.append([])
+        waves[wave].append(op)
+    batches: list[tuple[Shape, list[Upsert]]] = []
+    for ops in waves:
+        grouped: dict[Shape, list[Upsert]] = {}
+        for op in ops:
+            grouped.setdefault((op.table, tuple(op.values), tuple(op.update)), []).append(op)
+        batches.extend(grouped.items())
+    return batches
