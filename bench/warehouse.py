@@ -37,14 +37,15 @@ from sqlalchemy import create_engine, text
 
 from bench.broker import bench_settings
 from ringlog.config import Settings
+from ringlog.projections.base import Event
 from ringlog.projections.crm import crm_runner
 from ringlog.projections.crm import rows as crm_rows
 from ringlog.projections.crm.schema import METADATA as CRM_METADATA
 from ringlog.projections.crm.schema import TABLES as CRM_TABLES
 from ringlog.projections.crm.store import CrmStore
-from ringlog.projections.runner import Event
 from ringlog.projections.warehouse import protector, schema, warehouse_runner, warehouse_store
 from ringlog.projections.warehouse import rows as wh_rows
+from ringlog.projections.warehouse.folds import fold_rows
 from ringlog.projections.warehouse.store import connect_kwargs
 from ringlog.schemas import (
     AbtEvent,
@@ -147,7 +148,7 @@ def warehouse_rows(settings: Settings, envelopes: Sequence[Envelope]) -> dict[st
         else:
             folds[op.table].append(op)
     for name, pending in folds.items():
-        tables[name] += wh_rows.fold_rows(name, {}, pending)
+        tables[name] += fold_rows(name, {}, pending)
     return {
         name: wh_rows.latest_by_key(schema.BY_NAME[name].key, found)
         for name, found in tables.items()

@@ -15,8 +15,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, String, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-#: A consumed partition: ``(topic, partition)``.
-Position = tuple[str, int]
+from ringlog.streams.offsets import Position
 
 
 def checkpoint_table(metadata: MetaData, name: str) -> Table:

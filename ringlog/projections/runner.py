@@ -8,8 +8,8 @@ partition assignment) the runner seeks to the **target's own checkpoint** and sk
 below it, so a crash between the target commit and the Kafka commit never applies a record
 twice, and a target rebuilt from nothing is refilled from the beginning of the log.
 
-* A target failure retries the same batch with exponential backoff (tenacity); nothing is
-  skipped or lost.
+* A target failure (reading its checkpoint or writing a batch) is retried with exponential
+  backoff (tenacity); nothing is skipped or lost.
 * A record that cannot be decoded, or whose projection raises, is *poison*: it goes to the
   dead-letter topic (error in headers) before the batch is applied, its position is
   checkpointed with the rest, and the partition carries on. A crash before the target commit
@@ -26,14 +26,12 @@ import asyncio
 import collections
 import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import ClassVar, Generic, Protocol, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Generic
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
-from prometheus_client import CollectorRegistry, Counter, Gauge
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -47,127 +45,17 @@ from tenacity.stop import stop_base
 
 from ringlog.config import KafkaSettings
 from ringlog.errors import BrokerUnavailable
-from ringlog.projections.checkpoint import Position
-from ringlog.schemas import HEADER_TYPE, Envelope
+from ringlog.projections.base import Event, OpT, Projection, RetryPolicy, Target
+from ringlog.projections.metrics import ProjectionMetrics
+from ringlog.schemas import HEADER_TYPE
 from ringlog.streams.consumer import LogConsumer, LogRecord
 from ringlog.streams.deadletter import dead_letter
+from ringlog.streams.offsets import Position, end_offsets
 from ringlog.streams.producer import LogProducer
 
 log = structlog.get_logger("ringlog.projections")
 
-OpT = TypeVar("OpT")
-OpT_contra = TypeVar("OpT_contra", contravariant=True)
-
-__all__ = [
-    "Event",
-    "Position",
-    "Projection",
-    "ProjectionMetrics",
-    "ProjectionRunner",
-    "RetryPolicy",
-    "Target",
-    "end_offsets",
-]
-
-
-@dataclass(frozen=True)
-class Event:
-    """A decoded record as a projection sees it: where it sits on the log, and the envelope."""
-
-    topic: str
-    partition: int
-    offset: int
-    envelope: Envelope
-
-
-@dataclass(frozen=True)
-class Projection(Generic[OpT]):
-    """What to read and how to turn it into operations for a target.
-
-    ``project`` must be pure and per-event: ``project(a + b) == project(a) + project(b)``, so the
-    runner can isolate a record that makes it raise. ``handles`` names the event types it reads;
-    other types are skipped (even when undecodable, e.g. from a newer producer). ``None`` reads
-    every type.
-    """
-
-    name: str
-    topics: tuple[str, ...]
-    project: Callable[[Sequence[Event]], list[OpT]]
-    handles: frozenset[str] | None = None
-
-    def reads(self, event_type: str | None) -> bool:
-        """Whether records of ``event_type`` are this projection's to handle."""
-        return self.handles is None or event_type is None or event_type in self.handles
-
-
-class Target(Protocol[OpT_contra]):
-    """Where a projection's operations land, with its checkpoint in the same store."""
-
-    async def load_checkpoint(self, projection: str) -> dict[Position, int]:
-        """Return the next offset to read per ``(topic, partition)`` (``{}`` when new)."""
-        ...
-
-    async def apply(
-        self,
-        projection: str,
-        operations: Sequence[OpT_contra],
-        positions: Mapping[Position, int],
-    ) -> None:
-        """Write ``operations`` and the next offsets ``positions`` in one transaction."""
-        ...
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How a failing target write is retried: ``attempts=None`` retries until stopped."""
-
-    attempts: int | None = None
-    backoff_s: float = 0.2
-    backoff_max_s: float = 10.0
-
-
-class ProjectionMetrics:
-    """Lag per partition and records applied, in ``registry`` (a fresh one by default)."""
-
-    _by_registry: ClassVar[dict[int, ProjectionMetrics]] = {}
-
-    @classmethod
-    def shared(cls, registry: CollectorRegistry | None) -> ProjectionMetrics:
-        """The metrics of ``registry``, made once, so several projections in one process
-        report to one registry (labelled by projection); a fresh registry when None."""
-        if registry is None:
-            return cls()
-        found = cls._by_registry.get(id(registry))
-        if found is None or found.registry is not registry:
-            found = cls._by_registry[id(registry)] = cls(registry)
-        return found
-
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
-        self.lag = Gauge(
-            "ringlog_projection_lag",
-            "Records on the log not yet applied to the projection's target.",
-            ["projection", "topic", "partition"],
-            registry=self.registry,
-        )
-        self.applied = Counter(
-            "ringlog_projection_records_applied",
-            "Records whose effects (possibly none) were committed to the target.",
-            ["projection", "topic"],
-            registry=self.registry,
-        )
-        self.deadlettered = Counter(
-            "ringlog_projection_deadlettered",
-            "Records sent to the dead-letter topic because they could not be projected.",
-            ["projection", "topic"],
-            registry=self.registry,
-        )
-        self.retries = Counter(
-            "ringlog_projection_apply_retries",
-            "Target writes that failed and were retried.",
-            ["projection"],
-            registry=self.registry,
-        )
+__all__ = ["ProjectionRunner"]
 
 
 class _StopOn(stop_base):
@@ -235,7 +123,7 @@ class ProjectionRunner(Generic[OpT]):
         self._positioned.clear()
         name = self.projection.name
         try:
-            self.checkpoint = await self.target.load_checkpoint(name)
+            self.checkpoint = await self._retrying(stop)(self.target.load_checkpoint, name)
             consumer = LogConsumer(
                 self._kafka,
                 self.projection.topics,
@@ -264,7 +152,7 @@ class ProjectionRunner(Generic[OpT]):
     async def _consume(self, consumer: LogConsumer, stop: asyncio.Event) -> None:
         """The batch loop: position new partitions, fetch, apply, report lag."""
         while not stop.is_set():
-            await self._position_new_partitions(consumer)
+            await self._position_new_partitions(consumer, stop)
             batch = await consumer.getmany(timeout_ms=self._poll_timeout_ms)
             # records of a partition assigned during this fetch wait for its seek
             records = [r for r in batch.records if (r.topic, r.partition) in self._positioned]
@@ -399,7 +287,7 @@ class ProjectionRunner(Generic[OpT]):
         error = outcome.exception() if outcome is not None else None
         self.metrics.retries.labels(self.projection.name).inc()
         log.warning(
-            "projection write failed, retrying",
+            "projection target failed, retrying",
             projection=self.projection.name,
             attempt=state.attempt_number,
             error=f"{type(error).__name__}: {error}",
@@ -419,7 +307,7 @@ class ProjectionRunner(Generic[OpT]):
 
     # -- positions and lag ------------------------------------------------------------------
 
-    async def _position_new_partitions(self, consumer: LogConsumer) -> None:
+    async def _position_new_partitions(self, consumer: LogConsumer, stop: asyncio.Event) -> None:
         """Seek every newly assigned partition to the target's checkpoint (0 when absent)
         and commit that checkpoint as the group's offset."""
         assigned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
@@ -428,7 +316,10 @@ class ProjectionRunner(Generic[OpT]):
         if not new:
             return
         # another member may have advanced these partitions since we last looked
-        self.checkpoint.update(await self.target.load_checkpoint(self.projection.name))
+        loaded: dict[Position, int] = await self._retrying(stop)(
+            self.target.load_checkpoint, self.projection.name
+        )
+        self.checkpoint.update(loaded)
         for topic, partition in sorted(new):
             await consumer.seek(
                 TopicPartition(topic, partition), self.checkpoint.get((topic, partition), 0)
@@ -467,49 +358,3 @@ def _next_offsets(records: Sequence[LogRecord]) -> dict[Position, int]:
         key = (r.topic, r.partition)
         positions[key] = max(positions.get(key, 0), r.offset + 1)
     return positions
-
-
-async def end_offsets(
-    kafka: KafkaSettings, topics: Sequence[str], *, timeout_s: float = 10.0
-) -> dict[Position, int]:
-    """Return the end offset (next offset to be written) of every partition of ``topics``.
-
-    ListOffsets alone is not enough: the embedded Tansu broker answers it with the base
-    offset of the partition's last record batch + 1, so a batch of several records is
-    under-counted. The high watermark of a fetch is exact on Tansu and Kafka alike, so every
-    non-empty partition is fetched from its reported end - 1 and the larger value is kept.
-    """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap,
-        client_id=f"{kafka.client_id}-offsets",
-        group_id=None,
-        enable_auto_commit=False,
-        request_timeout_ms=kafka.request_timeout_ms,
-        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
-        fetch_max_bytes=1_048_576,
-        max_partition_fetch_bytes=1_048_576,
-    )
-    try:
-        async with asyncio.timeout(timeout_s):
-            await consumer.start()
-            partitions = [
-                TopicPartition(topic, p)
-                for topic in topics
-                for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
-            reported = await consumer.end_offsets(partitions) if partitions else {}
-            nonempty = [tp for tp in partitions if reported[tp] > 0]
-            if nonempty:
-                consumer.assign(nonempty)
-                for tp in nonempty:
-                    consumer.seek(tp, reported[tp] - 1)
-                while any(consumer.highwater(tp) is None for tp in nonempty):
-                    await consumer.getmany(timeout_ms=100)
-            ends = {tp: int(reported[tp]) for tp in partitions}
-            for tp in nonempty:
-                ends[tp] = max(ends[tp], consumer.highwater(tp) or 0)
-    except (KafkaError, OSError, TimeoutError) as exc:
-        raise BrokerUnavailable(kafka.bootstrap, str(exc) or type(exc).__name__) from exc
-    finally:
-        await consumer.stop()
-    return {(tp.topic, tp.partition): end for tp, end in ends.items()}

@@ -32,6 +32,12 @@ import structlog
 from ringlog.api.signature import HEADER, sign
 from ringlog.config import Settings
 from ringlog.simulator.dialog import Dialog, Outcome
+from ringlog.simulator.dialog_calls import (
+    answered_inbound,
+    dialog_analyzed,
+    dialog_ended,
+    inbound_request,
+)
 from ringlog.simulator.faults import Faults
 from ringlog.simulator.llm_client import IDLE_TIMEOUT_S, PING_INTERVAL_S, converse, socket_url
 from ringlog.simulator.models import CreatePhoneCall, InboundCall
@@ -40,10 +46,6 @@ from ringlog.simulator.script import (
     STAGES,
     Delivery,
     Pacing,
-    answered_inbound,
-    dialog_analyzed,
-    dialog_ended,
-    inbound_request,
     new_call_id,
     not_connected_plan,
     plan,

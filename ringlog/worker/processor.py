@@ -66,10 +66,7 @@ class CallProcessor:
             state = apply(book.get(envelope.key), envelope)
         except Exception as exc:  # noqa: BLE001 - any failure of one record is dead-lettered
             book.advance(record.topic, record.partition, record.offset)
-            if live:
-                await self.poisoned(record, exc)
-            else:
-                self.rebuild_poison.append((record, exc))
+            await self._reject(record, exc, live=live)
             return None
         book.put(state)
         book.advance(record.topic, record.partition, record.offset)
@@ -91,10 +88,7 @@ class CallProcessor:
             return
         book.advance(record.topic, record.partition, record.offset)
         if record.error is not None:
-            if live:
-                await self.poisoned(record, record.error)
-            else:
-                self.rebuild_poison.append((record, record.error))
+            await self._reject(record, record.error, live=live)
             return
         assert record.envelope is not None
         await self._apply_task(record.envelope)
@@ -119,6 +113,13 @@ class CallProcessor:
             log.warning("task effect failed", task=task.key, error=f"{type(exc).__name__}: {exc}")
         else:
             book.unsettled_tasks.pop(str(task.event_id), None)
+
+    async def _reject(self, record: LogRecord, exc: BaseException, *, live: bool) -> None:
+        """Dead-letter a record now (live), or keep it for the rebuild to dead-letter once."""
+        if live:
+            await self.poisoned(record, exc)
+        else:
+            self.rebuild_poison.append((record, exc))
 
     async def poisoned(self, record: LogRecord, exc: BaseException) -> None:
         """Dead-letter ``record`` with ``exc`` in its headers."""

@@ -18,10 +18,10 @@ from ringlog.api.app import create_app
 from ringlog.api.routes import tasks
 from ringlog.config import Settings
 from ringlog.devstack.ports import free_port
+from ringlog.projections.base import RetryPolicy
 from ringlog.projections.crm import crm_runner
 from ringlog.projections.crm.schema import TASKS
 from ringlog.projections.crm.store import CrmStore
-from ringlog.projections.runner import RetryPolicy
 from ringlog.schemas import (
     Envelope,
     TaskDeleted,

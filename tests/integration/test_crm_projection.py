@@ -17,11 +17,10 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from prometheus_client import CollectorRegistry
 from sqlalchemy import create_engine, delete, select, text
 
 from ringlog.config import Settings
-from ringlog.projections.checkpoint import Position
+from ringlog.projections.base import Event, RetryPolicy
 from ringlog.projections.crm import crm_projection, run_crm_projector
 from ringlog.projections.crm import rows as crm_rows
 from ringlog.projections.crm.rows import Upsert, appointment_id, patient_id
@@ -33,13 +32,7 @@ from ringlog.projections.crm.schema import (
     TASKS,
 )
 from ringlog.projections.crm.store import CrmStore
-from ringlog.projections.runner import (
-    Event,
-    ProjectionMetrics,
-    ProjectionRunner,
-    RetryPolicy,
-    end_offsets,
-)
+from ringlog.projections.runner import ProjectionRunner
 from ringlog.schemas import (
     Appointment,
     DialogTurn,
@@ -57,8 +50,10 @@ from ringlog.schemas import (
     TaskRescheduled,
 )
 from ringlog.streams.deadletter import HEADER_ERROR, HEADER_ORIGIN, HEADER_PROCESSOR
+from ringlog.streams.offsets import Position, end_offsets
 from ringlog.streams.producer import LogProducer
 from tests.support.logread import eventually, records
+from tests.support.projections import applied, runner_for
 
 pytestmark = pytest.mark.integration
 
@@ -258,29 +253,15 @@ def make_runner(
     cls: type[ProjectionRunner[Upsert]] = ProjectionRunner,
     max_records: int = 5_000,
 ) -> ProjectionRunner[Upsert]:
-    return cls(
-        settings.kafka,
+    retry = RetryPolicy(backoff_s=0.01, backoff_max_s=0.05)
+    return runner_for(
+        settings,
         crm_projection(settings),
         target,
-        group_id=group,
-        deadletter_topic=settings.topic("deadletter"),
-        metrics=ProjectionMetrics(CollectorRegistry()),
-        retry=RetryPolicy(backoff_s=0.01, backoff_max_s=0.05),
+        group,
+        retry=retry,
+        cls=cls,
         max_records=max_records,
-    )
-
-
-def applied(runner: ProjectionRunner[Upsert]) -> int:
-    """Records the runner committed to the target, over all its topics."""
-    registry = runner.metrics.registry
-    return sum(
-        int(
-            registry.get_sample_value(
-                "ringlog_projection_records_applied_total", {"projection": "crm", "topic": topic}
-            )
-            or 0
-        )
-        for topic in runner.projection.topics
     )
 
 

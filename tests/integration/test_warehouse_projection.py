@@ -17,13 +17,8 @@ from prometheus_client import CollectorRegistry
 
 from ringlog.config import Settings
 from ringlog.devstack.ports import free_port
-from ringlog.projections.checkpoint import Position
-from ringlog.projections.runner import (
-    ProjectionMetrics,
-    ProjectionRunner,
-    RetryPolicy,
-    end_offsets,
-)
+from ringlog.projections.base import RetryPolicy
+from ringlog.projections.runner import ProjectionRunner
 from ringlog.projections.warehouse import (
     NAME,
     WarehouseStore,
@@ -57,9 +52,11 @@ from ringlog.schemas import (
     TaskRescheduled,
     abt_id_for,
 )
+from ringlog.streams.offsets import Position, end_offsets
 from ringlog.streams.producer import LogProducer
 from tests.support.examples import retell_call
 from tests.support.logread import eventually
+from tests.support.projections import applied, lag, runner_for
 
 pytestmark = pytest.mark.integration
 
@@ -264,37 +261,15 @@ def make_runner(
     cls: type[ProjectionRunner[Operation]] = ProjectionRunner,
     max_records: int = 5_000,
 ) -> ProjectionRunner[Operation]:
-    return cls(
-        settings.kafka,
+    retry = RetryPolicy(backoff_s=0.05, backoff_max_s=0.5)
+    return runner_for(
+        settings,
         warehouse_projection(settings),
         target,
-        group_id=group,
-        deadletter_topic=settings.topic("deadletter"),
-        metrics=ProjectionMetrics(CollectorRegistry()),
-        retry=RetryPolicy(backoff_s=0.05, backoff_max_s=0.5),
+        group,
+        retry=retry,
+        cls=cls,
         max_records=max_records,
-    )
-
-
-def applied(runner: ProjectionRunner[Operation]) -> int:
-    registry = runner.metrics.registry
-    return sum(
-        int(
-            registry.get_sample_value(
-                "ringlog_projection_records_applied_total", {"projection": NAME, "topic": topic}
-            )
-            or 0
-        )
-        for topic in runner.projection.topics
-    )
-
-
-def lag(runner: ProjectionRunner[Operation]) -> float:
-    return sum(
-        s.value
-        for metric in runner.metrics.registry.collect()
-        if metric.name == "ringlog_projection_lag"
-        for s in metric.samples
     )
 
 
@@ -556,7 +531,11 @@ async def test_the_projector_waits_for_a_warehouse_that_is_down_at_start(
     down = warehouse_store(via_link, login_timeout=1, network_timeout=2, socket_timeout=2)
     task = asyncio.create_task(
         run_warehouse_projector(
-            via_link, stop, registry=CollectorRegistry(), store=down, retry_s=0.2
+            via_link,
+            stop,
+            registry=CollectorRegistry(),
+            store=down,
+            retry=RetryPolicy(backoff_s=0.2),
         )
     )
     check = warehouse_store(wsettings)

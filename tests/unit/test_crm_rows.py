@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ringlog.projections.base import Event
 from ringlog.projections.crm.rows import (
     HANDLED,
     Upsert,
@@ -23,7 +24,6 @@ from ringlog.projections.crm.rows import (
 )
 from ringlog.projections.crm.schema import INTERACTIONS, TASKS
 from ringlog.projections.crm.store import CrmStore
-from ringlog.projections.runner import Event
 from ringlog.schemas import (
     Appointment,
     CallRequested,

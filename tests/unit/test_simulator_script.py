@@ -12,14 +12,16 @@ import pytest
 from ringlog.schemas.retell import WEBHOOK_EVENTS
 from ringlog.simulator import Faults
 from ringlog.simulator.dialog import Outcome
-from ringlog.simulator.patient import Persona
-from ringlog.simulator.script import (
-    Delivery,
-    Pacing,
+from ringlog.simulator.dialog_calls import (
     answered_inbound,
     dialog_analyzed,
     dialog_ended,
     inbound_request,
+)
+from ringlog.simulator.patient import Persona
+from ringlog.simulator.script import (
+    Delivery,
+    Pacing,
     new_call_id,
     not_connected_plan,
     plan,

@@ -10,20 +10,11 @@ from typing import Any
 import orjson
 import pytest
 
-from ringlog.projections.runner import Event
+from ringlog.projections.base import Event
 from ringlog.projections.warehouse import schema
-from ringlog.projections.warehouse.rows import (
-    Fold,
-    Row,
-    Stored,
-    fold_rows,
-    hash_phone,
-    latest_by_key,
-    operations_for,
-    phone_protector,
-    project,
-    redact,
-)
+from ringlog.projections.warehouse.folds import Stored, fold_rows
+from ringlog.projections.warehouse.phones import hash_phone, phone_protector, redact
+from ringlog.projections.warehouse.rows import Fold, Row, latest_by_key, operations_for, project
 from ringlog.schemas import (
     AbtEvent,
     Appointment,

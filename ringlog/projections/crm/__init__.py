@@ -12,15 +12,12 @@ import asyncio
 from prometheus_client import CollectorRegistry
 
 from ringlog.config import Settings
+from ringlog.projections.base import Projection, RetryPolicy
 from ringlog.projections.crm import rows
 from ringlog.projections.crm.rows import Upsert
 from ringlog.projections.crm.store import CrmStore
-from ringlog.projections.runner import (
-    Projection,
-    ProjectionMetrics,
-    ProjectionRunner,
-    RetryPolicy,
-)
+from ringlog.projections.metrics import ProjectionMetrics
+from ringlog.projections.runner import ProjectionRunner
 
 #: The projection's name in the checkpoint table and in metrics.
 NAME = "crm"

@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 import orjson
 
-from ringlog.projections.runner import Event
+from ringlog.projections.base import Event
 from ringlog.schemas import (
     DialogTurn,
     Envelope,

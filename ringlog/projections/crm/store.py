@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, create_engine, make_url, select, update
 
-from ringlog.projections.checkpoint import Position, read_checkpoint, upsert_many, write_checkpoint
+from ringlog.projections.checkpoint import read_checkpoint, upsert_many, write_checkpoint
 from ringlog.projections.crm.rows import Upsert, fields_json, transcript
 from ringlog.projections.crm.schema import (
     CHECKPOINTS,
@@ -25,6 +25,7 @@ from ringlog.projections.crm.schema import (
     TASKS,
     TURNS,
 )
+from ringlog.streams.offsets import Position
 
 _CHUNK = 500
 

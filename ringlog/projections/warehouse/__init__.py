@@ -9,25 +9,19 @@ tables and the analyst queries.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from typing import Any
 
-import structlog
 from prometheus_client import CollectorRegistry
 
 from ringlog.config import Settings
-from ringlog.projections.runner import (
-    Projection,
-    ProjectionMetrics,
-    ProjectionRunner,
-    RetryPolicy,
-)
+from ringlog.projections.base import Projection, RetryPolicy
+from ringlog.projections.metrics import ProjectionMetrics
+from ringlog.projections.runner import ProjectionRunner
 from ringlog.projections.warehouse import rows
-from ringlog.projections.warehouse.rows import Operation, Protect, hash_phone, phone_protector
+from ringlog.projections.warehouse.phones import Protect, hash_phone, phone_protector
+from ringlog.projections.warehouse.rows import Operation
 from ringlog.projections.warehouse.store import WarehouseError, WarehouseStore, connect_kwargs
-
-log = structlog.get_logger("ringlog.projections.warehouse")
 
 #: The projection's name in the checkpoint table and in metrics.
 NAME = "warehouse"
@@ -105,34 +99,20 @@ async def run_warehouse_projector(
     *,
     registry: CollectorRegistry | None = None,
     store: WarehouseStore | None = None,
-    retry_s: float = 0.5,
-    retry_max_s: float = 30.0,
+    retry: RetryPolicy | None = None,
 ) -> None:
     """Keep the warehouse (``settings.warehouse``) in step with the log until ``stop`` is set.
 
-    While the warehouse is unreachable the runner retries the same batch with backoff (lag
-    grows); once it answers, the projection catches up from its own checkpoint. The runner reads
-    that checkpoint outside its retry loop (on start and on a rebalance), so when that read
-    fails the runner is started again after a backoff (``retry_s`` doubling up to
-    ``retry_max_s``) instead of ending the process. ``store`` defaults to one built from
-    ``settings.warehouse``; it is closed on return either way.
+    While the warehouse is unreachable (at start or later) the runner retries with backoff and
+    lag grows; once it answers, the projection catches up from its own checkpoint. ``store``
+    defaults to one built from ``settings.warehouse``; it is closed on return either way.
     """
     stop = stop or asyncio.Event()
     store = store or warehouse_store(settings)
-    runner = warehouse_runner(settings, store, registry=registry)
-    delay = retry_s
     try:
-        while not stop.is_set():
-            try:
-                await runner.run(stop)
-            except WarehouseError as exc:
-                if stop.is_set():
-                    return
-                log.warning("warehouse unavailable, restarting", error=str(exc), in_s=delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-                delay = min(delay * 2, retry_max_s)
-            else:
-                return
+        await warehouse_runner(settings, store, registry=registry, retry=retry).run(stop)
+    except WarehouseError:
+        if not stop.is_set():
+            raise
     finally:
         store.close()

@@ -5,7 +5,7 @@ when missing, and the session's temporary staging tables (``<TABLE>_STAGE``) are
 batch is **one transaction**:
 
 1. read the stored ``FOLD_STATE``/``VERSION`` of the keys the batch folds (``CALLS``,
-   ``SESSIONS``, ``TASKS``) and fold the batch onto them (:func:`.rows.fold_rows`, pure);
+   ``SESSIONS``, ``TASKS``) and fold the batch onto them (:func:`.folds.fold_rows`, pure);
 2. per table with rows: empty its staging table, stage every row with **one** INSERT (the
    rows are bound as one JSON array and exploded with ``FLATTEN``), then one set-based
    ``UPDATE … FROM stage`` for keys whose staged ``VERSION`` is newer and one
@@ -33,17 +33,11 @@ from snowflake.connector.errors import Error as SnowflakeError
 
 from ringlog.config import WarehouseSettings
 from ringlog.errors import RetryableError
-from ringlog.projections.checkpoint import Position
 from ringlog.projections.warehouse import schema
-from ringlog.projections.warehouse.rows import (
-    Fold,
-    Operation,
-    Row,
-    Stored,
-    fold_rows,
-    latest_by_key,
-)
+from ringlog.projections.warehouse.folds import Stored, fold_rows
+from ringlog.projections.warehouse.rows import Fold, Operation, Row, latest_by_key
 from ringlog.projections.warehouse.schema import ALL_TABLES, CHECKPOINTS, FOLDED, Table
+from ringlog.streams.offsets import Position
 
 P = ParamSpec("P")
 T = TypeVar("T")
