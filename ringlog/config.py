@@ -250,6 +250,10 @@ class ApiSettings(_Section):
     #: Bearer keys accepted from upstream services (``RINGLOG_API_KEYS=a,b``).
     keys: Annotated[tuple[str, ...], NoDecode] = ()
     max_body_bytes: int = 1_048_576
+    #: FastAPI's native OpenTelemetry hooks (traces, metrics, logs through the global OTel
+    #: providers). Off by default: ringlog exports Prometheus metrics itself, and the hooks
+    #: cost a check of the OTel providers on every request.
+    opentelemetry: bool = False
 
     @field_validator("keys", mode="before")
     @classmethod

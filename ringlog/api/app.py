@@ -35,6 +35,7 @@ def create_app(settings: Settings) -> FastAPI:
     answers 503 until the broker is back, and reconnects on the next request.
     """
     metrics = ApiMetrics()
+    otel = settings.api.opentelemetry
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,9 +81,11 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         summary="Ingest of call requests and Retell webhooks; a 2xx means durable on Kafka.",
         lifespan=lifespan,
+        telemetry={"tracing": otel, "metrics": otel, "logs": otel},
     )
-    app.include_router(calls.router)
+    # FastAPI tries routers in order, walking every route of each: the busiest path first
     app.include_router(webhooks.router)
+    app.include_router(calls.router)
     app.include_router(llm.router)
     app.include_router(reads.router)
     app.include_router(tasks.router)

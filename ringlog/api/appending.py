@@ -24,13 +24,16 @@ async def append_event(
 ) -> RecordPosition:
     """Append ``envelope`` (acks=all), record the latency, and log where it landed."""
     topic = producer.topic_for(envelope)
-    # bound first, so a failure logged further up (503) names the call and the event too
-    structlog.contextvars.bind_contextvars(
-        call_ref=envelope.correlation_id, event_type=envelope.type
-    )
     started = time.perf_counter()
-    position = await producer.append(envelope, as_written=as_written)
-    metrics.append_seconds.labels(envelope.payload.topic).observe(time.perf_counter() - started)
+    try:
+        position = await producer.append(envelope, as_written=as_written)
+    except BaseException:
+        # so the failure logged further up (503) names the call and the event too
+        structlog.contextvars.bind_contextvars(
+            call_ref=envelope.correlation_id, event_type=envelope.type
+        )
+        raise
+    metrics.append_timer(envelope.payload.topic).observe(time.perf_counter() - started)
     # one line per request is debug: at thousands of requests/s it would dominate the CPU;
     # warnings and quarantines carry the same call ref and event type at info and above
     log.debug("appended", topic=topic, partition=position.partition, offset=position.offset)

@@ -18,10 +18,14 @@ from ringlog.schemas.codec import AsWritten
 
 @dataclass(frozen=True)
 class Accepted:
-    """A body that validated. ``as_written`` keeps a legacy body exactly as it arrived."""
+    """A body that validated, and the body exactly as it arrived with its schema version.
+
+    The log keeps ``as_written`` (Retell's own bytes, legacy ``data`` bodies included), not a
+    re-serialisation of ``payload``; readers validate and upcast it on the way in.
+    """
 
     payload: RetellWebhook
-    as_written: AsWritten | None
+    as_written: AsWritten
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ def parse_retell_webhook(raw: bytes) -> Accepted | Rejected:
     if model is None:
         expected = ", ".join(sorted(WEBHOOK_EVENTS))
         return Rejected(f"unknown event {event!r}; expected one of {expected}", "unknown_event")
-    as_written: AsWritten | None = None
+    as_written: AsWritten = (model.schema_version, body)
     if "call" not in body and "data" in body:
         _, upcast = REGISTRY.upcast(model.event_type, 1, body)
         as_written, body = (1, body), upcast

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import structlog
-from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ringlog.api.metrics import ApiMetrics
@@ -92,5 +91,4 @@ class RequestMetrics:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            method = Request(scope).method
-            self.metrics.requests.labels(template, method, str(status)).inc()
+            self.metrics.count_request(template, scope["method"], str(status))

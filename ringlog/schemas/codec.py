@@ -31,8 +31,9 @@ def encode(envelope: Envelope, *, as_written: AsWritten | None = None) -> bytes:
     Envelope times are written in UTC (``+00:00``), whatever zone they were given in.
     Every payload field is written, defaults included, except for Retell's models, which
     write back exactly the fields Retell sent. ``as_written`` = ``(version, payload)`` stores
-    an input exactly as it arrived under an older schema version (Retell's legacy ``data``
-    body) while ``envelope`` carries the validated current model; readers upcast it back.
+    an input exactly as it arrived, under the schema version it was written in (a Retell body,
+    the legacy ``data`` one included), while ``envelope`` carries the validated current model;
+    readers validate it and upcast it when the version is older.
     """
     version, payload = as_written or (envelope.schema_version, envelope.payload.to_wire())
     occurred_at, recorded_at = envelope.occurred_at, envelope.recorded_at

@@ -21,6 +21,7 @@ from ringlog.errors import BrokerUnavailable
 from ringlog.schemas import Envelope, encode, headers
 from ringlog.schemas.codec import AsWritten
 from ringlog.streams.lifecycle import AsyncService
+from ringlog.streams.partitioner import partition_for
 
 Headers = list[tuple[str, bytes]]
 _GRACE_S = 1.0
@@ -57,6 +58,7 @@ class LogProducer(AsyncService):
             # is not delivered later behind the caller's back (a retry would then duplicate it)
             "request_timeout_ms": min(kafka.request_timeout_ms, int(kafka.append_timeout_s * 1000)),
             "enable_idempotence": kafka.enable_idempotence,
+            "partitioner": partition_for,
         }
         if kafka.transactional_id:
             options["transactional_id"] = kafka.transactional_id
@@ -101,8 +103,8 @@ class LogProducer(AsyncService):
     ) -> RecordPosition:
         """Append one envelope keyed by ``envelope.key`` and return where it landed.
 
-        ``as_written`` stores the payload as it arrived under an older version (see
-        :func:`ringlog.schemas.codec.encode`).
+        ``as_written`` stores the payload as it arrived, under the version it was written in
+        (see :func:`ringlog.schemas.codec.encode`).
         """
         return await self.append_raw(
             topic or self.topic_for(envelope),

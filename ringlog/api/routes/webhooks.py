@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from ringlog.api.appending import append_event, quarantine_input
-from ringlog.api.deps import Services, ServicesDep
+from ringlog.api.deps import Services, ServicesDep, services_of
 from ringlog.api.ingest import Rejected, parse_call_inbound, parse_retell_webhook
 from ringlog.api.models import Problem
 from ringlog.api.signature import HEADER, Verdict, verify
@@ -77,8 +77,9 @@ async def _reject(services: Services, source: str, raw: bytes, rejected: Rejecte
     responses=_ERRORS,
     openapi_extra=_JSON_BODY,
 )
-async def retell_webhook(request: Request, services: ServicesDep) -> Response:
+async def retell_webhook(request: Request) -> Response:
     """Append a Retell call event (``call``, or the legacy ``data``); 204 once it is durable."""
+    services = services_of(request)
     raw = await verified_body(request, services.settings)
     parsed = parse_retell_webhook(raw)
     if isinstance(parsed, Rejected):
