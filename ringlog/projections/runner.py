@@ -8,6 +8,8 @@ partition assignment) the runner seeks to the **target's own checkpoint** and sk
 below it, so a crash between the target commit and the Kafka commit never applies a record
 twice, and a target rebuilt from nothing is refilled from the beginning of the log.
 
+* Pipelined by one batch: the next batch is fetched, decoded and projected while the target
+  writes the current one; writes (and offset commits) stay one at a time, in log order.
 * A target failure (reading its checkpoint or writing a batch) is retried with exponential
   backoff (tenacity); nothing is skipped or lost.
 * A record that cannot be decoded, or whose projection raises, is *poison*: it goes to the
@@ -27,26 +29,19 @@ import collections
 import contextlib
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Generic
 
 import structlog
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_any,
-    stop_never,
-    wait_exponential,
-)
-from tenacity.stop import stop_base
+from tenacity import AsyncRetrying, RetryCallState
 
 from ringlog.config import KafkaSettings
 from ringlog.errors import BrokerUnavailable
 from ringlog.projections.base import Event, OpT, Projection, RetryPolicy, Target
 from ringlog.projections.metrics import ProjectionMetrics
+from ringlog.projections.retrying import retrying
 from ringlog.schemas import HEADER_TYPE
 from ringlog.streams.consumer import LogConsumer, LogRecord
 from ringlog.streams.deadletter import dead_letter
@@ -56,16 +51,6 @@ from ringlog.streams.producer import LogProducer
 log = structlog.get_logger("ringlog.projections")
 
 __all__ = ["ProjectionRunner"]
-
-
-class _StopOn(stop_base):
-    """Stop retrying once ``event`` is set."""
-
-    def __init__(self, event: asyncio.Event) -> None:
-        self._event = event
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        return self._event.is_set()
 
 
 class ProjectionRunner(Generic[OpT]):
@@ -150,15 +135,35 @@ class ProjectionRunner(Generic[OpT]):
             log.info("projection stopped", projection=name)
 
     async def _consume(self, consumer: LogConsumer, stop: asyncio.Event) -> None:
-        """The batch loop: position new partitions, fetch, apply, report lag."""
-        while not stop.is_set():
-            await self._position_new_partitions(consumer, stop)
-            batch = await consumer.getmany(timeout_ms=self._poll_timeout_ms)
-            # records of a partition assigned during this fetch wait for its seek
-            records = [r for r in batch.records if (r.topic, r.partition) in self._positioned]
-            if records:
-                await self._handle(consumer, records, stop)
-            await self._report_lag(consumer)
+        """The batch loop: position new partitions, fetch, project, write, report lag.
+
+        Pipelined by one batch: while batch *k* is being written (the target works in a
+        thread or another process), batch *k+1* is fetched, decoded and projected. Writes
+        stay strictly in order, one at a time, and a new partition is positioned only once
+        the write in flight has finished.
+        """
+        writing: asyncio.Task[None] | None = None
+        try:
+            while not stop.is_set():
+                if self._has_new_partitions(consumer) and writing is not None:
+                    await writing
+                    writing = None
+                await self._position_new_partitions(consumer, stop)
+                batch = await consumer.getmany(timeout_ms=self._poll_timeout_ms)
+                # records of a partition assigned during this fetch wait for its seek
+                records = [r for r in batch.records if (r.topic, r.partition) in self._positioned]
+                if records:
+                    prepared = self._prepare(records)
+                    if writing is not None:
+                        await writing
+                    writing = asyncio.create_task(self._write(consumer, prepared, stop))
+                elif writing is not None and writing.done():
+                    await writing  # surfaces a failed write now rather than at the next batch
+                    writing = None
+                await self._report_lag(consumer)
+        finally:
+            if writing is not None:
+                await writing
 
     async def _watch_lag(self, stop: asyncio.Event) -> None:
         """Refresh the lag gauge every ``lag_interval_s`` until ``stop``, batches or not."""
@@ -202,24 +207,38 @@ class ProjectionRunner(Generic[OpT]):
 
     # -- one batch --------------------------------------------------------------------------
 
-    async def _handle(
-        self, consumer: LogConsumer, records: Sequence[LogRecord], stop: asyncio.Event
-    ) -> None:
-        name = self.projection.name
+    def _prepare(self, records: Sequence[LogRecord]) -> _Prepared[OpT]:
+        """Drop records the target already has, project the rest (pure, no I/O)."""
         todo = [r for r in records if r.offset >= self.checkpoint.get((r.topic, r.partition), 0)]
         if len(todo) < len(records):
-            log.debug("skipped applied records", projection=name, count=len(records) - len(todo))
+            log.debug(
+                "skipped applied records",
+                projection=self.projection.name,
+                count=len(records) - len(todo),
+            )
         operations, poison = self._project(todo)
-        for record, error in poison:
+        return _Prepared(
+            operations=operations,
+            poison=poison,
+            positions=_next_offsets(todo),
+            applied=collections.Counter(r.topic for r in todo),
+            partitions={(r.topic, r.partition) for r in records},
+        )
+
+    async def _write(
+        self, consumer: LogConsumer, batch: _Prepared[OpT], stop: asyncio.Event
+    ) -> None:
+        """Dead-letter the poison, apply the rest with its positions, then commit offsets."""
+        name = self.projection.name
+        for record, error in batch.poison:
             await self._retrying(stop)(self._dead_letter, record, error)
-        positions = _next_offsets(todo)
-        if positions:
-            await self._retrying(stop)(self.target.apply, name, operations, positions)
-            self.checkpoint.update(positions)
-            for topic, count in collections.Counter(r.topic for r in todo).items():
+        if batch.positions:
+            await self._retrying(stop)(self.target.apply, name, batch.operations, batch.positions)
+            self.checkpoint.update(batch.positions)
+            for topic, count in batch.applied.items():
                 self.metrics.applied.labels(name, topic).inc(count)
-            await self.on_applied(positions)
-        await self._commit(consumer, {(r.topic, r.partition) for r in records})
+            await self.on_applied(batch.positions)
+        await self._commit(consumer, batch.partitions)
 
     def _project(
         self, records: Sequence[LogRecord]
@@ -272,15 +291,7 @@ class ProjectionRunner(Generic[OpT]):
         self.metrics.deadlettered.labels(self.projection.name, record.topic).inc()
 
     def _retrying(self, stop: asyncio.Event) -> AsyncRetrying:
-        policy = self._retry
-        give_up = stop_after_attempt(policy.attempts) if policy.attempts else stop_never
-        return AsyncRetrying(
-            stop=stop_any(give_up, _StopOn(stop)),
-            wait=wait_exponential(multiplier=policy.backoff_s, max=policy.backoff_max_s),
-            retry=retry_if_exception_type(Exception),
-            before_sleep=self._retry_logged,
-            reraise=True,
-        )
+        return retrying(self._retry, stop, self._retry_logged)
 
     def _retry_logged(self, state: RetryCallState) -> None:
         outcome = state.outcome
@@ -306,6 +317,10 @@ class ProjectionRunner(Generic[OpT]):
             log.warning("offset commit failed", projection=self.projection.name, error=str(exc))
 
     # -- positions and lag ------------------------------------------------------------------
+
+    def _has_new_partitions(self, consumer: LogConsumer) -> bool:
+        assigned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+        return bool(assigned - self._positioned)
 
     async def _position_new_partitions(self, consumer: LogConsumer, stop: asyncio.Event) -> None:
         """Seek every newly assigned partition to the target's checkpoint (0 when absent)
@@ -341,6 +356,17 @@ class ProjectionRunner(Generic[OpT]):
             if end is not None:
                 lag = max(0, end - self.checkpoint.get((topic, partition), 0))
                 self.metrics.lag.labels(self.projection.name, topic, str(partition)).set(lag)
+
+
+@dataclass(frozen=True)
+class _Prepared(Generic[OpT]):
+    """One fetched batch, projected and ready to write."""
+
+    operations: list[OpT]
+    poison: list[tuple[LogRecord, str]]
+    positions: dict[Position, int]
+    applied: collections.Counter[str]
+    partitions: set[Position]
 
 
 def _event_type(record: LogRecord) -> str | None:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, create_engine, make_url, select, update
 
 from ringlog.projections.checkpoint import read_checkpoint, upsert_many, write_checkpoint
+from ringlog.projections.crm.batches import batches
 from ringlog.projections.crm.rows import Upsert, fields_json, transcript
 from ringlog.projections.crm.schema import (
     CHECKPOINTS,
@@ -82,7 +83,7 @@ class CrmStore:
         self, projection: str, operations: Sequence[Upsert], positions: Mapping[Position, int]
     ) -> None:
         with self.engine.begin() as connection:
-            for (table, _columns, update_columns), run in _batches(operations):
+            for (table, _columns, update_columns), run in batches(operations):
                 upsert_many(
                     connection,
                     TABLES[table],
@@ -152,32 +153,3 @@ def refresh_task_fields(connection: Connection, task_ids: Iterable[str]) -> None
             statement,
             [{"id": task_id, "json": fields_json(found)} for task_id, found in values.items()],
         )
-
-
-Shape = tuple[str, tuple[str, ...], tuple[str, ...]]
-
-
-def _batches(operations: Sequence[Upsert]) -> list[tuple[Shape, list[Upsert]]]:
-    """The upserts as ``executemany`` batches of one table and one shape, in an order that
-    keeps every row's writes oldest first.
-
-    Writes to different rows commute, writes to one row do not: the n-th write of a row goes
-    in wave n, waves run in order, and inside a wave (each row at most once) the upserts are
-    grouped by table and shape.
-    """
-    waves: list[list[Upsert]] = []
-    depth: dict[tuple[str, tuple[Any, ...]], int] = {}
-    for op in operations:
-        key = (op.table, tuple(op.values[c.name] for c in TABLES[op.table].primary_key.columns))
-        wave = depth.get(key, 0)
-        depth[key] = wave + 1
-        if wave == len(waves):
-            waves.append([])
-        waves[wave].append(op)
-    batches: list[tuple[Shape, list[Upsert]]] = []
-    for ops in waves:
-        grouped: dict[Shape, list[Upsert]] = {}
-        for op in ops:
-            grouped.setdefault((op.table, tuple(op.values), tuple(op.update)), []).append(op)
-        batches.extend(grouped.items())
-    return batches
