@@ -145,10 +145,12 @@ class ProjectionRunner(Generic[OpT]):
         writing: asyncio.Task[None] | None = None
         try:
             while not stop.is_set():
-                if self._has_new_partitions(consumer) and writing is not None:
-                    await writing
-                    writing = None
-                await self._position_new_partitions(consumer, stop)
+                new = self._new_partitions(consumer)
+                if new:
+                    if writing is not None:
+                        await writing
+                        writing = None
+                    await self._position(consumer, new, stop)
                 batch = await consumer.getmany(timeout_ms=self._poll_timeout_ms)
                 # records of a partition assigned during this fetch wait for its seek
                 records = [r for r in batch.records if (r.topic, r.partition) in self._positioned]
@@ -318,18 +320,17 @@ class ProjectionRunner(Generic[OpT]):
 
     # -- positions and lag ------------------------------------------------------------------
 
-    def _has_new_partitions(self, consumer: LogConsumer) -> bool:
-        assigned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
-        return bool(assigned - self._positioned)
-
-    async def _position_new_partitions(self, consumer: LogConsumer, stop: asyncio.Event) -> None:
-        """Seek every newly assigned partition to the target's checkpoint (0 when absent)
-        and commit that checkpoint as the group's offset."""
+    def _new_partitions(self, consumer: LogConsumer) -> set[Position]:
+        """Forget revoked partitions; return the assigned ones not positioned yet."""
         assigned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
         self._positioned &= assigned
-        new = assigned - self._positioned
-        if not new:
-            return
+        return assigned - self._positioned
+
+    async def _position(
+        self, consumer: LogConsumer, new: set[Position], stop: asyncio.Event
+    ) -> None:
+        """Seek the ``new`` partitions to the target's checkpoint (0 when absent) and commit
+        that checkpoint as the group's offset."""
         # another member may have advanced these partitions since we last looked
         loaded: dict[Position, int] = await self._retrying(stop)(
             self.target.load_checkpoint, self.projection.name

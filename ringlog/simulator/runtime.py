@@ -22,28 +22,24 @@ import copy
 import hmac
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import orjson
 import structlog
 
-from ringlog.api.signature import HEADER, sign
 from ringlog.config import Settings
 from ringlog.simulator.dialog import Dialog, Outcome
 from ringlog.simulator.dialog_calls import (
     answered_inbound,
     dialog_analyzed,
     dialog_ended,
-    inbound_request,
 )
 from ringlog.simulator.faults import Faults
 from ringlog.simulator.llm_client import IDLE_TIMEOUT_S, PING_INTERVAL_S, converse, socket_url
 from ringlog.simulator.models import CreatePhoneCall, InboundCall
 from ringlog.simulator.patient import Patient, Persona
+from ringlog.simulator.records import CallRecord, NotStarted
 from ringlog.simulator.script import (
-    STAGES,
     Delivery,
     Pacing,
     new_call_id,
@@ -51,75 +47,12 @@ from ringlog.simulator.script import (
     plan,
     registered_call,
 )
+from ringlog.simulator.webhooks import WebhookPoster, now_ms
 
 log = structlog.get_logger("ringlog.simulator")
 
 #: How long an ``idempotency_key`` maps to its call (Retell: one hour).
 IDEMPOTENCY_TTL_S = 3600.0
-#: Waits before the retries of a failed webhook post (Retell retries up to 3 times).
-RETRY_BACKOFF_S = (0.1, 0.2, 0.4)
-#: Timeout of one webhook post (Retell's default ``webhook_timeout_ms``).
-WEBHOOK_TIMEOUT_S = 10.0
-
-
-class NotStarted(RuntimeError):
-    """A call was created before the simulator's lifespan started its HTTP client."""
-
-
-@dataclass
-class CallRecord:
-    """One call: its current object, how its script or dialog went, and every post attempt."""
-
-    call: dict[str, Any]
-    idempotency_key: str | None
-    #: The faults and the patient in force when the call was made.
-    faults: Faults = field(default_factory=Faults)
-    persona: Persona = field(default_factory=Persona)
-    #: ``playing`` until every webhook was delivered or given up, then ``done``
-    #: (``cancelled`` if the simulator stopped first, ``failed`` on a simulator bug).
-    status: str = "playing"
-    stage: int = 0
-    deliveries: list[dict[str, Any]] = field(default_factory=list)
-    #: The custom-LLM socket's dialog, for calls played through it (set once it starts).
-    dialog: Dialog | None = None
-    #: The inbound webhook's JSON answer (inbound calls whose webhook answered).
-    inbound_answer: dict[str, Any] | None = None
-    #: The ``disconnection_reason`` of the call's ``call_ended``, once posted.
-    disconnection_reason: str | None = None
-
-    def advance(self, event: str, call: dict[str, Any]) -> None:
-        """Move the call object forward to ``event``'s snapshot; never backwards."""
-        stage = STAGES.get(event, 0)
-        if stage > self.stage:
-            self.stage, self.call = stage, call
-
-    def transcript(self) -> list[dict[str, str]]:
-        """``[{role, content}]`` so far: the dialog's, else the timed script's once ended."""
-        if self.dialog is not None:
-            return [dict(entry) for entry in self.dialog.transcript]
-        return [
-            {"role": str(u.get("role")), "content": str(u.get("content"))}
-            for u in self.call.get("transcript_object") or []
-        ]
-
-    def view(self) -> dict[str, Any]:
-        """The inspection entry shown by ``GET /sim/calls`` and ``GET /sim/calls/{call_id}``."""
-        dialog = self.dialog
-        return {
-            "call_id": self.call["call_id"],
-            "direction": self.call.get("direction"),
-            "idempotency_key": self.idempotency_key,
-            "metadata": self.call.get("metadata"),
-            "status": self.status,
-            "disconnection_reason": self.disconnection_reason,
-            "transcript": self.transcript(),
-            "ws_close_code": dialog.close_code if dialog else None,
-            "first_agent_words": dialog.first_agent_words if dialog else None,
-            "pings_sent": dialog.pings_sent if dialog else 0,
-            "pongs_received": dialog.pongs_received if dialog else 0,
-            "inbound_answer": copy.deepcopy(self.inbound_answer),
-            "deliveries": list(self.deliveries),
-        }
 
 
 class Simulator:
@@ -143,13 +76,13 @@ class Simulator:
         self._faulted_window = 0
         self._idempotency: dict[str, tuple[str, float]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._client: httpx.AsyncClient | None = None
+        self.webhooks = WebhookPoster(self.api_key, settings.simulator.webhook_url)
 
     # lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Open the HTTP client used to post webhooks."""
-        self._client = httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_S)
+        await self.webhooks.start()
         if self.settings.simulator.llm_websocket_url:
             log.info(
                 "calls talk to the custom-LLM socket",
@@ -162,9 +95,7 @@ class Simulator:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self.webhooks.close()
 
     @property
     def pending(self) -> int:
@@ -205,7 +136,7 @@ class Simulator:
         self._idempotency = {k: v for k, v in self._idempotency.items() if v[1] > now}
         if key is not None and key in self._idempotency:
             return self.calls[self._idempotency[key][0]].call
-        if self._client is None:
+        if not self.webhooks.started:
             raise NotStarted("the simulator's lifespan has not started")
         call = registered_call(
             call_id=new_call_id(),
@@ -233,7 +164,7 @@ class Simulator:
         overrides that do not fit :class:`Persona`, and :class:`NotStarted` before the lifespan.
         """
         persona = Persona.model_validate(self.persona.model_dump() | request.persona)
-        if self._client is None:
+        if not self.webhooks.started:
             raise NotStarted("the simulator's lifespan has not started")
         call = registered_call(
             call_id=new_call_id(),
@@ -263,7 +194,7 @@ class Simulator:
         return _timed(
             plan(
                 record.call,
-                created_ms=_now_ms(),
+                created_ms=now_ms(),
                 pacing=Pacing.of(self.settings.simulator),
                 faults=record.faults,
             )
@@ -274,12 +205,12 @@ class Simulator:
 
         If every attempt fails the call never connects (``error_inbound_webhook``).
         """
-        answer = await self._ask_inbound(record)
+        answer = await self.webhooks.ask_inbound(record)
         if answer is None:
             source = _timed(
                 not_connected_plan(
                     record.call,
-                    created_ms=_now_ms(),
+                    created_ms=now_ms(),
                     pacing=Pacing.of(self.settings.simulator),
                     faults=record.faults,
                     reason="error_inbound_webhook",
@@ -318,7 +249,7 @@ class Simulator:
         """Ring, start, talk through the socket until someone hangs up, end, then analyse."""
         pacing = Pacing.of(self.settings.simulator)
         await asyncio.sleep(pacing.ring_s)
-        started = record.call | {"call_status": "ongoing", "start_timestamp": _now_ms()}
+        started = record.call | {"call_status": "ongoing", "start_timestamp": now_ms()}
         yield "call_started", started
         patient = Patient(record.persona, drop_after=record.faults.drop_phrase())
         dialog = Dialog(copy.deepcopy(started), patient)
@@ -329,7 +260,7 @@ class Simulator:
         )
         outcome = dialog.outcome or Outcome("error_llm_websocket_lost_connection")
         ended = dialog_ended(
-            started, outcome=outcome, transcript=dialog.transcript, end_ms=_now_ms()
+            started, outcome=outcome, transcript=dialog.transcript, end_ms=now_ms()
         )
         yield "call_ended", ended
         await asyncio.sleep(pacing.analysis_s + record.faults.delay_analyzed_s)
@@ -348,8 +279,8 @@ class Simulator:
                     if delivery.event == "call_ended":
                         record.disconnection_reason = call.get("disconnection_reason")
                     raw = orjson.dumps(delivery.body)
-                    if not (await self._post(record, delivery.event, raw, attempt=1))["ok"]:
-                        retry = self._retry(record, delivery.event, raw)
+                    if not (await self.webhooks.post(record, delivery.event, raw, attempt=1))["ok"]:
+                        retry = self.webhooks.retry(record, delivery.event, raw)
                         retries.append(asyncio.create_task(retry))
             await asyncio.gather(*retries)
             record.status = "done"
@@ -363,82 +294,9 @@ class Simulator:
             record.status = "failed"
             log.exception("call failed", call_id=record.call["call_id"])
 
-    async def _retry(self, record: CallRecord, event: str, raw: bytes) -> None:
-        """Retry a failed post up to 3 times; after the last failure, record that it gave up."""
-        for attempt, backoff in enumerate(RETRY_BACKOFF_S, start=2):
-            await asyncio.sleep(backoff)
-            entry = await self._post(record, event, raw, attempt=attempt)
-            if entry["ok"]:
-                return
-        entry["gave_up"] = True
-        log.warning("webhook given up", call_id=record.call["call_id"], webhook_event=event)
-
-    async def _ask_inbound(self, record: CallRecord) -> dict[str, Any] | None:
-        """Post the inbound webhook (retried like the others); its JSON answer, else ``None``.
-
-        An empty 2xx body is an empty answer; a 2xx body that is not a JSON object counts as a
-        failed attempt.
-        """
-        raw = orjson.dumps(inbound_request(record.call))
-        url = self.settings.simulator.webhook_url.rstrip("/") + "/inbound"
-        for attempt in range(1, len(RETRY_BACKOFF_S) + 2):
-            if attempt > 1:
-                await asyncio.sleep(RETRY_BACKOFF_S[attempt - 2])
-            entry, response = await self._send(record, "call_inbound", raw, url, attempt=attempt)
-            if entry["ok"] and response is not None:
-                answer = _json_object(response.content)
-                if answer is not None:
-                    return answer
-                entry |= {"ok": False, "error": "answer is not a JSON object"}
-        entry["gave_up"] = True
-        log.warning("inbound webhook given up", call_id=record.call["call_id"])
-        return None
-
-    async def _post(
-        self, record: CallRecord, event: str, raw: bytes, *, attempt: int
-    ) -> dict[str, Any]:
-        """One signed post of ``raw`` to the webhook URL, recorded; ``ok``: it got a 2xx."""
-        entry, _ = await self._send(
-            record, event, raw, self.settings.simulator.webhook_url, attempt=attempt
-        )
-        return entry
-
-    async def _send(
-        self, record: CallRecord, event: str, raw: bytes, url: str, *, attempt: int
-    ) -> tuple[dict[str, Any], httpx.Response | None]:
-        """One signed post of ``raw`` (sent as is) to ``url``, recorded, and its response."""
-        if self._client is None:
-            raise NotStarted("the simulator's lifespan has not started")
-        headers = {HEADER: sign(raw, self.api_key, _now_ms()), "content-type": "application/json"}
-        entry: dict[str, Any] = {"event": event, "attempt": attempt}
-        response: httpx.Response | None = None
-        try:
-            response = await self._client.post(url, content=raw, headers=headers)
-        except httpx.HTTPError as exc:
-            entry |= {"error": f"{type(exc).__name__}: {exc}", "ok": False}
-        else:
-            entry |= {"status_code": response.status_code, "ok": response.is_success}
-        record.deliveries.append(entry)
-        return entry, response
-
 
 async def _timed(deliveries: list[Delivery]) -> AsyncGenerator[Delivery, None]:
     """Yield each planned delivery once its wait has passed."""
     for delivery in deliveries:
         await asyncio.sleep(delivery.delay_s)
         yield delivery
-
-
-def _json_object(content: bytes) -> dict[str, Any] | None:
-    """``content`` parsed as a JSON object (empty content: ``{}``), else ``None``."""
-    if not content.strip():
-        return {}
-    try:
-        value = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
