@@ -657,15 +657,6 @@ HOLDS: tuple[tuple[str, Callable[[str], bool]], ...] = (
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "known bug (open in issue [E]): fakesnow keeps the server-side transaction of a client "
-        "killed mid-transaction open, so the restarted projector's writes fail with DuckDB's "
-        "'Conflict on update!' on every retry; ringlog does not yet clear an orphaned "
-        "transaction of its own on start"
-    ),
-)
 async def test_warehouse_projector_killed_inside_its_transaction_recovers_exactly(
     topics: Settings, stack_home: Path, unique: str, tmp_path: Path
 ) -> None:
@@ -674,11 +665,11 @@ async def test_warehouse_projector_killed_inside_its_transaction_recovers_exactl
     ends equal to a clean projection, with the checkpoint and the group's Kafka offsets at the
     end of the log.
 
-    On the embedded fakesnow server (0.12.1) this fails after the second kill: the server
-    keeps a killed client's session, and its open transaction, for ever, so the restarted
-    projector's ``UPDATE`` of rows that transaction updated fails with DuckDB's "Conflict on
-    update!" on every retry. The failure message shows the server's errors, the statements
-    the killed transaction had run, and that its session still answers.
+    The fakesnow server (0.12.1) keeps a killed client's session, and its open transaction,
+    for good; before the restarted projector ended it (``warehouse.fencing``), its ``UPDATE``
+    of rows that transaction had updated failed with DuckDB's "Conflict on update!" on every
+    retry. On a failure the message shows the server's errors, the statements the killed
+    transaction had run, and whether its session still answers.
     """
     w = topics.warehouse
     if w.host is None or w.port is None or w.protocol != "http":

@@ -21,6 +21,7 @@ from ringlog.projections.base import RetryPolicy
 from ringlog.projections.runner import ProjectionRunner
 from ringlog.projections.warehouse import (
     NAME,
+    WarehouseError,
     WarehouseStore,
     hash_phone,
     run_warehouse_projector,
@@ -558,3 +559,37 @@ async def test_the_projector_waits_for_a_warehouse_that_is_down_at_start(
 
 async def _value(value: float) -> float:
     return value
+
+
+async def test_a_session_left_inside_a_transaction_does_not_block_the_next_holder(
+    wsettings: Settings,
+) -> None:
+    """A projector killed inside its transaction leaves the session open on the server (the
+    fakesnow server keeps it for good); the next store holding the projection ends it before
+    writing, so its update of the same row commits instead of conflicting forever. A store
+    that does not hold the projection ends nothing."""
+    position: Position = ("calls", 0)
+    killed = warehouse_store(wsettings, login_timeout=10, network_timeout=30)
+    killed.hold(NAME)
+    await killed.apply(NAME, [], {position: 5})
+    killed.query("BEGIN")
+    killed.query(
+        'UPDATE "PROJECTION_CHECKPOINTS" SET "NEXT_OFFSET" = 7 WHERE "PROJECTION" = ?', (NAME,)
+    )
+    # ``killed`` is left as a killed process leaves it: never rolled back, never closed
+    observer = warehouse_store(wsettings, login_timeout=10, network_timeout=4)
+    successor = warehouse_store(wsettings, login_timeout=10, network_timeout=4)
+    try:
+        assert await observer.load_checkpoint(NAME) == {position: 5}
+        blocked = warehouse_store(wsettings, login_timeout=10, network_timeout=4)
+        with pytest.raises(WarehouseError):  # the open transaction still holds the row
+            await blocked.apply(NAME, [], {position: 8})
+        blocked.close()
+        successor.hold(NAME)
+        await successor.apply(NAME, [], {position: 9})
+        assert await observer.load_checkpoint(NAME) == {position: 9}
+        with pytest.raises(WarehouseError):  # the killed session was ended on the server
+            killed.query("COMMIT")
+    finally:
+        for target in (killed, observer, successor):
+            target.close()

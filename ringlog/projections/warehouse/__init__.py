@@ -80,7 +80,9 @@ def warehouse_runner(
     retry: RetryPolicy | None = None,
     max_records: int = 5_000,
 ) -> ProjectionRunner[Operation]:
-    """A runner applying the warehouse projection to ``store``; metrics go to ``registry``."""
+    """A runner applying the warehouse projection to ``store``, which it holds for the
+    projection (:meth:`WarehouseStore.hold`); metrics go to ``registry``."""
+    store.hold(NAME)
     return ProjectionRunner(
         settings.kafka,
         warehouse_projection(settings),

@@ -12,6 +12,7 @@ guarded upsert statements are generated from those declarations, so they cannot 
 | ``ABT_EVENTS`` | ``ABT_ID`` | ABT event (deterministic ids) |
 | ``TASKS`` | ``TASK_ID`` | business task; tombstoned (``DELETED``) on ``task.deleted`` |
 | ``PROJECTION_CHECKPOINTS`` | ``PROJECTION``, ``TOPIC``, ``PARTITION`` | consumed partition |
+| ``PROJECTOR_SESSIONS`` | ``PROJECTION`` | projector: the session it holds (:mod:`.fencing`) |
 
 Every row carries ``VERSION``: the log offset of the last event that wrote it. A write replaces
 a row only when its version is higher (``NEXT_OFFSET`` plays that part for checkpoints), so
@@ -160,6 +161,17 @@ CHECKPOINTS = Table(
     _c("PROJECTION VARCHAR, TOPIC VARCHAR, PARTITION NUMBER, NEXT_OFFSET NUMBER"),
     key=("PROJECTION", "TOPIC", "PARTITION"),
     version="NEXT_OFFSET",
+)
+
+#: Which session each projector holds (see :mod:`.fencing`); not part of the projected state.
+PROJECTOR_SESSIONS = Table(
+    "PROJECTOR_SESSIONS",
+    _c(
+        "PROJECTION VARCHAR, SESSION_ID VARCHAR, SESSION_TOKEN VARCHAR, SERVER VARCHAR,"
+        " CLAIMED_AT TIMESTAMP_TZ"
+    ),
+    key=("PROJECTION",),
+    version="CLAIMED_AT",
 )
 
 #: Every table, in the order a batch writes them (checkpoints last).

@@ -13,6 +13,9 @@ batch is **one transaction**:
 3. the same for ``PROJECTION_CHECKPOINTS`` (a next offset never moves backwards);
 4. ``COMMIT``.
 
+A store made the projector's (:meth:`WarehouseStore.hold`) ends, on every connection it
+opens, the session a killed predecessor left open, and records its own (:mod:`.fencing`).
+
 Any failure rolls back, drops the connection (the next attempt reconnects and recreates the
 session's staging tables) and raises :class:`WarehouseError`; the projection runner retries the
 same batch with backoff. Blocking connector calls run in a worker thread, one at a time.
@@ -33,10 +36,16 @@ from snowflake.connector.errors import Error as SnowflakeError
 
 from ringlog.config import WarehouseSettings
 from ringlog.errors import RetryableError
-from ringlog.projections.warehouse import schema
+from ringlog.projections.warehouse import fencing, schema
 from ringlog.projections.warehouse.folds import Stored, fold_rows
 from ringlog.projections.warehouse.rows import Fold, Operation, Row, latest_by_key
-from ringlog.projections.warehouse.schema import ALL_TABLES, CHECKPOINTS, FOLDED, Table
+from ringlog.projections.warehouse.schema import (
+    ALL_TABLES,
+    CHECKPOINTS,
+    FOLDED,
+    PROJECTOR_SESSIONS,
+    Table,
+)
 from ringlog.streams.offsets import Position
 
 P = ParamSpec("P")
@@ -88,6 +97,9 @@ class WarehouseStore:
         self._connect_kwargs = dict(connect)
         self._conn: Any = None
         self._lock = threading.Lock()
+        #: The projection this store holds the warehouse for (set by ``load_checkpoint``).
+        self._holds: str | None = None
+        self._claimed = False
 
     # -- the Target protocol --------------------------------------------------------------------
 
@@ -100,6 +112,14 @@ class WarehouseStore:
     ) -> None:
         """Write ``operations`` and ``positions`` in one transaction (see the module doc)."""
         await asyncio.to_thread(self._locked, self._apply, projection, operations, positions)
+
+    def hold(self, projection: str) -> None:
+        """Make this the store ``projection``'s projector writes through: from its next
+        statement on, each connection it opens first ends the session the projection's
+        previous holder left open and records its own (:mod:`.fencing`)."""
+        with self._lock:
+            if self._holds != projection:
+                self._holds, self._claimed = projection, False
 
     # -- helpers for operators and tests --------------------------------------------------------
 
@@ -141,15 +161,25 @@ class WarehouseStore:
             conn = snowflake.connector.connect(**self._connect_kwargs)
             try:
                 cursor = conn.cursor()
-                for table in ALL_TABLES:
+                for table in (*ALL_TABLES, PROJECTOR_SESSIONS):
                     cursor.execute(schema.create_table_sql(table))
                 for table in ALL_TABLES:
                     cursor.execute(schema.create_stage_sql(table))
             except BaseException:
                 conn.close()
                 raise
-            self._conn = conn
+            self._conn, self._claimed = conn, False
+        if self._holds is not None and not self._claimed:
+            fencing.claim(self._conn, self._holds, self._server())
+            self._claimed = True
         return self._conn
+
+    def _server(self) -> str:
+        """``protocol://host:port`` of the warehouse (for ending a session by its token)."""
+        kw = self._connect_kwargs
+        host = kw.get("host") or f"{kw['account']}.snowflakecomputing.com"
+        port = kw.get("port") or 443
+        return f"{kw.get('protocol', 'https')}://{host}:{port}"
 
     def _discard(self) -> None:
         conn, self._conn = self._conn, None
