@@ -15,7 +15,12 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, String, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ringlog.projections.copy_upsert import copy_upsert, distinct_keys
 from ringlog.streams.offsets import Position
+
+#: From this many rows with distinct keys, PostgreSQL upserts go through ``COPY``
+#: (:mod:`.copy_upsert`); fewer are not worth its extra round trips.
+COPY_MIN_ROWS = 50
 
 
 def checkpoint_table(metadata: MetaData, name: str) -> Table:
@@ -83,10 +88,15 @@ def upsert_many(
     update: Collection[str],
     version: str,
 ) -> None:
-    """:func:`upsert` for rows with the same columns, in order, as one ``executemany``."""
+    """:func:`upsert` for rows with the same columns, in order: one ``executemany``, or on
+    PostgreSQL, for :data:`COPY_MIN_ROWS` or more rows with distinct keys, one ``COPY`` into a
+    staging table and one set-based upsert (:mod:`.copy_upsert`), which ends the same."""
     if not rows:
         return
     dialect = connection.dialect.name
+    if dialect == "postgresql" and len(rows) >= COPY_MIN_ROWS and distinct_keys(table, rows):
+        copy_upsert(connection, table, rows, update=update, version=version)
+        return
     if dialect == "postgresql":
         pg = postgresql.insert(table)
         statement: Any = pg.on_conflict_do_update(

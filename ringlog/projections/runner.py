@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic
@@ -92,7 +91,6 @@ class ProjectionRunner(Generic[OpT]):
         self.checkpoint: dict[Position, int] = {}
         self._positioned: set[Position] = set()
         self._ends: dict[Position, int] = {}
-        self._ends_at = float("-inf")
         self._failure: BaseException | None = None
 
     # -- the loop ---------------------------------------------------------------------------
@@ -159,21 +157,31 @@ class ProjectionRunner(Generic[OpT]):
                     if writing is not None:
                         await writing
                     writing = asyncio.create_task(self._write(consumer, prepared, stop))
+                    # let the write reach the target's thread before the next fetch and decode,
+                    # which may not suspend at all when the fetcher already holds records
+                    await asyncio.sleep(0)
                 elif writing is not None and writing.done():
                     await writing  # surfaces a failed write now rather than at the next batch
                     writing = None
-                await self._report_lag(consumer)
+                self._set_lag()
         finally:
             if writing is not None:
                 await writing
 
     async def _watch_lag(self, stop: asyncio.Event) -> None:
-        """Refresh the lag gauge every ``lag_interval_s`` until ``stop``, batches or not."""
+        """Read the log's end offsets now and every ``lag_interval_s`` until ``stop``, and
+        refresh the lag gauge, batches or not (so it rises while a write is retried).
+
+        Only this task reads end offsets (a client of its own per read); the batch loop sets
+        the gauge from the last ends read, so it never waits for them."""
         while not stop.is_set():
+            try:
+                self._ends = await end_offsets(self._kafka, self.projection.topics)
+            except BrokerUnavailable as exc:
+                log.warning("lag unknown", projection=self.projection.name, error=str(exc))
+            self._set_lag()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._lag_interval_s)
-            self._ends_at = 0.0  # force a fresh read of the end offsets
-            await self._report_lag(None)
 
     async def on_applied(self, positions: Mapping[Position, int]) -> None:
         """Called after the target committed ``positions`` and before Kafka offsets are.
@@ -344,14 +352,8 @@ class ProjectionRunner(Generic[OpT]):
         # bring the group's offsets up to the checkpoint (a crash may have left them behind)
         await self._commit(consumer, new)
 
-    async def _report_lag(self, _consumer: LogConsumer | None) -> None:
-        now = time.monotonic()
-        if now - self._ends_at >= self._lag_interval_s:
-            self._ends_at = now
-            try:
-                self._ends = await end_offsets(self._kafka, self.projection.topics)
-            except BrokerUnavailable as exc:
-                log.warning("lag unknown", projection=self.projection.name, error=str(exc))
+    def _set_lag(self) -> None:
+        """Set the gauge of every positioned partition from the last end offsets read."""
         for topic, partition in self._positioned:
             end = self._ends.get((topic, partition))
             if end is not None:

@@ -1,0 +1,145 @@
+"""On PostgreSQL, the ``COPY`` upsert path ends exactly where per-row upserts end.
+
+Each example stores some rows, then upserts a batch (distinct keys, versions lower, equal
+and higher than the stored ones, some columns NULL) into two copies of the table: one through
+``copy_upsert``, one through per-row ``INSERT … ON CONFLICT`` statements. The tables must be
+equal, and the staging table empty for the next use in the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql
+
+from ringlog.projections.checkpoint import COPY_MIN_ROWS, upsert_many
+from ringlog.projections.copy_upsert import copy_upsert, distinct_keys
+
+pytestmark = pytest.mark.integration
+
+POSTGRES_URL = os.environ.get(
+    "RINGLOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+T0 = dt.datetime(2024, 10, 1, 9, 0, tzinfo=dt.UTC)
+
+
+def _table(metadata: MetaData, name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("ref", String(32), primary_key=True),
+        Column("turn", Integer, primary_key=True, autoincrement=False),
+        Column("text", Text, nullable=False),
+        Column("at", DateTime(timezone=True)),
+        Column("version", BigInteger, nullable=False),
+    )
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Engine]:
+    schema = f"copy_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as c:
+        c.execute(text(f'CREATE SCHEMA "{schema}"'))
+    scoped = create_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
+    try:
+        yield scoped
+    finally:
+        scoped.dispose()
+        with admin.begin() as c:
+            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+metadata = MetaData()
+VIA_COPY = _table(metadata, "via_copy")
+PER_ROW = _table(metadata, "per_row")
+
+keys = st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 5))
+row_values = st.fixed_dictionaries(
+    {
+        "text": st.text(max_size=12).map(lambda s: s.replace("\x00", "")),
+        "at": st.none() | st.integers(0, 10_000).map(lambda m: T0 + dt.timedelta(minutes=m)),
+        "version": st.integers(0, 3),
+    }
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    stored=st.dictionaries(keys, row_values, max_size=12),
+    batch=st.dictionaries(keys, row_values, min_size=1, max_size=12),
+    update=st.sampled_from([("text", "at"), ("text",), ("at",)]),
+)
+def test_copy_upsert_ends_where_per_row_upserts_end(
+    engine: Engine,
+    stored: dict[tuple[str, int], dict[str, Any]],
+    batch: dict[tuple[str, int], dict[str, Any]],
+    update: tuple[str, ...],
+) -> None:
+    metadata.drop_all(engine)
+    metadata.create_all(engine)
+    first = [{"ref": r, "turn": t, **v} for (r, t), v in stored.items()]
+    rows = [{"ref": r, "turn": t, **v} for (r, t), v in batch.items()]
+    assert distinct_keys(VIA_COPY, rows)
+    with engine.begin() as c:
+        for table in (VIA_COPY, PER_ROW):
+            if first:
+                c.execute(table.insert(), first)
+        copy_upsert(c, VIA_COPY, rows, update=(*update, "version"), version="version")
+        # the staging table is empty again: a second use in this transaction changes nothing
+        copy_upsert(c, VIA_COPY, rows, update=(*update, "version"), version="version")
+        for row in rows:
+            statement = postgresql.insert(PER_ROW)
+            c.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["ref", "turn"],
+                    set_={n: statement.excluded[n] for n in (*update, "version")},
+                    where=PER_ROW.c.version < statement.excluded.version,
+                ),
+                row,
+            )
+    with engine.connect() as c:
+        via_copy = c.execute(select(VIA_COPY).order_by("ref", "turn")).all()
+        per_row = c.execute(select(PER_ROW).order_by("ref", "turn")).all()
+    assert via_copy == per_row
+
+
+def test_upsert_many_takes_the_copy_path_only_for_distinct_keys(engine: Engine) -> None:
+    """Repeated keys in one call go row by row, in order (the later version wins)."""
+    metadata.drop_all(engine)
+    metadata.create_all(engine)
+    rows = [
+        {"ref": "a", "turn": i % 3, "text": f"v{i}", "at": None, "version": i}
+        for i in range(COPY_MIN_ROWS)
+    ]
+    assert not distinct_keys(VIA_COPY, rows)
+    with engine.begin() as c:
+        upsert_many(c, VIA_COPY, rows, update=("text", "version"), version="version")
+    with engine.connect() as c:
+        found = c.execute(select(VIA_COPY.c.turn, VIA_COPY.c.text).order_by("turn")).all()
+    last = {i % 3: f"v{i}" for i in range(COPY_MIN_ROWS)}
+    assert [tuple(r) for r in found] == sorted(last.items())
