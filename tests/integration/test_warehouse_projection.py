@@ -529,20 +529,30 @@ async def test_the_projector_waits_for_a_warehouse_that_is_down_at_start(
     via_link = via_link.model_copy(update={"kafka": kafka})
     total = await append(wsettings, story())
     stop = asyncio.Event()
+    registry = CollectorRegistry()
     down = warehouse_store(via_link, login_timeout=1, network_timeout=2, socket_timeout=2)
     task = asyncio.create_task(
         run_warehouse_projector(
             via_link,
             stop,
-            registry=CollectorRegistry(),
+            registry=registry,
             store=down,
             retry=RetryPolicy(backoff_s=0.2),
         )
     )
     check = warehouse_store(wsettings)
+
+    async def failed_starts() -> float:
+        assert not task.done(), task
+        found = registry.get_sample_value(
+            "ringlog_projection_apply_retries_total", {"projection": NAME}
+        )
+        return found or 0.0
+
     try:
-        await asyncio.sleep(3)
-        assert not task.done()
+        # the warehouse is down: the projector keeps failing to start, and keeps trying
+        await eventually(failed_starts, lambda n: n >= 2, timeout_s=30)
+        assert await check.load_checkpoint(NAME) == {}
         await link.up()
 
         async def events() -> int:
