@@ -97,7 +97,7 @@ class WarehouseStore:
         self._connect_kwargs = dict(connect)
         self._conn: Any = None
         self._lock = threading.Lock()
-        #: The projection this store holds the warehouse for (set by ``load_checkpoint``).
+        #: The projection this store holds the warehouse for (set by :meth:`hold`).
         self._holds: str | None = None
         self._claimed = False
 
