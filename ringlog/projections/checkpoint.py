@@ -18,6 +18,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ringlog.projections.copy_upsert import copy_upsert, distinct_keys
 from ringlog.streams.offsets import Position
 
+#: The dialects' ``INSERT`` constructs that know ``ON CONFLICT … DO UPDATE … WHERE``.
+_INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
 #: From this many rows with distinct keys, PostgreSQL upserts go through ``COPY``
 #: (:mod:`.copy_upsert`); fewer are not worth its extra round trips.
 COPY_MIN_ROWS = 50
@@ -49,35 +52,16 @@ def write_checkpoint(
     connection: Connection, table: Table, projection: str, positions: Mapping[Position, int]
 ) -> None:
     """Store ``positions`` (next offsets) for ``projection``; an older offset never wins."""
-    for (topic, partition), offset in sorted(positions.items()):
-        upsert(
-            connection,
-            table,
-            {
-                "projection": projection,
-                "topic": topic,
-                "partition": partition,
-                "next_offset": offset,
-            },
-            update=("next_offset",),
-            version="next_offset",
-        )
-
-
-def upsert(
-    connection: Connection,
-    table: Table,
-    values: Mapping[str, Any],
-    *,
-    update: Collection[str],
-    version: str,
-) -> None:
-    """Insert ``values``; on a primary-key conflict overwrite the ``update`` columns, but only
-    when the stored ``version`` column is lower than the new one (apply-if-newer).
-
-    An equal version is left alone, so applying the same row twice is a no-op.
-    """
-    upsert_many(connection, table, [values], update=update, version=version)
+    upsert_many(
+        connection,
+        table,
+        [
+            {"projection": projection, "topic": topic, "partition": partition, "next_offset": n}
+            for (topic, partition), n in sorted(positions.items())
+        ],
+        update=("next_offset",),
+        version="next_offset",
+    )
 
 
 def upsert_many(
@@ -88,29 +72,26 @@ def upsert_many(
     update: Collection[str],
     version: str,
 ) -> None:
-    """:func:`upsert` for rows with the same columns, in order: one ``executemany``, or on
-    PostgreSQL, for :data:`COPY_MIN_ROWS` or more rows with distinct keys, one ``COPY`` into a
-    staging table and one set-based upsert (:mod:`.copy_upsert`), which ends the same."""
+    """Insert ``rows`` (same columns), in order; on a primary-key conflict overwrite the
+    ``update`` columns, but only when the stored ``version`` column is lower than the new one
+    (apply-if-newer). An equal version is left alone, so applying a row twice is a no-op.
+
+    One ``executemany``, or on PostgreSQL, for :data:`COPY_MIN_ROWS` or more rows with distinct
+    keys, one ``COPY`` into a staging table and one set-based upsert (:mod:`.copy_upsert`),
+    which ends the same."""
     if not rows:
         return
     dialect = connection.dialect.name
     if dialect == "postgresql" and len(rows) >= COPY_MIN_ROWS and distinct_keys(table, rows):
         copy_upsert(connection, table, rows, update=update, version=version)
         return
-    if dialect == "postgresql":
-        pg = postgresql.insert(table)
-        statement: Any = pg.on_conflict_do_update(
-            index_elements=list(table.primary_key.columns),
-            set_={name: pg.excluded[name] for name in update},
-            where=table.c[version] < pg.excluded[version],
-        )
-    elif dialect == "sqlite":
-        lite = sqlite.insert(table)
-        statement = lite.on_conflict_do_update(
-            index_elements=list(table.primary_key.columns),
-            set_={name: lite.excluded[name] for name in update},
-            where=table.c[version] < lite.excluded[version],
-        )
-    else:
+    insert = _INSERTS.get(dialect)
+    if insert is None:
         raise NotImplementedError(f"no upsert for the {dialect} dialect (SQLite, PostgreSQL only)")
+    new = insert(table)
+    statement = new.on_conflict_do_update(
+        index_elements=list(table.primary_key.columns),
+        set_={name: new.excluded[name] for name in update},
+        where=table.c[version] < new.excluded[version],
+    )
     connection.execute(statement, [dict(row) for row in rows])

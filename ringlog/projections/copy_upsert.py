@@ -42,52 +42,50 @@ def copy_upsert(
     Runs inside the caller's transaction, on its connection.
     """
     columns = list(rows[0])
-    stage = _stage_name(table, columns)
+    sql = _Sql(connection, table, columns)
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(create_stage_sql(table, columns, stage))
-        with cursor.copy(copy_sql(columns, stage)) as copy:
+        cursor.execute(sql.create_stage())
+        with cursor.copy(sql.copy()) as copy:
             for row in rows:
                 copy.write_row([row[c] for c in columns])
-        cursor.execute(apply_sql(table, columns, stage, update=update, version=version))
-        cursor.execute(f"TRUNCATE {_q(stage)}")
+        cursor.execute(sql.apply(update=update, version=version))
+        cursor.execute(f"TRUNCATE {sql.stage}")
     finally:
         cursor.close()
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+class _Sql:
+    """The statements for one table and column set, identifiers quoted by the dialect."""
 
+    def __init__(self, connection: Connection, table: Table, columns: Sequence[str]) -> None:
+        prep = connection.dialect.identifier_preparer
+        digest = hashlib.sha1("\x1f".join(columns).encode(), usedforsecurity=False).hexdigest()
+        self.table = prep.format_table(table)
+        #: the session's staging table for these columns (temporary tables need no schema)
+        self.stage = prep.quote(f"_stage_{table.name}_{digest[:10]}")
+        self.names = ", ".join(prep.quote(c) for c in columns)
+        self.key = ", ".join(prep.quote(c.name) for c in table.primary_key.columns)
+        self._quote = prep.quote
 
-def _stage_name(table: Table, columns: Sequence[str]) -> str:
-    digest = hashlib.sha1("\x1f".join(columns).encode(), usedforsecurity=False).hexdigest()[:10]
-    return f"_stage_{table.name}_{digest}"
+    def create_stage(self) -> str:
+        """The staging table: these columns of the table (same types, no constraints)."""
+        return (
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {self.stage} ON COMMIT DELETE ROWS AS "
+            f"SELECT {self.names} FROM {self.table} WITH NO DATA"
+        )
 
+    def copy(self) -> str:
+        """``COPY`` into the staging table, these columns in this order."""
+        return f"COPY {self.stage} ({self.names}) FROM STDIN"
 
-def create_stage_sql(table: Table, columns: Sequence[str], stage: str) -> str:
-    """The session's staging table for these columns of ``table`` (same types, no constraints)."""
-    names = ", ".join(_q(c) for c in columns)
-    return (
-        f"CREATE TEMPORARY TABLE IF NOT EXISTS {_q(stage)} ON COMMIT DELETE ROWS AS "
-        f"SELECT {names} FROM {_q(table.name)} WITH NO DATA"
-    )
-
-
-def copy_sql(columns: Sequence[str], stage: str) -> str:
-    """``COPY`` into the staging table, these columns in this order."""
-    return f"COPY {_q(stage)} ({', '.join(_q(c) for c in columns)}) FROM STDIN"
-
-
-def apply_sql(
-    table: Table, columns: Sequence[str], stage: str, *, update: Collection[str], version: str
-) -> str:
-    """Insert the staged rows; overwrite ``update`` of stored rows whose ``version`` is lower."""
-    names = ", ".join(_q(c) for c in columns)
-    key = ", ".join(_q(c.name) for c in table.primary_key.columns)
-    sets = ", ".join(f"{_q(c)} = EXCLUDED.{_q(c)}" for c in update)
-    t = _q(table.name)
-    return (
-        f"INSERT INTO {t} ({names}) SELECT {names} FROM {_q(stage)} "
-        f"ON CONFLICT ({key}) DO UPDATE SET {sets} "
-        f"WHERE {t}.{_q(version)} < EXCLUDED.{_q(version)}"
-    )
+    def apply(self, *, update: Collection[str], version: str) -> str:
+        """Insert the staged rows; overwrite ``update`` of stored rows whose ``version`` is
+        lower."""
+        q = self._quote
+        sets = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in update)
+        return (
+            f"INSERT INTO {self.table} ({self.names}) SELECT {self.names} FROM {self.stage} "
+            f"ON CONFLICT ({self.key}) DO UPDATE SET {sets} "
+            f"WHERE {self.table}.{q(version)} < EXCLUDED.{q(version)}"
+        )

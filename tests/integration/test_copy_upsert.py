@@ -9,7 +9,6 @@ equal, and the staging table empty for the next use in the same transaction.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -29,18 +28,15 @@ from sqlalchemy import (
     Text,
     create_engine,
     select,
-    text,
 )
 from sqlalchemy.dialects import postgresql
 
 from ringlog.projections.checkpoint import COPY_MIN_ROWS, upsert_many
 from ringlog.projections.copy_upsert import copy_upsert, distinct_keys
+from tests.support.postgres import fresh_schemas
 
 pytestmark = pytest.mark.integration
 
-POSTGRES_URL = os.environ.get(
-    "RINGLOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 T0 = dt.datetime(2024, 10, 1, 9, 0, tzinfo=dt.UTC)
 
 
@@ -58,18 +54,12 @@ def _table(metadata: MetaData, name: str) -> Table:
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[Engine]:
-    schema = f"copy_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as c:
-        c.execute(text(f'CREATE SCHEMA "{schema}"'))
-    scoped = create_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
-    try:
-        yield scoped
-    finally:
-        scoped.dispose()
-        with admin.begin() as c:
-            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with fresh_schemas(f"copy_{uuid.uuid4().hex[:8]}") as (url,):
+        scoped = create_engine(url)
+        try:
+            yield scoped
+        finally:
+            scoped.dispose()
 
 
 metadata = MetaData()

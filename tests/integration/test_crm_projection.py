@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from sqlalchemy import create_engine, delete, select, text
+from sqlalchemy import delete, select
 
 from ringlog.config import Settings
 from ringlog.projections.base import Event, RetryPolicy
@@ -53,13 +52,11 @@ from ringlog.streams.deadletter import HEADER_ERROR, HEADER_ORIGIN, HEADER_PROCE
 from ringlog.streams.offsets import Position, end_offsets
 from ringlog.streams.producer import LogProducer
 from tests.support.logread import eventually, records
+from tests.support.postgres import fresh_schemas
 from tests.support.projections import applied, runner_for
 
 pytestmark = pytest.mark.integration
 
-POSTGRES_URL = os.environ.get(
-    "RINGLOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 PHONE = "+14155550123"
 SESSION = "sess-000"
 FIRST, SECOND = "in_first", "in_second"
@@ -226,16 +223,8 @@ def crm_url(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iter
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/crm.db"
         return
-    schema = f"crm_test_{unique}"
-    admin = create_engine(POSTGRES_URL)
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
+    with fresh_schemas(f"crm_test_{unique}") as (url,):
+        yield url
 
 
 @pytest.fixture

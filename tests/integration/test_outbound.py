@@ -7,7 +7,6 @@ and call records go to the local PostgreSQL.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,13 +27,11 @@ from ringlog.streams.deadletter import HEADER_ERROR, HEADER_ORIGIN, HEADER_PROCE
 from ringlog.streams.producer import LogProducer
 from tests.integration.test_api_ingest import AUTH, RETELL_KEY, api_settings
 from tests.support.logread import envelopes, eventually, group_lag, records
+from tests.support.postgres import POSTGRES_URL
 from tests.support.servers import WorkerProcess, serving
 
 pytestmark = pytest.mark.integration
 
-POSTGRES_URL = os.environ.get(
-    "RINGLOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 ALL_THREE = ["voice_call_initiated", "call_started", "call_completed"]
 
 

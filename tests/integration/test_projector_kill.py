@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
-import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -83,13 +82,11 @@ from ringlog.schemas import (
 from ringlog.streams.offsets import Position, end_offsets
 from ringlog.streams.producer import LogProducer
 from tests.support.examples import retell_call
+from tests.support.postgres import POSTGRES_URL, fresh_schemas
 from tests.support.projector_process import Held, ProjectorProcess, SnowflakeTap
 
 pytestmark = pytest.mark.integration
 
-POSTGRES_URL = os.environ.get(
-    "RINGLOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 #: Booking sessions in the story; each brings two calls, six turns, a task and an outbound call.
 SESSIONS = 240
 T0 = dt.datetime(2024, 10, 1, 9, 0, tzinfo=dt.UTC)
@@ -500,23 +497,12 @@ class PgWatch:
 def crm_urls(unique: str) -> Iterator[tuple[str, str, str]]:
     """PostgreSQL URLs of two fresh schemas: the killed projector's (tagged with an
     ``application_name`` of its own), the test's reader of that schema, and the reference."""
-    admin = create_engine(POSTGRES_URL)
-    schemas = (f"crm_kill_{unique}", f"crm_ref_{unique}")
-    try:
-        with admin.begin() as connection:
-            for schema in schemas:
-                connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        kill, ref = (f"{POSTGRES_URL}?options=-csearch_path%3D{s}" for s in schemas)
+    with fresh_schemas(f"crm_kill_{unique}", f"crm_ref_{unique}") as (kill, ref):
         yield (
             f"{kill}&application_name=ringlog-kill-{unique}",
             f"{kill}&application_name=ringlog-kill-{unique}-test",
             ref,
         )
-    finally:
-        with admin.begin() as connection:
-            for schema in schemas:
-                connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
 
 
 async def test_crm_projector_killed_inside_its_transaction_recovers_exactly(

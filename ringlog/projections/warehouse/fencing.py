@@ -44,10 +44,6 @@ class SessionHandle:
     token: str | None
     server: str
 
-    def ends_by_id(self) -> bool:
-        """Whether this session is ended with ``SYSTEM$ABORT_SESSION`` (the server gave an id)."""
-        return self.session_id is not None
-
 
 def handle_of(conn: Any, server: str) -> SessionHandle:
     """The handle of an open connector connection to ``server`` (``protocol://host:port``)."""
@@ -94,7 +90,7 @@ def _end(cursor: Any, handle: SessionHandle) -> None:
     except Exception as exc:  # noqa: BLE001 - the batch will fail and retry if it mattered
         log.warning("warehouse.previous_session_not_ended", error=f"{type(exc).__name__}: {exc}")
     else:
-        log.info("warehouse.previous_session_ended", by_id=handle.ends_by_id())
+        log.info("warehouse.previous_session_ended", by_id=handle.session_id is not None)
 
 
 def select_sql() -> str:

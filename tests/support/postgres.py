@@ -1,0 +1,34 @@
+"""The test PostgreSQL (``RINGLOG_TEST_POSTGRES_URL``) and schemas of a test's own in it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, text
+
+POSTGRES_URL = os.environ.get(
+    "RINGLOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def scoped_url(schema: str) -> str:
+    """The test PostgreSQL's URL with ``schema`` as its search path."""
+    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+
+
+@contextmanager
+def fresh_schemas(*schemas: str) -> Iterator[list[str]]:
+    """Create ``schemas``; yield a URL scoped to each (:func:`scoped_url`); drop them after."""
+    admin = create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as connection:
+            for schema in schemas:
+                connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        yield [scoped_url(schema) for schema in schemas]
+    finally:
+        with admin.begin() as connection:
+            for schema in schemas:
+                connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
