@@ -22,12 +22,17 @@ class CallBook:
         self._folded: dict[tuple[str, int], int] = {}
         #: call refs being placed with Retell right now (cleared when the outcome is folded)
         self.dispatching: set[str] = set()
+        #: call refs with task effects (reschedule, cancel) not yet on the log: not to be placed
+        self.held: set[str] = set()
         #: call refs whose record is being written (cleared when ``call.recorded`` is folded)
         self.recording: set[str] = set()
         #: call refs whose owed effects failed and must be retried
         self.unsettled: set[str] = set()
         #: task events (by event id) whose call effects could not be appended yet
         self.unsettled_tasks: dict[str, Envelope] = {}
+        #: reschedule and delete events by task id, in log order: a call requested for the task
+        #: but folded after them (``tasks`` and ``calls`` are not ordered) still gets their effects
+        self.task_events: dict[str, list[Envelope]] = {}
         #: set once the rebuild from the log is complete
         self.ready = asyncio.Event()
 

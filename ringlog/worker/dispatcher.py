@@ -85,7 +85,7 @@ class Dispatcher:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _round(self, now: datetime) -> None:
-        in_flight = frozenset(self._book.dispatching)
+        in_flight = frozenset(self._book.dispatching | self._book.held)
         for state in choose(self._book.states(), now, self._policy, in_flight):
             self._book.dispatching.add(state.call_ref)
             task = asyncio.create_task(self._place(state), name=f"dispatch {state.call_ref}")

@@ -24,7 +24,15 @@ from ringlog.config import Settings
 from ringlog.projections.call_records import CallRecordStore
 from ringlog.schemas import Envelope
 from ringlog.schemas.base import derived_event_id
-from ringlog.schemas.calls import CallDispatched, CallDispatchFailed, CallRecorded
+from ringlog.schemas.calls import (
+    CallCancelled,
+    CallDispatched,
+    CallDispatchFailed,
+    CallRecorded,
+    CallRequested,
+    CallRescheduled,
+)
+from ringlog.schemas.tasks import TaskDeleted, TaskRescheduled
 from ringlog.streams.consumer import LogRecord
 from ringlog.streams.deadletter import dead_letter
 from ringlog.streams.producer import LogProducer
@@ -71,6 +79,10 @@ class CallProcessor:
         book.put(state)
         book.advance(record.topic, record.partition, record.offset)
         self._clear_in_flight(envelope)
+        if isinstance(envelope.payload, CallRequested) and envelope.payload.task_ref:
+            for task in book.task_events.get(envelope.payload.task_ref, ()):
+                await self._apply_task(task, only=state.call_ref)
+            state = book.get(state.call_ref) or state
         if live:
             await self.settle(state)
         return state
@@ -79,9 +91,11 @@ class CallProcessor:
         """Turn one ``tasks`` record into its calls' effects (reschedule, cancel), once.
 
         Each effect is appended to ``calls`` with an id derived from the task event and the
-        call ref, and folded into the book at once so the dispatcher never places a call that
-        is being cancelled. Effects that could not be appended are retried by the dispatcher
-        loop (:meth:`resettle`).
+        call ref, and folded into the book at once. Until then the call is held, so the
+        dispatcher never places a call that is being cancelled or moved. Reschedules and
+        deletions are also kept by task, so a request for the task folded later (``tasks`` and
+        ``calls`` are not ordered) gets their effects then. Effects that could not be appended
+        are retried by the dispatcher loop (:meth:`resettle`).
         """
         book = self.book
         if book.folded(record.topic, record.partition, record.offset):
@@ -90,13 +104,20 @@ class CallProcessor:
         if record.error is not None:
             await self._reject(record, record.error, live=live)
             return
-        assert record.envelope is not None
-        await self._apply_task(record.envelope)
+        task = record.envelope
+        assert task is not None
+        if isinstance(task.payload, TaskRescheduled | TaskDeleted):
+            book.task_events.setdefault(task.payload.task_id, []).append(task)
+        await self._apply_task(task)
 
-    async def _apply_task(self, task: Envelope) -> None:
+    async def _apply_task(self, task: Envelope, *, only: str | None = None) -> None:
+        """Append and fold the effects of ``task`` on every call (or only on call ``only``)."""
         book = self.book
+        states = book.states() if only is None else [s for s in [book.get(only)] if s]
+        effects = task_effects(states, task)
+        book.held.update(effect.call_ref for effect in effects)
         try:
-            for effect in task_effects(book.states(), task):
+            for effect in effects:
                 ref = effect.call_ref
                 envelope = Envelope.new(
                     effect,
@@ -107,6 +128,7 @@ class CallProcessor:
                 )
                 await self._log.append(envelope)
                 book.put(apply(book.get(ref), envelope))
+                book.held.discard(ref)
                 log.info("task effect", call_ref=ref, effect=effect.event_type)
         except Exception as exc:  # noqa: BLE001 - retried by the dispatcher loop
             book.unsettled_tasks[str(task.event_id)] = task
@@ -198,3 +220,5 @@ class CallProcessor:
             self.book.dispatching.discard(envelope.key)
         elif isinstance(payload, CallRecorded):
             self.book.recording.discard(envelope.key)
+        elif isinstance(payload, CallRescheduled | CallCancelled):
+            self.book.held.discard(envelope.key)  # on the log, even if its append timed out

@@ -21,7 +21,8 @@ from ringlog.api.app import create_app
 from ringlog.config import Settings, SimulatorSettings
 from ringlog.schemas import Envelope
 from ringlog.schemas.abt import AbtEvent
-from ringlog.schemas.calls import CallDispatched, CallDispatchFailed
+from ringlog.schemas.calls import CallDispatched, CallDispatchFailed, CallRequested
+from ringlog.schemas.tasks import TaskDeleted, TaskRescheduled
 from ringlog.simulator import Faults, create_simulator
 from ringlog.streams.deadletter import HEADER_ERROR, HEADER_ORIGIN, HEADER_PROCESSOR
 from ringlog.streams.producer import LogProducer
@@ -337,6 +338,64 @@ async def test_a_deleted_task_stops_its_scheduled_call(outbound: Outbound) -> No
     assert await outbound.abt(doomed) == []
     simulated = await outbound.simulated()
     assert simulated["create_requests"] == 1, "only the probe reached Retell"
+
+
+async def _task_event_folded_before_its_request(
+    outbound: Outbound, task_event: TaskRescheduled | TaskDeleted, **request: object
+) -> str:
+    """Append a task event, wait until the worker consumed it, then append the task's earlier
+    call request: the order the worker sees when ``tasks`` runs ahead of ``calls``."""
+    ref = f"call-{uuid.uuid4().hex[:8]}"
+    asked_at = datetime.now(UTC)
+    settings = outbound.settings
+    async with LogProducer(settings.kafka) as log:
+        await log.append(
+            Envelope.new(task_event, source="test", occurred_at=asked_at + timedelta(seconds=1))
+        )
+        await eventually(
+            lambda: group_lag(settings.kafka, outbound.group, settings.topic("tasks")),
+            lambda lag: lag == 0,
+        )
+        call = CallRequested(
+            call_ref=ref,
+            to_number="+14155550123",
+            from_number="+14155559876",
+            agent_id="agent-test",
+            task_ref=task_event.task_id,
+            **request,  # type: ignore[arg-type]
+        )
+        await log.append(Envelope.new(call, source="test", occurred_at=asked_at))
+    return ref
+
+
+async def test_a_reschedule_consumed_before_its_call_request_still_moves_the_call(
+    outbound: Outbound,
+) -> None:
+    task, new_time = f"task-{uuid.uuid4().hex[:8]}", _in_seconds(2)
+    ref = await _task_event_folded_before_its_request(
+        outbound,
+        TaskRescheduled(task_id=task, scheduled_at=new_time),
+        scheduled_at=_in_seconds(3600),
+    )
+    assert await eventually(lambda: outbound.abt(ref), lambda n: len(n) >= 3) == ALL_THREE
+    events = await outbound.calls(ref)
+    assert [e.type for e in events][:3] == ["call.requested", "call.rescheduled", "call.dispatched"]
+    assert _time_of(events, "call.dispatched") >= new_time
+
+
+async def test_a_deletion_consumed_before_its_due_call_request_stops_the_call(
+    outbound: Outbound,
+) -> None:
+    doomed = await _task_event_folded_before_its_request(
+        outbound, TaskDeleted(task_id=f"task-{uuid.uuid4().hex[:8]}")
+    )
+    await eventually(
+        lambda: outbound.calls(doomed), lambda e: any(x.type == "call.cancelled" for x in e)
+    )
+    probe = await outbound.place_call()  # placed after the doomed call was due
+    await eventually(lambda: outbound.abt(probe), lambda n: len(n) >= 1)
+    assert [e.type for e in await outbound.calls(doomed)] == ["call.requested", "call.cancelled"]
+    assert (await outbound.simulated())["create_requests"] == 1, "only the probe reached Retell"
 
 
 def _time_of(events: list[Envelope], event_type: str) -> datetime:
