@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import gc
 import os
 import resource
 import time
@@ -45,6 +44,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import create_engine, text
 
 from bench.broker import bench_settings
+from ringlog import heap
 from ringlog.config import Settings
 from ringlog.projections.base import Event
 from ringlog.projections.crm import crm_runner
@@ -400,9 +400,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     envelopes = mixed_events(args.n)
     # The bench holds every event in memory for the raw paths; keep those objects out of the
-    # collector's full passes so the runner is not charged for scanning the bench's own heap.
-    gc.collect()
-    gc.freeze()
+    # collector's full passes so the runner is not charged for scanning the bench's own heap,
+    # and collect as `ringlog projector` does (ringlog.heap)
+    heap.settle()
     with bench_settings() as base:
         prefix = f"bench{uuid.uuid4().hex[:6]}."
         settings = base.model_copy(

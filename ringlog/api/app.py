@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import math
 from collections.abc import AsyncIterator
 
@@ -13,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
-from ringlog import __version__
+from ringlog import __version__, heap
 from ringlog.api.deps import Services
 from ringlog.api.idempotency import IdempotencyStore
 from ringlog.api.metrics import ApiMetrics
@@ -63,11 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
             await sessions.ensure_built()
         except (BrokerUnavailable, RetryableError, RedisError, OSError) as exc:
             log.warning("session cache not rebuilt at start; will on first use", error=str(exc))
-        # everything built so far lives as long as the process: move it out of the cyclic GC's
-        # reach so collections triggered by request garbage do not re-walk it every time
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 20)
+        heap.settle()  # what is built so far lives as long as the process
         try:
             yield
         finally:

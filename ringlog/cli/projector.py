@@ -7,7 +7,7 @@ import signal
 
 import typer
 
-from ringlog import logs
+from ringlog import heap, logs
 from ringlog.config import Settings
 
 
@@ -42,6 +42,7 @@ def projector(
             runs.append(run_warehouse_projector(settings, stop, registry=registry))
         if not runs:
             raise typer.BadParameter("--only takes crm or warehouse")
+        heap.settle()
         await asyncio.gather(*runs)
 
     asyncio.run(main())

@@ -15,6 +15,11 @@ from typing import Any
 from ringlog.projections.crm.rows import Upsert
 from ringlog.projections.crm.schema import TABLES
 
+#: primary-key column names by table
+_KEYS: dict[str, tuple[str, ...]] = {
+    name: tuple(c.name for c in table.primary_key.columns) for name, table in TABLES.items()
+}
+
 #: one ``executemany``: table, inserted columns, columns overwritten on conflict
 Shape = tuple[str, tuple[str, ...], tuple[str, ...]]
 
@@ -30,17 +35,18 @@ def coalesce(operations: Sequence[Upsert]) -> list[Upsert]:
     """
     merged: dict[tuple[str, tuple[Any, ...]], Upsert] = {}
     for op in operations:
-        key = (op.table, tuple(op.values[c.name] for c in TABLES[op.table].primary_key.columns))
+        values = op.values
+        key = (op.table, tuple([values[c] for c in _KEYS[op.table]]))
         prior = merged.get(key)
         if prior is None:
             merged[key] = op
-        elif op.version > prior.version:
-            values = dict(prior.values)
+        elif values["version"] > prior.values["version"]:
+            overlaid = dict(prior.values)
             for column in op.update:
-                values[column] = op.values[column]
-            values["version"] = op.values["version"]
+                overlaid[column] = values[column]
+            overlaid["version"] = values["version"]
             owned = prior.update + tuple(c for c in op.update if c not in prior.update)
-            merged[key] = Upsert(op.table, values, owned)
+            merged[key] = Upsert(op.table, overlaid, owned)
     return list(merged.values())
 
 

@@ -12,7 +12,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, create_engine, make_url, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    TextClause,
+    bindparam,
+    create_engine,
+    make_url,
+    select,
+    text,
+    update,
+)
 
 from ringlog.projections.checkpoint import read_checkpoint, upsert_many, write_checkpoint
 from ringlog.projections.crm.batches import batches
@@ -107,8 +117,16 @@ class CrmStore:
 
 
 def refresh_transcripts(connection: Connection, call_refs: Iterable[str]) -> None:
-    """Set ``turns`` and ``transcript`` of these calls' interactions from their stored turns."""
+    """Set ``turns`` and ``transcript`` of these calls' interactions from their stored turns.
+
+    On PostgreSQL the server builds them in one statement (``string_agg`` in turn order, the
+    same text as :func:`~ringlog.projections.crm.rows.transcript`); elsewhere Python does.
+    """
     refs = sorted(set(call_refs))
+    if connection.dialect.name == "postgresql":
+        if refs:
+            connection.execute(_pg_transcripts(connection), {"refs": refs})
+        return
     statement = (
         update(INTERACTIONS)
         .where(INTERACTIONS.c.call_ref == bindparam("ref"))
@@ -122,8 +140,8 @@ def refresh_transcripts(connection: Connection, call_refs: Iterable[str]) -> Non
                 TURNS.c.call_ref.in_(chunk)
             )
         )
-        for ref, index, role, text in rows:
-            turns[ref].append((index, role, text))
+        for ref, index, role, said in rows:
+            turns[ref].append((index, role, said))
         connection.execute(
             statement,
             [
@@ -131,6 +149,19 @@ def refresh_transcripts(connection: Connection, call_refs: Iterable[str]) -> Non
                 for ref, found in turns.items()
             ],
         )
+
+
+def _pg_transcripts(connection: Connection) -> TextClause:
+    prep = connection.dialect.identifier_preparer
+    interactions, turns = prep.format_table(INTERACTIONS), prep.format_table(TURNS)
+    return text(
+        f"UPDATE {interactions} SET turns = t.n, transcript = t.body FROM ("
+        "SELECT r.ref, count(u.turn_index) AS n, "
+        "COALESCE(string_agg(u.role || ': ' || u.text, E'\\n' ORDER BY u.turn_index), '') AS body "
+        f"FROM unnest(CAST(:refs AS text[])) AS r(ref) LEFT JOIN {turns} AS u "
+        "ON u.call_ref = r.ref GROUP BY r.ref) AS t "
+        f"WHERE {interactions}.call_ref = t.ref"
+    )
 
 
 def refresh_task_fields(connection: Connection, task_ids: Iterable[str]) -> None:
