@@ -396,6 +396,36 @@ async def test_replaying_the_log_leaves_every_table_byte_for_byte_equal(
     assert_story_projected(store, total)
 
 
+async def test_a_checkpoint_only_moves_forward(store: WarehouseStore) -> None:
+    await store.apply(NAME, [], {("t", 0): 10, ("t", 1): 4})
+    await store.apply(NAME, [], {("t", 0): 5, ("t", 1): 6, ("u", 0): 1})
+    assert await store.load_checkpoint(NAME) == {("t", 0): 10, ("t", 1): 6, ("u", 0): 1}
+    assert await store.load_checkpoint("other") == {}
+
+
+async def test_a_later_copy_of_an_event_or_abt_event_changes_nothing(
+    wsettings: Settings, store: WarehouseStore, group_id: str
+) -> None:
+    """Append-only tables keep the first copy of a key: a copy in the same batch, and copies
+    applied by a later batch, leave the row (its position and version) as first written."""
+    at = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
+    event, tracked = outbound("out_x", "A", at), abt("out_x", "call_started", at, 1)
+    await append(wsettings, [event, tracked, event])
+    await make_runner(wsettings, store, group_id).run_until_caught_up()
+    first = store.snapshot()
+    rows = "SELECT EVENT_ID, VERSION, RECORD_METADATA:offset::NUMBER FROM CALL_EVENTS ORDER BY 1"
+    assert store.query(rows) == sorted([(str(event.event_id), 0, 0), (str(tracked.event_id), 0, 0)])
+    assert store.query("SELECT ABT_ID, VERSION FROM ABT_EVENTS") == [
+        (str(abt_id_for("out_x", "call_started")), 0)
+    ]
+
+    await append(wsettings, [tracked, event])
+    await make_runner(wsettings, store, f"{group_id}-2").run_until_caught_up()
+    after = store.snapshot()
+    assert after["CALL_EVENTS"] == first["CALL_EVENTS"]
+    assert after["ABT_EVENTS"] == first["ABT_EVENTS"]
+
+
 async def test_a_crash_between_warehouse_and_kafka_commit_neither_duplicates_nor_loses(
     wsettings: Settings, store: WarehouseStore, group_id: str
 ) -> None:

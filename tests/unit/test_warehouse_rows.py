@@ -14,7 +14,14 @@ from ringlog.projections.base import Event
 from ringlog.projections.warehouse import schema
 from ringlog.projections.warehouse.folds import Stored, fold_rows
 from ringlog.projections.warehouse.phones import hash_phone, phone_protector, redact
-from ringlog.projections.warehouse.rows import Fold, Row, latest_by_key, operations_for, project
+from ringlog.projections.warehouse.rows import (
+    Fold,
+    Row,
+    earliest_by_key,
+    latest_by_key,
+    operations_for,
+    project,
+)
 from ringlog.schemas import (
     AbtEvent,
     Appointment,
@@ -458,3 +465,15 @@ def test_generated_sql_names_every_column_and_the_whole_key(table: schema.Table)
     merge = schema.merge_sql(table)
     assert merge.startswith(f'MERGE INTO "{table.name}"')
     assert f'WHEN MATCHED AND S."{table.version}" > T."{table.version}"' in merge
+
+
+def test_earliest_by_key_keeps_the_first_written_row_per_key() -> None:
+    rows = [
+        {"K": "a", "I": 1, "VERSION": 3},
+        {"K": "b", "I": 1, "VERSION": 1},
+        {"K": "a", "I": 2, "VERSION": 2},
+        {"K": "a", "I": 1, "VERSION": 7},
+        {"K": "b", "I": 1, "VERSION": 1},
+    ]
+    assert earliest_by_key(("K",), rows) == [rows[2], rows[1]]
+    assert earliest_by_key(("K", "I"), rows) == [rows[0], rows[1], rows[2]]

@@ -169,3 +169,17 @@ def latest_by_key(
         if seen is None or row[version] > seen[version]:
             chosen[k] = row
     return list(chosen.values())
+
+
+def earliest_by_key(
+    table_key: Sequence[str], rows: Iterable[Mapping[str, Any]], version: str = "VERSION"
+) -> list[Mapping[str, Any]]:
+    """One row per key: the one with the lowest ``version`` column (the first of equals), in
+    the order keys were first seen (append-only tables, where the first copy stands)."""
+    chosen: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+    for row in rows:
+        k = tuple(row[name] for name in table_key)
+        seen = chosen.get(k)
+        if seen is None or row[version] < seen[version]:
+            chosen[k] = row
+    return list(chosen.values())

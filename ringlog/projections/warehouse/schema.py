@@ -61,6 +61,12 @@ class Table:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     version: str = "VERSION"
+    #: rows of an immutable fact: the first write of a key stands, later copies are ignored
+    #: (one INSERT of the keys not stored yet, no staging); otherwise the newest version wins
+    append_only: bool = False
+    #: upserted through the session's staging table (four statements, the rows parsed once);
+    #: ``False`` for tables of a few rows a batch: two statements that each read the bound rows
+    staged: bool = True
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -111,6 +117,7 @@ CALL_EVENTS = Table(
         " VERSION NUMBER"
     ),
     key=("EVENT_ID",),
+    append_only=True,  # an event id is one fact; a second copy on the log changes nothing
 )
 
 SESSIONS = Table(
@@ -142,6 +149,7 @@ ABT_EVENTS = Table(
         " EVENT_ID VARCHAR, VERSION NUMBER"
     ),
     key=("ABT_ID",),
+    append_only=True,  # ABT ids are deterministic: a re-emitted one is the same fact
 )
 
 TASKS = Table(
@@ -161,6 +169,7 @@ CHECKPOINTS = Table(
     _c("PROJECTION VARCHAR, TOPIC VARCHAR, PARTITION NUMBER, NEXT_OFFSET NUMBER"),
     key=("PROJECTION", "TOPIC", "PARTITION"),
     version="NEXT_OFFSET",
+    staged=False,  # one row per partition of the batch
 )
 
 #: Which session each projector holds (see :mod:`.fencing`); not part of the projected state.
@@ -228,6 +237,33 @@ def _extract(column: Column) -> str:
     if column.type == "VARIANT":
         return path
     return f"{path}::{_SQL_TYPES[column.type]}"
+
+
+def insert_new_sql(table: Table) -> str:
+    """Insert the rows of one bound JSON array whose key is not stored yet (append-only and
+    unstaged tables: no staging)."""
+    names = ", ".join(q(n) for n in table.names)
+    return (
+        f"INSERT INTO {q(table.name)} ({names}) SELECT {names} FROM ({_bound_rows(table)}) AS S "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {q(table.name)} AS T WHERE {_match(table, 'T', 'S')})"
+    )
+
+
+def update_newer_sql(table: Table) -> str:
+    """Overwrite stored rows with the rows of one bound JSON array whose version is newer
+    (unstaged tables; :func:`update_sql` reads the staging table instead)."""
+    sets = ", ".join(f"{q(n)} = S.{q(n)}" for n in table.updated)
+    v = q(table.version)
+    return (
+        f"UPDATE {q(table.name)} AS T SET {sets} FROM ({_bound_rows(table)}) AS S "
+        f"WHERE {_match(table, 'T', 'S')} AND S.{v} > T.{v}"
+    )
+
+
+def _bound_rows(table: Table) -> str:
+    """The rows of one bound JSON array of row objects, as the table's typed columns."""
+    select = ", ".join(f"{_extract(c)} AS {q(c.name)}" for c in table.columns)
+    return f"SELECT {select} FROM TABLE(FLATTEN(INPUT => PARSE_JSON(?)))"
 
 
 def _match(table: Table, left: str, right: str) -> str:

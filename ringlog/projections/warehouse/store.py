@@ -9,8 +9,11 @@ batch is **one transaction**:
 2. per table with rows: empty its staging table, stage every row with **one** INSERT (the
    rows are bound as one JSON array and exploded with ``FLATTEN``), then one set-based
    ``UPDATE … FROM stage`` for keys whose staged ``VERSION`` is newer and one
-   ``INSERT … SELECT … WHERE NOT EXISTS`` for new keys (see :mod:`.schema` for why not MERGE);
-3. the same for ``PROJECTION_CHECKPOINTS`` (a next offset never moves backwards);
+   ``INSERT … SELECT … WHERE NOT EXISTS`` for new keys (see :mod:`.schema` for why not MERGE).
+   Append-only tables (``CALL_EVENTS``, ``ABT_EVENTS``: immutable facts, the first copy of a
+   key stands) skip the stage: one ``INSERT`` of the bound rows whose key is not stored yet;
+3. ``PROJECTION_CHECKPOINTS`` (a next offset never moves backwards), a row per partition, with
+   no stage: one ``UPDATE … FROM`` the bound rows and one ``INSERT`` of the new keys;
 4. ``COMMIT``.
 
 A store made the projector's (:meth:`WarehouseStore.hold`) ends, on every connection it
@@ -38,7 +41,13 @@ from ringlog.config import WarehouseSettings
 from ringlog.errors import RetryableError
 from ringlog.projections.warehouse import fencing, schema
 from ringlog.projections.warehouse.folds import Stored, fold_rows
-from ringlog.projections.warehouse.rows import Fold, Operation, Row, latest_by_key
+from ringlog.projections.warehouse.rows import (
+    Fold,
+    Operation,
+    Row,
+    earliest_by_key,
+    latest_by_key,
+)
 from ringlog.projections.warehouse.schema import (
     ALL_TABLES,
     CHECKPOINTS,
@@ -164,7 +173,8 @@ class WarehouseStore:
                 for table in (*ALL_TABLES, PROJECTOR_SESSIONS):
                     cursor.execute(schema.create_table_sql(table))
                 for table in ALL_TABLES:
-                    cursor.execute(schema.create_stage_sql(table))
+                    if table.staged and not table.append_only:
+                        cursor.execute(schema.create_stage_sql(table))
             except BaseException:
                 conn.close()
                 raise
@@ -223,8 +233,17 @@ class WarehouseStore:
                 stored = self._stored(cursor, schema.BY_NAME[name], folds[name])
                 rows[name].extend(fold_rows(name, stored, folds[name]))
             for table in ALL_TABLES:
-                if found := rows.get(table.name):
+                if not (found := rows.get(table.name)):
+                    continue
+                if table.append_only:
+                    first = _json(earliest_by_key(table.key, found, table.version))
+                    cursor.execute(schema.insert_new_sql(table), (first,))
+                elif table.staged:
                     _upsert(cursor, table, latest_by_key(table.key, found, table.version))
+                else:
+                    latest = _json(latest_by_key(table.key, found, table.version))
+                    cursor.execute(schema.update_newer_sql(table), (latest,))
+                    cursor.execute(schema.insert_new_sql(table), (latest,))
             cursor.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(Exception):  # the connection is discarded below anyway
@@ -244,11 +263,15 @@ class WarehouseStore:
 
 def _upsert(cursor: Any, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Stage ``rows`` with one INSERT, then apply them with one UPDATE and one INSERT."""
-    doc = orjson.dumps([{k: v for k, v in row.items() if v is not None} for row in rows])
     cursor.execute(schema.clear_stage_sql(table))
-    cursor.execute(schema.stage_sql(table), (doc.decode(),))
+    cursor.execute(schema.stage_sql(table), (_json(rows),))
     cursor.execute(schema.update_sql(table))
     cursor.execute(schema.insert_sql(table))
+
+
+def _json(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Rows as one JSON array of objects, NULL columns left out (bound as one parameter)."""
+    return orjson.dumps([{k: v for k, v in row.items() if v is not None} for row in rows]).decode()
 
 
 def _variant(value: Any) -> Mapping[str, Any] | None:
