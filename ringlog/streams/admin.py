@@ -9,12 +9,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from ringlog.config import KafkaSettings
 from ringlog.errors import BrokerUnavailable
+from ringlog.streams.consumer import standalone_consumer
 from ringlog.streams.topics import TopicSpec
 
 TOPIC_ALREADY_EXISTS = 36
@@ -118,12 +119,7 @@ async def list_topics(kafka: KafkaSettings, prefix: str | None = None) -> list[T
         counts = await _partition_counts(admin, names, set(names))
     if not names:
         return []
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap,
-        client_id=f"{kafka.client_id}-lister",
-        request_timeout_ms=kafka.request_timeout_ms,
-        enable_auto_commit=False,
-    )
+    consumer = standalone_consumer(kafka, "lister")
     try:
         await asyncio.wait_for(consumer.start(), timeout=kafka.request_timeout_ms / 1000)
         tps = [TopicPartition(n, p) for n in names for p in range(counts.get(n, 0))]

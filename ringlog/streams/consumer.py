@@ -95,6 +95,27 @@ def decode_record(
     )
 
 
+def standalone_consumer(
+    kafka: KafkaSettings, role: str, *, fetch_bytes: int | None = None
+) -> AIOKafkaConsumer:
+    """A consumer in no group (nothing committed), for reading end offsets or whole topics.
+
+    ``role`` is added to the client id the broker sees. Fetches use the configured sizes, or
+    ``fetch_bytes`` for both limits (reads of a few records). Not started.
+    """
+    return AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap,
+        client_id=f"{kafka.client_id}-{role}",
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        request_timeout_ms=kafka.request_timeout_ms,
+        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
+        fetch_max_bytes=fetch_bytes or kafka.fetch_max_bytes,
+        max_partition_fetch_bytes=fetch_bytes or kafka.max_partition_fetch_bytes,
+    )
+
+
 class LogConsumer(AsyncService):
     """A consumer-group member reading batches of decoded records; commits are manual."""
 

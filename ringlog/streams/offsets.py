@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from ringlog.config import KafkaSettings
 from ringlog.errors import BrokerUnavailable
+from ringlog.streams.consumer import standalone_consumer
 
 #: A partition of a topic: ``(topic, partition)``.
 Position = tuple[str, int]
@@ -25,16 +26,7 @@ async def end_offsets(
     under-counted. The high watermark of a fetch is exact on Tansu and Kafka alike, so every
     non-empty partition is fetched from its reported end - 1 and the larger value is kept.
     """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap,
-        client_id=f"{kafka.client_id}-offsets",
-        group_id=None,
-        enable_auto_commit=False,
-        request_timeout_ms=kafka.request_timeout_ms,
-        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
-        fetch_max_bytes=1_048_576,
-        max_partition_fetch_bytes=1_048_576,
-    )
+    consumer = standalone_consumer(kafka, "offsets", fetch_bytes=1_048_576)
     try:
         async with asyncio.timeout(timeout_s):
             await consumer.start()

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from ringlog.config import KafkaSettings
 from ringlog.errors import BrokerUnavailable
-from ringlog.streams.consumer import LogRecord, to_log_record
+from ringlog.streams.consumer import LogRecord, standalone_consumer, to_log_record
 
 
 async def read_key(kafka: KafkaSettings, topic: str, key: str) -> list[LogRecord]:
@@ -43,16 +43,7 @@ async def read_to_end(
 
     With ``key``, only the partition that key hashes to is read (other keys there still come).
     """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap,
-        client_id=f"{kafka.client_id}-replay",
-        group_id=None,
-        enable_auto_commit=False,
-        request_timeout_ms=kafka.request_timeout_ms,
-        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
-        fetch_max_bytes=kafka.fetch_max_bytes,
-        max_partition_fetch_bytes=kafka.max_partition_fetch_bytes,
-    )
+    consumer = standalone_consumer(kafka, "replay")
     try:
         await asyncio.wait_for(consumer.start(), kafka.request_timeout_ms / 1000)
     except (KafkaError, OSError, TimeoutError) as exc:

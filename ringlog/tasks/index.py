@@ -27,6 +27,7 @@ from ringlog.config import KafkaSettings
 from ringlog.errors import BrokerUnavailable, DecodeError, RetryableError
 from ringlog.schemas import CallRequested, TaskDeleted, decode
 from ringlog.schemas.codec import HEADER_TYPE
+from ringlog.streams.consumer import standalone_consumer
 
 TaskStatus = Literal["unknown", "live", "deleted"]
 Position = tuple[str, int]
@@ -120,17 +121,7 @@ class TaskIndex:
 
     async def _catch_up(self) -> None:
         kafka = self._kafka
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=kafka.bootstrap,
-            client_id=f"{kafka.client_id}-task-index",
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            request_timeout_ms=kafka.request_timeout_ms,
-            fetch_max_wait_ms=kafka.fetch_max_wait_ms,
-            fetch_max_bytes=kafka.fetch_max_bytes,
-            max_partition_fetch_bytes=kafka.max_partition_fetch_bytes,
-        )
+        consumer = standalone_consumer(kafka, "task-index")
         try:
             async with asyncio.timeout(self._budget_s):
                 await consumer.start()
