@@ -30,6 +30,7 @@ Neither is ever row-by-row.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -304,13 +305,19 @@ def merge_sql(table: Table) -> str:
     )
 
 
-def select_state_sql(table: Table) -> str:
-    """Stored fold state and version of the keys in one bound JSON array (folded tables)."""
-    (key,) = table.key
-    return (
-        f"SELECT {q(key)}, {q('FOLD_STATE')}, {q(table.version)} FROM {q(table.name)} "
-        f"WHERE {q(key)} IN (SELECT value::VARCHAR FROM TABLE(FLATTEN(INPUT => PARSE_JSON(?))))"
-    )
+def select_states_sql(tables: Sequence[Table]) -> str:
+    """Stored fold state and version of some keys of each folded table, in one statement:
+    rows of ``(table name, key, FOLD_STATE, VERSION)``; one bound JSON array of keys per table,
+    in the order given."""
+    parts = []
+    for table in tables:
+        (key,) = table.key
+        parts.append(
+            f"SELECT '{table.name}' AS {q('TABLE_NAME')}, {q(key)} AS {q('KEY')}, "
+            f"{q('FOLD_STATE')}, {q(table.version)} AS {q('VERSION')} FROM {q(table.name)} "
+            f"WHERE {q(key)} IN (SELECT value::VARCHAR FROM TABLE(FLATTEN(INPUT => PARSE_JSON(?))))"
+        )
+    return " UNION ALL ".join(parts)
 
 
 def _read(column: Column) -> str:

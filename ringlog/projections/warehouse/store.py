@@ -229,9 +229,9 @@ class WarehouseStore:
         cursor = self._connection().cursor()
         cursor.execute("BEGIN")
         try:
+            stored = _stored(cursor, folds)
             for name in sorted(folds):
-                stored = self._stored(cursor, schema.BY_NAME[name], folds[name])
-                rows[name].extend(fold_rows(name, stored, folds[name]))
+                rows[name].extend(fold_rows(name, stored[name], folds[name]))
             for table in ALL_TABLES:
                 if not (found := rows.get(table.name)):
                     continue
@@ -251,14 +251,19 @@ class WarehouseStore:
             self._discard()
             raise
 
-    def _stored(self, cursor: Any, table: Table, folds: Sequence[Fold]) -> dict[str, Stored]:
-        assert table.name in FOLDED
-        keys = sorted({f.key for f in folds})
-        cursor.execute(schema.select_state_sql(table), (orjson.dumps(keys).decode(),))
-        found: dict[str, Stored] = {}
-        for key, state, version in cursor.fetchall():
-            found[str(key)] = (_variant(state), int(version))
+
+def _stored(cursor: Any, folds: Mapping[str, Sequence[Fold]]) -> dict[str, dict[str, Stored]]:
+    """The stored fold state and version of every key the batch folds, by table (one read)."""
+    found: dict[str, dict[str, Stored]] = {name: {} for name in folds}
+    if not folds:
         return found
+    assert set(folds) <= FOLDED
+    names = sorted(folds)
+    keys = [orjson.dumps(sorted({f.key for f in folds[name]})).decode() for name in names]
+    cursor.execute(schema.select_states_sql([schema.BY_NAME[n] for n in names]), tuple(keys))
+    for name, key, state, version in cursor.fetchall():
+        found[str(name)][str(key)] = (_variant(state), int(version))
+    return found
 
 
 def _upsert(cursor: Any, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
