@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from ringlog.schemas import Envelope
 from ringlog.streams.offsets import Position
@@ -13,8 +13,7 @@ OpT = TypeVar("OpT")
 OpT_contra = TypeVar("OpT_contra", contravariant=True)
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
     """A decoded record as a projection sees it: where it sits on the log, and the envelope."""
 
     topic: str

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -22,8 +22,7 @@ from ringlog.schemas import Envelope, decode
 from ringlog.streams.lifecycle import AsyncService
 
 
-@dataclass(frozen=True)
-class LogRecord:
+class LogRecord(NamedTuple):
     """One consumed record: its position, raw parts, and the decoded envelope or the error."""
 
     topic: str

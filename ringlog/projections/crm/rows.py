@@ -33,8 +33,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
@@ -85,8 +84,7 @@ HANDLED: frozenset[str] = frozenset(
 _INBOUND_PREFIXES = ("retell:", "in_", "inbound:")
 
 
-@dataclass(frozen=True)
-class Upsert:
+class Upsert(NamedTuple):
     """Insert ``values`` (a whole row, ``version`` included) into ``table``; on a key conflict
     overwrite the ``update`` columns and ``version`` if ``values["version"]`` is newer."""
 
