@@ -7,6 +7,7 @@ its events are appended.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 import orjson
@@ -62,9 +63,10 @@ async def get_call_events(
     call_ref: CallRef, services: ServicesDep, _key: ApiKeyDep
 ) -> list[dict[str, Any]]:
     """Every event of the call on ``calls``, ``dialog`` and ``abt``, in the order recorded."""
-    envelopes: list[Envelope] = []
-    for topic in ("calls", "dialog", "abt"):
-        envelopes.extend(await _envelopes(services, topic, call_ref))
+    found = await asyncio.gather(
+        *(_envelopes(services, topic, call_ref) for topic in ("calls", "dialog", "abt"))
+    )
+    envelopes = [envelope for per_topic in found for envelope in per_topic]
     if not envelopes:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {call_ref}")
     envelopes.sort(key=lambda e: (e.recorded_at, str(e.event_id)))
