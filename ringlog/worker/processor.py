@@ -22,17 +22,18 @@ from ringlog.calls.tasks import task_effects
 from ringlog.calls.tracking import abt_owed, record_owed
 from ringlog.config import Settings
 from ringlog.projections.call_records import CallRecordStore
-from ringlog.schemas import Envelope
-from ringlog.schemas.base import derived_event_id
-from ringlog.schemas.calls import (
+from ringlog.schemas import (
     CallCancelled,
     CallDispatched,
     CallDispatchFailed,
     CallRecorded,
     CallRequested,
     CallRescheduled,
+    Envelope,
+    TaskDeleted,
+    TaskRescheduled,
+    derived_event_id,
 )
-from ringlog.schemas.tasks import TaskDeleted, TaskRescheduled
 from ringlog.streams.consumer import LogRecord
 from ringlog.streams.deadletter import dead_letter
 from ringlog.streams.producer import LogProducer
@@ -113,8 +114,11 @@ class CallProcessor:
     async def _apply_task(self, task: Envelope, *, only: str | None = None) -> None:
         """Append and fold the effects of ``task`` on every call (or only on call ``only``)."""
         book = self.book
-        states = book.states() if only is None else [s for s in [book.get(only)] if s]
-        effects = task_effects(states, task)
+        if only is None:
+            effects = task_effects(book.states(), task)
+        else:
+            state = book.get(only)
+            effects = task_effects([state] if state else [], task)
         book.held.update(effect.call_ref for effect in effects)
         try:
             for effect in effects:

@@ -9,7 +9,6 @@ equal, and the staging table empty for the next use in the same transaction.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,14 +25,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
     select,
 )
 from sqlalchemy.dialects import postgresql
 
 from ringlog.projections.checkpoint import COPY_MIN_ROWS, upsert_many
 from ringlog.projections.copy_upsert import copy_upsert, distinct_keys
-from tests.support.postgres import fresh_schemas
+from tests.support.postgres import fresh_engine
 
 pytestmark = pytest.mark.integration
 
@@ -54,12 +52,8 @@ def _table(metadata: MetaData, name: str) -> Table:
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[Engine]:
-    with fresh_schemas(f"copy_{uuid.uuid4().hex[:8]}") as (url,):
-        scoped = create_engine(url)
-        try:
-            yield scoped
-        finally:
-            scoped.dispose()
+    with fresh_engine("copy") as scoped:
+        yield scoped
 
 
 metadata = MetaData()

@@ -9,18 +9,17 @@ calls not named are left alone.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import Engine, select
 
 from ringlog.projections.crm.rows import transcript
 from ringlog.projections.crm.schema import INTERACTIONS, METADATA, TURNS
 from ringlog.projections.crm.store import refresh_transcripts
-from tests.support.postgres import fresh_schemas
+from tests.support.postgres import fresh_engine
 
 pytestmark = pytest.mark.integration
 
@@ -29,12 +28,8 @@ REFS = ["call-a", "call-b", "call-c", "call-d"]
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[Engine]:
-    with fresh_schemas(f"transcripts_{uuid.uuid4().hex[:8]}") as (url,):
-        scoped = create_engine(url)
-        try:
-            yield scoped
-        finally:
-            scoped.dispose()
+    with fresh_engine("transcripts") as scoped:
+        yield scoped
 
 
 def _interaction(ref: str) -> dict[str, object]:

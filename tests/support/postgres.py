@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 POSTGRES_URL = os.environ.get(
     "RINGLOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -32,3 +33,14 @@ def fresh_schemas(*schemas: str) -> Iterator[list[str]]:
             for schema in schemas:
                 connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+@contextmanager
+def fresh_engine(prefix: str) -> Iterator[Engine]:
+    """An engine on a fresh schema named ``<prefix>_<random>``; disposed and dropped after."""
+    with fresh_schemas(f"{prefix}_{uuid.uuid4().hex[:8]}") as (url,):
+        engine = create_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()

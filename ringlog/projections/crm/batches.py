@@ -40,7 +40,7 @@ def coalesce(operations: Sequence[Upsert]) -> list[Upsert]:
         prior = merged.get(key)
         if prior is None:
             merged[key] = op
-        elif values["version"] > prior.values["version"]:
+        elif op.version > prior.version:
             overlaid = dict(prior.values)
             for column in op.update:
                 overlaid[column] = values[column]

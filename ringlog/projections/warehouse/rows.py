@@ -16,7 +16,8 @@ hashing is on.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,13 +163,7 @@ def latest_by_key(
 ) -> list[Mapping[str, Any]]:
     """One row per key: the one with the highest ``version`` column (the first of equals), in
     the order keys were first seen. Staged rows must be unique per key for the upsert."""
-    chosen: dict[tuple[Any, ...], Mapping[str, Any]] = {}
-    for row in rows:
-        k = tuple(row[name] for name in table_key)
-        seen = chosen.get(k)
-        if seen is None or row[version] > seen[version]:
-            chosen[k] = row
-    return list(chosen.values())
+    return _one_per_key(table_key, rows, version, operator.gt)
 
 
 def earliest_by_key(
@@ -176,10 +171,19 @@ def earliest_by_key(
 ) -> list[Mapping[str, Any]]:
     """One row per key: the one with the lowest ``version`` column (the first of equals), in
     the order keys were first seen (append-only tables, where the first copy stands)."""
+    return _one_per_key(table_key, rows, version, operator.lt)
+
+
+def _one_per_key(
+    table_key: Sequence[str],
+    rows: Iterable[Mapping[str, Any]],
+    version: str,
+    replaces: Callable[[Any, Any], bool],
+) -> list[Mapping[str, Any]]:
     chosen: dict[tuple[Any, ...], Mapping[str, Any]] = {}
     for row in rows:
         k = tuple(row[name] for name in table_key)
         seen = chosen.get(k)
-        if seen is None or row[version] < seen[version]:
+        if seen is None or replaces(row[version], seen[version]):
             chosen[k] = row
     return list(chosen.values())

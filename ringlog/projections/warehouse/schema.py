@@ -54,6 +54,17 @@ class Column:
     type: ColumnType
 
 
+#: How a batch's rows reach a table:
+#:
+#: * ``staged`` — into the session's staging table, then one UPDATE of newer versions and one
+#:   INSERT of new keys from it (four statements; the bound rows are parsed once);
+#: * ``unstaged`` — the same UPDATE and INSERT reading the bound rows directly (two statements,
+#:   each parsing the rows: for tables of a few rows a batch);
+#: * ``append_only`` — rows of an immutable fact: one INSERT of the keys not stored yet; the
+#:   first copy of a key stands and later copies are ignored.
+Writes = Literal["staged", "unstaged", "append_only"]
+
+
 @dataclass(frozen=True)
 class Table:
     """A warehouse table: columns, key, and the column that orders writes (``VERSION``)."""
@@ -62,12 +73,8 @@ class Table:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     version: str = "VERSION"
-    #: rows of an immutable fact: the first write of a key stands, later copies are ignored
-    #: (one INSERT of the keys not stored yet, no staging); otherwise the newest version wins
-    append_only: bool = False
-    #: upserted through the session's staging table (four statements, the rows parsed once);
-    #: ``False`` for tables of a few rows a batch: two statements that each read the bound rows
-    staged: bool = True
+    #: how a batch is written (see :data:`Writes`)
+    writes: Writes = "staged"
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -118,7 +125,7 @@ CALL_EVENTS = Table(
         " VERSION NUMBER"
     ),
     key=("EVENT_ID",),
-    append_only=True,  # an event id is one fact; a second copy on the log changes nothing
+    writes="append_only",  # an event id is one fact; a second copy on the log changes nothing
 )
 
 SESSIONS = Table(
@@ -150,7 +157,7 @@ ABT_EVENTS = Table(
         " EVENT_ID VARCHAR, VERSION NUMBER"
     ),
     key=("ABT_ID",),
-    append_only=True,  # ABT ids are deterministic: a re-emitted one is the same fact
+    writes="append_only",  # ABT ids are deterministic: a re-emitted one is the same fact
 )
 
 TASKS = Table(
@@ -170,7 +177,7 @@ CHECKPOINTS = Table(
     _c("PROJECTION VARCHAR, TOPIC VARCHAR, PARTITION NUMBER, NEXT_OFFSET NUMBER"),
     key=("PROJECTION", "TOPIC", "PARTITION"),
     version="NEXT_OFFSET",
-    staged=False,  # one row per partition of the batch
+    writes="unstaged",  # one row per partition of the batch
 )
 
 #: Which session each projector holds (see :mod:`.fencing`); not part of the projected state.
@@ -225,12 +232,8 @@ def stage_sql(table: Table) -> str:
     Each row is an object keyed by column name; a missing key is NULL. The array is bound as a
     single parameter and exploded with ``FLATTEN``, so a batch is one INSERT whatever its size.
     """
-    select = ", ".join(_extract(c) for c in table.columns)
     names = ", ".join(q(c.name) for c in table.columns)
-    return (
-        f"INSERT INTO {q(table.stage)} ({names}) SELECT {select} "
-        "FROM TABLE(FLATTEN(INPUT => PARSE_JSON(?)))"
-    )
+    return f"INSERT INTO {q(table.stage)} ({names}) {_bound_rows(table)}"
 
 
 def _extract(column: Column) -> str:
@@ -240,53 +243,38 @@ def _extract(column: Column) -> str:
     return f"{path}::{_SQL_TYPES[column.type]}"
 
 
-def insert_new_sql(table: Table) -> str:
-    """Insert the rows of one bound JSON array whose key is not stored yet (append-only and
-    unstaged tables: no staging)."""
-    names = ", ".join(q(n) for n in table.names)
-    return (
-        f"INSERT INTO {q(table.name)} ({names}) SELECT {names} FROM ({_bound_rows(table)}) AS S "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {q(table.name)} AS T WHERE {_match(table, 'T', 'S')})"
-    )
-
-
-def update_newer_sql(table: Table) -> str:
-    """Overwrite stored rows with the rows of one bound JSON array whose version is newer
-    (unstaged tables; :func:`update_sql` reads the staging table instead)."""
-    sets = ", ".join(f"{q(n)} = S.{q(n)}" for n in table.updated)
-    v = q(table.version)
-    return (
-        f"UPDATE {q(table.name)} AS T SET {sets} FROM ({_bound_rows(table)}) AS S "
-        f"WHERE {_match(table, 'T', 'S')} AND S.{v} > T.{v}"
-    )
-
-
 def _bound_rows(table: Table) -> str:
     """The rows of one bound JSON array of row objects, as the table's typed columns."""
     select = ", ".join(f"{_extract(c)} AS {q(c.name)}" for c in table.columns)
     return f"SELECT {select} FROM TABLE(FLATTEN(INPUT => PARSE_JSON(?)))"
 
 
+def _source(table: Table, bound: bool) -> str:
+    """What a write reads its rows from: the staging table, or the bound JSON array."""
+    return f"({_bound_rows(table)})" if bound else q(table.stage)
+
+
 def _match(table: Table, left: str, right: str) -> str:
     return " AND ".join(f"{left}.{q(k)} = {right}.{q(k)}" for k in table.key)
 
 
-def update_sql(table: Table) -> str:
-    """Overwrite rows whose staged version is newer than the stored one."""
+def update_sql(table: Table, *, bound: bool = False) -> str:
+    """Overwrite rows whose staged (or, with ``bound``, bound) version is newer than the
+    stored one."""
     sets = ", ".join(f"{q(n)} = S.{q(n)}" for n in table.updated)
     v = q(table.version)
     return (
-        f"UPDATE {q(table.name)} AS T SET {sets} FROM {q(table.stage)} AS S "
+        f"UPDATE {q(table.name)} AS T SET {sets} FROM {_source(table, bound)} AS S "
         f"WHERE {_match(table, 'T', 'S')} AND S.{v} > T.{v}"
     )
 
 
-def insert_sql(table: Table) -> str:
-    """Insert staged rows whose key is not stored yet."""
+def insert_sql(table: Table, *, bound: bool = False) -> str:
+    """Insert staged (or, with ``bound``, bound) rows whose key is not stored yet."""
     names = ", ".join(q(n) for n in table.names)
     values = ", ".join(f"S.{q(n)}" for n in table.names)
     return (
-        f"INSERT INTO {q(table.name)} ({names}) SELECT {values} FROM {q(table.stage)} AS S "
+        f"INSERT INTO {q(table.name)} ({names}) SELECT {values} FROM {_source(table, bound)} AS S "
         f"WHERE NOT EXISTS (SELECT 1 FROM {q(table.name)} AS T WHERE {_match(table, 'T', 'S')})"
     )
 

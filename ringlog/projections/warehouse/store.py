@@ -173,7 +173,7 @@ class WarehouseStore:
                 for table in (*ALL_TABLES, PROJECTOR_SESSIONS):
                     cursor.execute(schema.create_table_sql(table))
                 for table in ALL_TABLES:
-                    if table.staged and not table.append_only:
+                    if table.writes == "staged":
                         cursor.execute(schema.create_stage_sql(table))
             except BaseException:
                 conn.close()
@@ -235,15 +235,7 @@ class WarehouseStore:
             for table in ALL_TABLES:
                 if not (found := rows.get(table.name)):
                     continue
-                if table.append_only:
-                    first = _json(earliest_by_key(table.key, found, table.version))
-                    cursor.execute(schema.insert_new_sql(table), (first,))
-                elif table.staged:
-                    _upsert(cursor, table, latest_by_key(table.key, found, table.version))
-                else:
-                    latest = _json(latest_by_key(table.key, found, table.version))
-                    cursor.execute(schema.update_newer_sql(table), (latest,))
-                    cursor.execute(schema.insert_new_sql(table), (latest,))
+                _write(cursor, table, found)
             cursor.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(Exception):  # the connection is discarded below anyway
@@ -266,12 +258,20 @@ def _stored(cursor: Any, folds: Mapping[str, Sequence[Fold]]) -> dict[str, dict[
     return found
 
 
-def _upsert(cursor: Any, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Stage ``rows`` with one INSERT, then apply them with one UPDATE and one INSERT."""
-    cursor.execute(schema.clear_stage_sql(table))
-    cursor.execute(schema.stage_sql(table), (_json(rows),))
-    cursor.execute(schema.update_sql(table))
-    cursor.execute(schema.insert_sql(table))
+def _write(cursor: Any, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write a batch's rows of ``table`` the way it is declared (:data:`.schema.Writes`)."""
+    if table.writes == "append_only":
+        first = _json(earliest_by_key(table.key, rows, table.version))
+        cursor.execute(schema.insert_sql(table, bound=True), (first,))
+        return
+    latest = _json(latest_by_key(table.key, rows, table.version))
+    if table.writes == "staged":
+        cursor.execute(schema.clear_stage_sql(table))
+        cursor.execute(schema.stage_sql(table), (latest,))
+    bound = table.writes == "unstaged"
+    params = (latest,) if bound else None
+    cursor.execute(schema.update_sql(table, bound=bound), params)
+    cursor.execute(schema.insert_sql(table, bound=bound), params)
 
 
 def _json(rows: Sequence[Mapping[str, Any]]) -> str:
