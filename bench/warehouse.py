@@ -20,7 +20,10 @@ checkpoint read, on assignment) to its last commit, and the start-up before it �
 join, a fixed cost that does not grow with N (Tansu holds a new group's first JoinGroup for
 about half the session timeout; Kafka's ``group.initial.rebalance.delay.ms`` is 3 s) — is
 printed on its own line, with the ratio including it. Ratio = ringlog / best raw (target
-≥ 0.5). Usage: ``python -m bench.warehouse [N] [--pg URL]``.
+≥ 0.5). Each path runs ``--rounds`` times (default 3), ringlog and raw alternating; the tables
+show medians and a line gives every round's ratio, so one noisy run on a shared 2-core
+machine neither makes nor breaks the result. Usage:
+``python -m bench.warehouse [N] [--pg URL] [--rounds R]``.
 """
 
 from __future__ import annotations
@@ -30,28 +33,23 @@ import asyncio
 import datetime as dt
 import os
 import resource
+import statistics
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import psycopg
 import snowflake.connector
 from prometheus_client import CollectorRegistry
-from sqlalchemy import create_engine, text
 
 from bench.broker import bench_settings
+from bench.crm import raw_crm, ringlog_crm
+from bench.timing import RunTimes, Timed, median_run, report, rounds_line
 from ringlog import heap
 from ringlog.config import Settings
 from ringlog.projections.base import Event
-from ringlog.projections.crm import crm_runner
-from ringlog.projections.crm import rows as crm_rows
-from ringlog.projections.crm.schema import METADATA as CRM_METADATA
-from ringlog.projections.crm.schema import TABLES as CRM_TABLES
-from ringlog.projections.crm.store import CrmStore
 from ringlog.projections.warehouse import protector, schema, warehouse_runner, warehouse_store
 from ringlog.projections.warehouse import rows as wh_rows
 from ringlog.projections.warehouse.folds import fold_rows
@@ -75,7 +73,6 @@ from ringlog.schemas import (
     abt_id_for,
 )
 from ringlog.streams.admin import delete_topics, ensure_topics
-from ringlog.streams.offsets import end_offsets
 from ringlog.streams.producer import LogProducer
 from ringlog.streams.topics import TOPICS
 
@@ -215,69 +212,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class Timed:
-    """Wraps a projection target and times it: the writes (``apply``), and the moments the
-    runner joined its group (its second checkpoint read, made on assignment) and finished
-    its last write."""
-
-    def __init__(self, target: Any) -> None:
-        self.target = target
-        self.seconds = 0.0
-        self.checkpoint_reads: list[float] = []
-        self.last_write = 0.0
-        self.applied: dict[Any, int] = {}
-        self.progress = asyncio.Event()
-
-    def hold(self, projection: str) -> None:
-        self.target.hold(projection)
-
-    async def load_checkpoint(self, projection: str) -> Any:
-        self.checkpoint_reads.append(time.perf_counter())
-        return await self.target.load_checkpoint(projection)
-
-    async def apply(self, projection: str, operations: Any, positions: Any) -> None:
-        start = time.perf_counter()
-        await self.target.apply(projection, operations, positions)
-        self.last_write = time.perf_counter()
-        self.seconds += self.last_write - start
-        self.applied.update(positions)
-        self.progress.set()
-
-    async def run(self, runner: Any, kafka: Any) -> float:
-        """Run ``runner`` until this target has applied the log's current end; return the
-        time it started. Only the runner reads the checkpoint (nothing polls it)."""
-        ends = await end_offsets(kafka, runner.projection.topics)
-        stop = asyncio.Event()
-        started = time.perf_counter()
-        task = asyncio.create_task(runner.run(stop))
-        while not all(self.applied.get(tp, 0) >= end for tp, end in ends.items()):
-            self.progress.clear()
-            waiter = asyncio.create_task(self.progress.wait())
-            await asyncio.wait([waiter, task], timeout=3600, return_when="FIRST_COMPLETED")
-            waiter.cancel()
-            if task.done():
-                task.result()
-                raise RuntimeError("the runner stopped before catching up")
-        stop.set()
-        await task
-        return started
-
-    def spans(self, started: float) -> tuple[float, float]:
-        """Seconds from ``started`` to the join, and from the join to the last write."""
-        joined = self.checkpoint_reads[1]
-        return joined - started, self.last_write - joined
-
-
-@dataclass
-class RunTimes:
-    """One projection run: start-up (group join), then the work until the last write."""
-
-    rows: int
-    startup_s: float
-    work_s: float
-    write_s: float
-
-
 async def ringlog_warehouse(settings: Settings, n: int) -> RunTimes:
     """The N events from the log into a fresh database through the runner."""
     database = f"RL_{uuid.uuid4().hex[:8].upper()}"
@@ -301,70 +235,6 @@ async def ringlog_warehouse(settings: Settings, n: int) -> RunTimes:
     return RunTimes(rows, startup, work, timed.seconds)
 
 
-async def ringlog_crm(settings: Settings, pg: str) -> RunTimes:
-    """Sessions and dialog from the log into a fresh PostgreSQL schema; upserts applied."""
-    schema_name = f"bench_crm_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(pg)
-    with admin.begin() as c:
-        c.execute(text(f'CREATE SCHEMA "{schema_name}"'))
-    store = CrmStore(f"{pg}?options=-csearch_path%3D{schema_name}")
-    timed = Timed(store)
-    runner = crm_runner(
-        settings,
-        timed,  # type: ignore[arg-type]
-        group_id=f"bench-crm-{uuid.uuid4().hex[:6]}",
-        registry=CollectorRegistry(),
-    )
-    start = await timed.run(runner, settings.kafka)
-    startup, work = timed.spans(start)
-    store.close()
-    with admin.begin() as c:
-        c.execute(text(f'DROP SCHEMA "{schema_name}" CASCADE'))
-    admin.dispose()
-    return RunTimes(0, startup, work, timed.seconds)
-
-
-def raw_crm(envelopes: Sequence[Envelope], pg: str) -> tuple[int, float]:
-    """The CRM's upserts through a raw psycopg ``executemany`` into the same table shapes."""
-    events = [Event(e.payload.topic, 0, i, e) for i, e in enumerate(envelopes)]
-    upserts = crm_rows.project([e for e in events if e.envelope.type in crm_rows.HANDLED])
-    schema_name = f"bench_raw_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(f"{pg}?options=-csearch_path%3D{schema_name}")
-    with engine.begin() as c:
-        c.execute(text(f'CREATE SCHEMA "{schema_name}"'))
-    CRM_METADATA.create_all(engine)
-    engine.dispose()
-    by_table: dict[str, list[crm_rows.Upsert]] = defaultdict(list)
-    for op in upserts:
-        by_table[op.table].append(op)
-    dsn = pg.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(dsn, options=f"-csearch_path={schema_name}") as conn:
-        start = time.perf_counter()
-        with conn.cursor() as cursor:
-            for name, ops in by_table.items():
-                table = CRM_TABLES[name]
-                columns = [c.name for c in table.columns]
-                key = [c.name for c in table.primary_key.columns]
-                sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in key)
-                sql = (
-                    f"INSERT INTO {table.name} ({', '.join(columns)}) "
-                    f"VALUES ({', '.join(['%s'] * len(columns))}) "
-                    f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets} "
-                    f"WHERE {table.name}.version < EXCLUDED.version"
-                )
-                values = [tuple(op.values.get(c, _default(c)) for c in columns) for op in ops]
-                cursor.executemany(sql, values)
-        conn.commit()
-        elapsed = time.perf_counter() - start
-        conn.execute(f'DROP SCHEMA "{schema_name}" CASCADE')
-        conn.commit()
-    return len(upserts), elapsed
-
-
-def _default(column: str) -> Any:
-    return {"turns": 0, "transcript": "", "outcome": "in_progress"}.get(column)
-
-
 async def append(settings: Settings, envelopes: Sequence[Envelope]) -> None:
     await ensure_topics(settings.kafka, TOPICS)
     async with LogProducer(settings.kafka) as producer:
@@ -372,37 +242,22 @@ async def append(settings: Settings, envelopes: Sequence[Envelope]) -> None:
             await producer.append_many(envelopes[i : i + 10_000])
 
 
-def _report(run: RunTimes, rows: int, raw: float, raw_name: str) -> None:
-    """ringlog's lines of a table: start-up, then rates measured from the join on."""
-    total = run.startup_s + run.work_s
-    lines = [
-        ("ringlog start-up: group join and seek (fixed, not rows)", None, run.startup_s),
-        ("ringlog runner, joined → last commit (fetch … commit)", rows / run.work_s, run.work_s),
-        ("ringlog runner, including start-up", rows / total, total),
-        ("ringlog writes only (inside the target's apply)", rows / run.write_s, run.write_s),
-    ]
-    for label, rate, seconds in lines:
-        shown = f"{rate:>12,.0f}" if rate is not None else f"{'':>12}"
-        print(f"{label:<52}{shown}{seconds:>10.2f}")
-    for label, seconds in (
-        ("runner (joined → last commit)", run.work_s),
-        ("runner including start-up", total),
-        ("writes only", run.write_s),
-    ):
-        print(f"{f'ratio {label} / {raw_name}':<52}{rows / seconds / raw:>12.2f}")
-
-
 def main(argv: list[str] | None = None) -> None:
-    """Parse N, run both comparisons, print the tables."""
+    """Parse N, run both comparisons ``--rounds`` times (alternating), print medians."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("n", type=int, nargs="?", default=20_000)
     parser.add_argument("--pg", default=PG_URL, help="SQLAlchemy URL of the PostgreSQL for CRM")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each path (medians)")
     args = parser.parse_args(argv)
     envelopes = mixed_events(args.n)
     # The bench holds every event in memory for the raw paths; keep those objects out of the
     # collector's full passes so the runner is not charged for scanning the bench's own heap,
     # and collect as `ringlog projector` does (ringlog.heap)
     heap.settle()
+    crm_runs: list[RunTimes] = []
+    crm_raws: list[float] = []
+    wh_runs: list[RunTimes] = []
+    wh_raws: list[float] = []
     with bench_settings() as base:
         prefix = f"bench{uuid.uuid4().hex[:6]}."
         settings = base.model_copy(
@@ -411,27 +266,35 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(append(settings, envelopes))
         try:
             # the CRM first: the fakesnow server keeps a core busy for a while after big loads
-            crm_count, raw_crm_s = raw_crm(envelopes, args.pg)
-            crm = asyncio.run(ringlog_crm(settings, args.pg))
+            for _ in range(args.rounds):
+                crm_count, raw_crm_s = raw_crm(envelopes, args.pg)
+                crm_raws.append(crm_count / raw_crm_s)
+                crm_runs.append(asyncio.run(ringlog_crm(settings, args.pg)))
             rows = warehouse_rows(settings, envelopes)
             total_rows = sum(len(v) for v in rows.values())
-            ours = asyncio.run(ringlog_warehouse(settings, args.n))
-            many_rows, many_s = raw_executemany(settings, rows)
-            json_rows, json_s = raw_json_insert(settings, rows)
+            for _ in range(args.rounds):
+                wh_runs.append(asyncio.run(ringlog_warehouse(settings, args.n)))
+                json_rows, json_s = raw_json_insert(settings, rows)
+                wh_raws.append(json_rows / json_s)
+            many_rows, many_s = raw_executemany(settings, rows)  # slow: once, on a sample
         finally:
             asyncio.run(delete_topics(settings.kafka, [settings.topic(t.name) for t in TOPICS]))
-    assert ours.rows == total_rows, (ours.rows, total_rows)
-    many, bulk = many_rows / many_s, json_rows / json_s
+    assert all(run.rows == total_rows for run in wh_runs), (wh_runs, total_rows)
+    many, bulk = many_rows / many_s, statistics.median(wh_raws)
     best = max(many, bulk)
     print(f"warehouse projection (fakesnow), N={args.n} events → {total_rows} rows")
+    print(f"medians of {args.rounds} alternating rounds")
     print(f"{'path':<52}{'rows/s':>12}{'seconds':>10}")
-    print(f"{'raw connector executemany (sample)':<52}{many:>12,.0f}{many_s:>10.2f}")
-    print(f"{'raw connector one JSON-bound INSERT per table':<52}{bulk:>12,.0f}{json_s:>10.2f}")
-    _report(ours, total_rows, best, "best raw")
-    crm_raw = crm_count / raw_crm_s
+    print(f"{'raw connector executemany (sample, one round)':<52}{many:>12,.0f}{many_s:>10.2f}")
+    label = "raw connector one JSON-bound INSERT per table"
+    print(f"{label:<52}{bulk:>12,.0f}{total_rows / bulk:>10.2f}")
+    report(median_run(wh_runs), total_rows, best, "best raw")
+    rounds_line(total_rows, wh_runs, [max(many, raw) for raw in wh_raws])
+    crm_raw = statistics.median(crm_raws)
     print(f"\nCRM projection (PostgreSQL), {crm_count} upserts from sessions + dialog")
-    print(f"{'raw psycopg executemany (upserts)':<52}{crm_raw:>12,.0f}{raw_crm_s:>10.2f}")
-    _report(crm, crm_count, crm_raw, "raw")
+    print(f"{'raw psycopg executemany (upserts)':<52}{crm_raw:>12,.0f}{crm_count / crm_raw:>10.2f}")
+    report(median_run(crm_runs), crm_count, crm_raw, "raw")
+    rounds_line(crm_count, crm_runs, crm_raws)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak_mb:.0f} MB")
 

@@ -15,15 +15,15 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, String, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ringlog.projections.copy_upsert import copy_upsert, distinct_keys
+from ringlog.projections.bulk_upsert import bulk_upsert, distinct_keys
 from ringlog.streams.offsets import Position
 
 #: The dialects' ``INSERT`` constructs that know ``ON CONFLICT … DO UPDATE … WHERE``.
 _INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
-#: From this many rows with distinct keys, PostgreSQL upserts go through ``COPY``
-#: (:mod:`.copy_upsert`); fewer are not worth its extra round trips.
-COPY_MIN_ROWS = 50
+#: From this many rows with distinct keys, PostgreSQL upserts go as one JSON-bound statement
+#: (:mod:`.bulk_upsert`); a single row is as cheap through ``executemany``.
+BULK_MIN_ROWS = 2
 
 
 def checkpoint_table(metadata: MetaData, name: str) -> Table:
@@ -76,14 +76,14 @@ def upsert_many(
     ``update`` columns, but only when the stored ``version`` column is lower than the new one
     (apply-if-newer). An equal version is left alone, so applying a row twice is a no-op.
 
-    One ``executemany``, or on PostgreSQL, for :data:`COPY_MIN_ROWS` or more rows with distinct
-    keys, one ``COPY`` into a staging table and one set-based upsert (:mod:`.copy_upsert`),
-    which ends the same."""
+    One ``executemany``, or on PostgreSQL, for :data:`BULK_MIN_ROWS` or more rows with distinct
+    keys, one set-based upsert of the rows bound as JSON (:mod:`.bulk_upsert`), which ends
+    the same."""
     if not rows:
         return
     dialect = connection.dialect.name
-    if dialect == "postgresql" and len(rows) >= COPY_MIN_ROWS and distinct_keys(table, rows):
-        copy_upsert(connection, table, rows, update=update, version=version)
+    if dialect == "postgresql" and len(rows) >= BULK_MIN_ROWS and distinct_keys(table, rows):
+        bulk_upsert(connection, table, rows, update=update, version=version)
         return
     insert = _INSERTS.get(dialect)
     if insert is None:

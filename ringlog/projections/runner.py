@@ -8,8 +8,9 @@ partition assignment) the runner seeks to the **target's own checkpoint** and sk
 below it, so a crash between the target commit and the Kafka commit never applies a record
 twice, and a target rebuilt from nothing is refilled from the beginning of the log.
 
-* Pipelined by one batch: the next batch is fetched, decoded and projected while the target
-  writes the current one; writes (and offset commits) stay one at a time, in log order.
+* Pipelined with group commit: batches are fetched, decoded and projected while the target
+  writes; what is prepared during a write is merged and written next as one transaction.
+  Writes (and offset commits) stay one at a time, in log order.
 * A target failure (reading its checkpoint or writing a batch) is retried with exponential
   backoff (tenacity); nothing is skipped or lost.
 * A record that cannot be decoded, or whose projection raises, is *poison*: it goes to the
@@ -28,7 +29,6 @@ import asyncio
 import collections
 import contextlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Generic
 
 import structlog
@@ -40,9 +40,9 @@ from ringlog.config import KafkaSettings
 from ringlog.errors import BrokerUnavailable
 from ringlog.projections.base import Event, OpT, Projection, RetryPolicy, Target
 from ringlog.projections.metrics import ProjectionMetrics
+from ringlog.projections.prepared import Prepared, event_type, next_offsets
 from ringlog.projections.retrying import retrying
-from ringlog.schemas import HEADER_TYPE
-from ringlog.streams.consumer import LogConsumer, LogRecord
+from ringlog.streams.consumer import Batch, LogConsumer, LogRecord
 from ringlog.streams.deadletter import dead_letter
 from ringlog.streams.offsets import Position, end_offsets
 from ringlog.streams.producer import LogProducer
@@ -72,6 +72,7 @@ class ProjectionRunner(Generic[OpT]):
         metrics: ProjectionMetrics | None = None,
         retry: RetryPolicy | None = None,
         max_records: int = 5_000,
+        max_pending: int | None = None,
         poll_timeout_ms: int = 500,
         lag_interval_s: float = 5.0,
     ) -> None:
@@ -85,6 +86,8 @@ class ProjectionRunner(Generic[OpT]):
         self._owns_producer = producer is None
         self._retry = retry or RetryPolicy()
         self._max_records = max_records
+        #: records merged into the next write while one is in flight (default 4 fetches)
+        self._max_pending = max_pending or 4 * max_records
         self._poll_timeout_ms = poll_timeout_ms
         self._lag_interval_s = lag_interval_s
         #: next offset per partition known to be applied (the target's checkpoint)
@@ -135,36 +138,65 @@ class ProjectionRunner(Generic[OpT]):
     async def _consume(self, consumer: LogConsumer, stop: asyncio.Event) -> None:
         """The batch loop: position new partitions, fetch, project, write, report lag.
 
-        Pipelined by one batch: while batch *k* is being written (the target works in a
-        thread or another process), batch *k+1* is fetched, decoded and projected. Writes
-        stay strictly in order, one at a time, and a new partition is positioned only once
-        the write in flight has finished.
+        Writes run one at a time, in log order, in a task of their own (the target works in a
+        thread or another process), while the loop fetches, decodes and projects the next
+        batches. Batches prepared while a write is in flight are merged into one pending
+        batch, written next in one transaction (group commit): a busy target gets fewer,
+        larger transactions, an idle one each batch at once. At ``max_pending`` records the
+        loop waits for the write. A new partition is positioned only once every write is done.
         """
         writing: asyncio.Task[None] | None = None
+        pending: Prepared[OpT] | None = None
+        fetch: asyncio.Future[Batch] | None = None
+
+        def write(batch: Prepared[OpT]) -> asyncio.Task[None]:
+            return asyncio.create_task(self._write(consumer, batch, stop))
+
+        def pending_full(batch: Prepared[OpT] | None) -> bool:
+            return batch is not None and batch.records >= self._max_pending
+
         try:
             while not stop.is_set():
                 new = self._new_partitions(consumer)
                 if new:
                     if writing is not None:
                         await writing
-                        writing = None
+                    if pending is not None:
+                        await write(pending)
+                    writing = pending = None
                     await self._position(consumer, new, stop)
-                batch = await consumer.getmany(timeout_ms=self._poll_timeout_ms)
+                fetch = asyncio.ensure_future(consumer.getmany(timeout_ms=self._poll_timeout_ms))
+                # while fetching, a finished write hands over to the pending batch at once
+                while writing is not None and not fetch.done():
+                    await asyncio.wait((fetch, writing), return_when=asyncio.FIRST_COMPLETED)
+                    if writing.done():
+                        await writing  # surfaces a failed write now
+                        writing = write(pending) if pending is not None else None
+                        pending = None
+                batch = await fetch
+                fetch = None
                 # records of a partition assigned during this fetch wait for its seek
                 records = [r for r in batch.records if (r.topic, r.partition) in self._positioned]
                 if records:
                     prepared = self._prepare(records)
-                    if writing is not None:
-                        await writing
-                    writing = asyncio.create_task(self._write(consumer, prepared, stop))
-                    # let the write reach the target's thread before the next fetch and decode,
-                    # which may not suspend at all when the fetcher already holds records
-                    await asyncio.sleep(0)
-                elif writing is not None and writing.done():
-                    await writing  # surfaces a failed write now rather than at the next batch
+                    pending = prepared if pending is None else pending.then(prepared)
+                if writing is not None and (writing.done() or pending_full(pending)):
+                    await writing
                     writing = None
+                if writing is None and pending is not None:
+                    writing, pending = write(pending), None
+                    # let the write reach the target's thread before the next fetch and
+                    # decode, which may not suspend at all when the fetcher holds records
+                    await asyncio.sleep(0)
                 self._set_lag()
+            if writing is not None:
+                await writing
+                writing = None
+            if pending is not None:
+                await write(pending)
         finally:
+            if fetch is not None:
+                fetch.cancel()
             if writing is not None:
                 await writing
 
@@ -217,7 +249,7 @@ class ProjectionRunner(Generic[OpT]):
 
     # -- one batch --------------------------------------------------------------------------
 
-    def _prepare(self, records: Sequence[LogRecord]) -> _Prepared[OpT]:
+    def _prepare(self, records: Sequence[LogRecord]) -> Prepared[OpT]:
         """Drop records the target already has, project the rest (pure, no I/O)."""
         todo = [r for r in records if r.offset >= self.checkpoint.get((r.topic, r.partition), 0)]
         if len(todo) < len(records):
@@ -227,16 +259,17 @@ class ProjectionRunner(Generic[OpT]):
                 count=len(records) - len(todo),
             )
         operations, poison = self._project(todo)
-        return _Prepared(
+        return Prepared(
             operations=operations,
             poison=poison,
-            positions=_next_offsets(todo),
+            positions=next_offsets(todo),
             applied=collections.Counter(r.topic for r in todo),
             partitions={(r.topic, r.partition) for r in records},
+            records=len(records),
         )
 
     async def _write(
-        self, consumer: LogConsumer, batch: _Prepared[OpT], stop: asyncio.Event
+        self, consumer: LogConsumer, batch: Prepared[OpT], stop: asyncio.Event
     ) -> None:
         """Dead-letter the poison, apply the rest with its positions, then commit offsets."""
         name = self.projection.name
@@ -257,7 +290,7 @@ class ProjectionRunner(Generic[OpT]):
         poison: list[tuple[LogRecord, str]] = []
         events: list[Event] = []
         for record in records:
-            if not self.projection.reads(_event_type(record)):
+            if not self.projection.reads(event_type(record)):
                 continue
             if record.error is not None:
                 poison.append((record, f"{type(record.error).__name__}: {record.error}"))
@@ -359,31 +392,3 @@ class ProjectionRunner(Generic[OpT]):
             if end is not None:
                 lag = max(0, end - self.checkpoint.get((topic, partition), 0))
                 self.metrics.lag.labels(self.projection.name, topic, str(partition)).set(lag)
-
-
-@dataclass(frozen=True)
-class _Prepared(Generic[OpT]):
-    """One fetched batch, projected and ready to write."""
-
-    operations: list[OpT]
-    poison: list[tuple[LogRecord, str]]
-    positions: dict[Position, int]
-    applied: collections.Counter[str]
-    partitions: set[Position]
-
-
-def _event_type(record: LogRecord) -> str | None:
-    if record.envelope is not None:
-        return record.envelope.type
-    for name, value in record.headers:
-        if name == HEADER_TYPE:
-            return value.decode(errors="replace")
-    return None
-
-
-def _next_offsets(records: Sequence[LogRecord]) -> dict[Position, int]:
-    positions: dict[Position, int] = {}
-    for r in records:
-        key = (r.topic, r.partition)
-        positions[key] = max(positions.get(key, 0), r.offset + 1)
-    return positions

@@ -23,6 +23,7 @@ from ringlog.schemas.codec import (
     decode,
     encode,
     headers,
+    written_as,
 )
 from ringlog.schemas.dialog import DialogTurn
 from ringlog.schemas.envelope import Envelope, new_event_id, utc_now
@@ -119,4 +120,5 @@ __all__ = [
     "sessions",
     "tasks",
     "utc_now",
+    "written_as",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC
 from typing import Any
 
@@ -9,6 +10,7 @@ import orjson
 from pydantic import ValidationError
 
 from ringlog.errors import DecodeError, UnknownEventType
+from ringlog.schemas.base import EventModel
 from ringlog.schemas.envelope import Envelope, in_utc
 from ringlog.schemas.registry import REGISTRY, Registry
 
@@ -69,14 +71,25 @@ def headers(envelope: Envelope, *, version: int | None = None) -> list[tuple[str
     ]
 
 
-def decode(raw: bytes, registry: Registry = REGISTRY) -> Envelope:
+def decode(
+    raw: bytes, registry: Registry = REGISTRY, *, written_as: tuple[str, int] | None = None
+) -> Envelope:
     """Parse one record, upcast its payload to the current version and validate it.
 
     The returned envelope carries the current model and ``schema_version``. Raises
     :class:`UnknownEventType` for a ``(type, version)`` nothing can read, and
     :class:`DecodeError` for anything else wrong (not JSON, not an object, a missing envelope
     field, an invalid payload); both carry ``raw`` and a readable ``reason``.
+
+    ``written_as`` is the ``(type, version)`` the record's headers name (:func:`written_as`).
+    When it is the current version, the body is validated in one pass against that model
+    (``Envelope[Model]``, JSON parsed by pydantic); the result is kept only if the body names
+    the same type and version. Anything else takes the general path, which also words errors.
     """
+    if written_as is not None:
+        fast = _fast_decode(raw, registry, written_as)
+        if fast is not None:
+            return fast
     try:
         data: Any = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -114,6 +127,45 @@ def decode(raw: bytes, registry: Registry = REGISTRY) -> Envelope:
     except (LookupError, TypeError, ValueError, AttributeError) as exc:
         # an upcaster met an old payload it cannot read
         raise DecodeError(f"cannot upcast {event_type} v{version}: {exc!r}", raw) from None
+
+
+def written_as(record_headers: Iterable[tuple[str, bytes]]) -> tuple[str, int] | None:
+    """The ``(type, version)`` a record's headers name, or ``None`` when either is missing or
+    unreadable (the body then decides)."""
+    event_type = version = None
+    for name, value in record_headers:
+        if name == HEADER_TYPE:
+            event_type = value
+        elif name == HEADER_VERSION:
+            version = value
+    if event_type is None or version is None or not version.isdigit():
+        return None
+    try:
+        return event_type.decode(), int(version)
+    except UnicodeDecodeError:
+        return None
+
+
+#: ``Envelope[Model]`` per current model: the envelope with its payload's type known
+_TYPED: dict[type[EventModel], type[Envelope]] = {}
+
+
+def _fast_decode(raw: bytes, registry: Registry, written_as: tuple[str, int]) -> Envelope | None:
+    event_type, version = written_as
+    try:
+        model = registry.model_for(event_type, version)
+    except UnknownEventType:
+        return None  # an older version (upcast) or an unknown type: the general path
+    typed = _TYPED.get(model)
+    if typed is None:
+        typed = _TYPED[model] = Envelope[model]  # type: ignore[valid-type]
+    try:
+        envelope = typed.model_validate_json(raw)
+    except ValidationError:
+        return None
+    if envelope.type != event_type or envelope.schema_version != version:
+        return None  # headers and body disagree: the body decides
+    return envelope
 
 
 def _short(exc: ValidationError) -> str:

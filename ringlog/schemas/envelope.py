@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Generic
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SerializeAsAny
+from typing_extensions import TypeVar
 from uuid_utils.compat import uuid7
 
 from ringlog.schemas.base import EventModel
@@ -23,6 +25,9 @@ def utc_now() -> datetime:
 
 _ZERO = timedelta(0)
 
+#: the payload's model; ``Envelope`` alone means any event
+P = TypeVar("P", bound=EventModel, default=EventModel)
+
 
 def in_utc(value: datetime) -> datetime:
     """``value`` as the same instant in UTC (unchanged when already at offset zero).
@@ -35,7 +40,7 @@ def in_utc(value: datetime) -> datetime:
     return value if offset == _ZERO else value.astimezone(UTC)
 
 
-class Envelope(BaseModel):
+class Envelope(BaseModel, Generic[P]):
     """One event on the log: identity, type and version, key, times, lineage and payload.
 
     ``occurred_at`` is when it happened in the world, ``recorded_at`` when ringlog wrote it;
@@ -55,7 +60,7 @@ class Envelope(BaseModel):
     source: str
     correlation_id: str | None = None
     causation_id: uuid.UUID | None = None
-    payload: SerializeAsAny[EventModel]
+    payload: SerializeAsAny[P]
 
     @classmethod
     def new(
@@ -76,7 +81,7 @@ class Envelope(BaseModel):
         (pass a derived id for events that must keep one id across replays).
         """
         now = utc_now()
-        return cls(
+        return Envelope(
             event_id=event_id or new_event_id(),
             type=payload.event_type,
             schema_version=payload.schema_version,

@@ -18,7 +18,7 @@ from aiokafka.errors import KafkaError
 
 from ringlog.config import KafkaSettings
 from ringlog.errors import BrokerUnavailable, DecodeError
-from ringlog.schemas import Envelope, decode
+from ringlog.schemas import Envelope, decode, written_as
 from ringlog.streams.lifecycle import AsyncService
 
 
@@ -74,24 +74,16 @@ def decode_record(
     value: bytes,
     headers: tuple[tuple[str, bytes], ...],
 ) -> LogRecord:
-    """Decode a record given by its parts (any client); decoding failures are captured."""
-    envelope: Envelope | None = None
-    error: DecodeError | None = None
+    """Decode a record given by its parts (any client); decoding failures are captured.
+
+    The type and version in the headers let the body be validated in one pass
+    (see :func:`ringlog.schemas.decode`).
+    """
     try:
-        envelope = decode(value)
+        envelope = decode(value, written_as=written_as(headers))
     except DecodeError as exc:
-        error = exc
-    return LogRecord(
-        topic=topic,
-        partition=partition,
-        offset=offset,
-        timestamp_ms=timestamp_ms,
-        key=key,
-        value=value,
-        headers=headers,
-        envelope=envelope,
-        error=error,
-    )
+        return LogRecord(topic, partition, offset, timestamp_ms, key, value, headers, None, exc)
+    return LogRecord(topic, partition, offset, timestamp_ms, key, value, headers, envelope, None)
 
 
 def standalone_consumer(

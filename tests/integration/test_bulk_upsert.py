@@ -1,9 +1,9 @@
-"""On PostgreSQL, the ``COPY`` upsert path ends exactly where per-row upserts end.
+"""On PostgreSQL, the JSON-bound upsert path ends exactly where per-row upserts end.
 
 Each example stores some rows, then upserts a batch (distinct keys, versions lower, equal
-and higher than the stored ones, some columns NULL) into two copies of the table: one through
-``copy_upsert``, one through per-row ``INSERT … ON CONFLICT`` statements. The tables must be
-equal, and the staging table empty for the next use in the same transaction.
+and higher than the stored ones, some columns NULL, any text) into two copies of the table:
+one through ``bulk_upsert``, one through per-row ``INSERT … ON CONFLICT`` statements. The
+tables must be equal, and a second bulk upsert of the same batch must change nothing.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 
-from ringlog.projections.checkpoint import COPY_MIN_ROWS, upsert_many
-from ringlog.projections.copy_upsert import copy_upsert, distinct_keys
+from ringlog.projections.bulk_upsert import bulk_upsert, distinct_keys
+from ringlog.projections.checkpoint import BULK_MIN_ROWS, upsert_many
 from tests.support.postgres import fresh_engine
 
 pytestmark = pytest.mark.integration
@@ -52,12 +52,12 @@ def _table(metadata: MetaData, name: str) -> Table:
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[Engine]:
-    with fresh_engine("copy") as scoped:
+    with fresh_engine("bulk") as scoped:
         yield scoped
 
 
 metadata = MetaData()
-VIA_COPY = _table(metadata, "via_copy")
+VIA_JSON = _table(metadata, "via_json")
 PER_ROW = _table(metadata, "per_row")
 
 keys = st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 5))
@@ -78,7 +78,7 @@ row_values = st.fixed_dictionaries(
     batch=st.dictionaries(keys, row_values, min_size=1, max_size=12),
     update=st.sampled_from([("text", "at"), ("text",), ("at",)]),
 )
-def test_copy_upsert_ends_where_per_row_upserts_end(
+def test_bulk_upsert_ends_where_per_row_upserts_end(
     engine: Engine,
     stored: dict[tuple[str, int], dict[str, Any]],
     batch: dict[tuple[str, int], dict[str, Any]],
@@ -88,14 +88,14 @@ def test_copy_upsert_ends_where_per_row_upserts_end(
     metadata.create_all(engine)
     first = [{"ref": r, "turn": t, **v} for (r, t), v in stored.items()]
     rows = [{"ref": r, "turn": t, **v} for (r, t), v in batch.items()]
-    assert distinct_keys(VIA_COPY, rows)
+    assert distinct_keys(VIA_JSON, rows)
     with engine.begin() as c:
-        for table in (VIA_COPY, PER_ROW):
+        for table in (VIA_JSON, PER_ROW):
             if first:
                 c.execute(table.insert(), first)
-        copy_upsert(c, VIA_COPY, rows, update=(*update, "version"), version="version")
-        # the staging table is empty again: a second use in this transaction changes nothing
-        copy_upsert(c, VIA_COPY, rows, update=(*update, "version"), version="version")
+        bulk_upsert(c, VIA_JSON, rows, update=(*update, "version"), version="version")
+        # the same batch again in this transaction changes nothing (equal versions lose)
+        bulk_upsert(c, VIA_JSON, rows, update=(*update, "version"), version="version")
         for row in rows:
             statement = postgresql.insert(PER_ROW)
             c.execute(
@@ -107,23 +107,23 @@ def test_copy_upsert_ends_where_per_row_upserts_end(
                 row,
             )
     with engine.connect() as c:
-        via_copy = c.execute(select(VIA_COPY).order_by("ref", "turn")).all()
+        via_json = c.execute(select(VIA_JSON).order_by("ref", "turn")).all()
         per_row = c.execute(select(PER_ROW).order_by("ref", "turn")).all()
-    assert via_copy == per_row
+    assert via_json == per_row
 
 
-def test_upsert_many_takes_the_copy_path_only_for_distinct_keys(engine: Engine) -> None:
+def test_upsert_many_takes_the_bulk_path_only_for_distinct_keys(engine: Engine) -> None:
     """Repeated keys in one call go row by row, in order (the later version wins)."""
     metadata.drop_all(engine)
     metadata.create_all(engine)
     rows = [
         {"ref": "a", "turn": i % 3, "text": f"v{i}", "at": None, "version": i}
-        for i in range(COPY_MIN_ROWS)
+        for i in range(BULK_MIN_ROWS + 10)
     ]
-    assert not distinct_keys(VIA_COPY, rows)
+    assert not distinct_keys(VIA_JSON, rows)
     with engine.begin() as c:
-        upsert_many(c, VIA_COPY, rows, update=("text", "version"), version="version")
+        upsert_many(c, VIA_JSON, rows, update=("text", "version"), version="version")
     with engine.connect() as c:
-        found = c.execute(select(VIA_COPY.c.turn, VIA_COPY.c.text).order_by("turn")).all()
-    last = {i % 3: f"v{i}" for i in range(COPY_MIN_ROWS)}
+        found = c.execute(select(VIA_JSON.c.turn, VIA_JSON.c.text).order_by("turn")).all()
+    last = {i % 3: f"v{i}" for i in range(BULK_MIN_ROWS + 10)}
     assert [tuple(r) for r in found] == sorted(last.items())

@@ -1,0 +1,62 @@
+"""One fetched batch, projected and ready to write; consecutive batches merge into one."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic
+
+from ringlog.projections.base import OpT
+from ringlog.schemas import HEADER_TYPE
+from ringlog.streams.consumer import LogRecord
+from ringlog.streams.offsets import Position
+
+
+@dataclass(frozen=True)
+class Prepared(Generic[OpT]):
+    """A batch's operations, its poison records, and the positions it moves the checkpoint to.
+
+    ``records`` counts the log records behind it (applied, skipped and poison alike).
+    """
+
+    operations: list[OpT]
+    poison: list[tuple[LogRecord, str]]
+    positions: dict[Position, int]
+    applied: collections.Counter[str]
+    partitions: set[Position]
+    records: int
+
+    def then(self, later: Prepared[OpT]) -> Prepared[OpT]:
+        """This batch followed by ``later`` (fetched after it) as one batch: operations in
+        order, each partition's position the furthest of the two."""
+        positions = dict(self.positions)
+        for position, offset in later.positions.items():
+            positions[position] = max(offset, positions.get(position, 0))
+        return Prepared(
+            operations=self.operations + later.operations,
+            poison=self.poison + later.poison,
+            positions=positions,
+            applied=self.applied + later.applied,
+            partitions=self.partitions | later.partitions,
+            records=self.records + later.records,
+        )
+
+
+def event_type(record: LogRecord) -> str | None:
+    """The record's event type: from its envelope, else from its headers (``None`` if absent)."""
+    if record.envelope is not None:
+        return record.envelope.type
+    for name, value in record.headers:
+        if name == HEADER_TYPE:
+            return value.decode(errors="replace")
+    return None
+
+
+def next_offsets(records: Sequence[LogRecord]) -> dict[Position, int]:
+    """Per partition, the offset after the last of ``records``."""
+    positions: dict[Position, int] = {}
+    for r in records:
+        key = (r.topic, r.partition)
+        positions[key] = max(positions.get(key, 0), r.offset + 1)
+    return positions
