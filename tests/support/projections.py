@@ -23,6 +23,7 @@ def runner_for(
     retry: RetryPolicy,
     cls: type[ProjectionRunner[OpT]] = ProjectionRunner,
     max_records: int = 5_000,
+    max_pending: int | None = None,
 ) -> ProjectionRunner[OpT]:
     """A runner of ``projection`` into ``target`` with metrics of its own and fast retries."""
     return cls(
@@ -34,6 +35,7 @@ def runner_for(
         metrics=ProjectionMetrics(CollectorRegistry()),
         retry=retry,
         max_records=max_records,
+        max_pending=max_pending,
     )
 
 

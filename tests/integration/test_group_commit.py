@@ -1,0 +1,141 @@
+"""Group commit: what the runner prepares while a write is in flight is written next, merged.
+
+The target here is a test double that records every ``apply`` and holds the first one until
+the test lets it go, so the runner keeps fetching (five records at a time) behind it. Every
+record must then be applied exactly once, in log order, in fewer and larger transactions,
+never larger than ``max_pending`` allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+import pytest
+
+from ringlog.config import Settings
+from ringlog.projections.base import Event, Projection, RetryPolicy
+from ringlog.projections.runner import ProjectionRunner
+from ringlog.schemas import Envelope, TaskFieldWriteback
+from ringlog.streams.offsets import Position, end_offsets
+from ringlog.streams.producer import LogProducer
+from tests.support.projections import runner_for
+
+pytestmark = pytest.mark.integration
+
+RECORDS = 40
+FETCH = 5
+
+
+class HeldTarget:
+    """Keeps what is applied in memory; the first apply waits for :attr:`release`."""
+
+    def __init__(self) -> None:
+        self.applies: list[list[int]] = []
+        self.checkpoint: dict[Position, int] = {}
+        self.release = asyncio.Event()
+
+    async def load_checkpoint(self, projection: str) -> dict[Position, int]:
+        return dict(self.checkpoint)
+
+    async def apply(
+        self, projection: str, operations: Sequence[int], positions: Mapping[Position, int]
+    ) -> None:
+        if not self.applies:
+            await self.release.wait()
+        self.applies.append(list(operations))
+        self.checkpoint.update(positions)
+
+
+class Watched:
+    """A projection of offsets that tells when it has seen ``n`` events."""
+
+    def __init__(self, settings: Settings, n: int) -> None:
+        self.seen = 0
+        self.n = n
+        self.all_seen = asyncio.Event()
+        self.projection = Projection(
+            name="offsets", topics=(settings.topic("tasks"),), project=self.project
+        )
+
+    def project(self, events: Sequence[Event]) -> list[int]:
+        self.seen += len(events)
+        if self.seen >= self.n:
+            self.all_seen.set()
+        return [e.offset for e in events]
+
+
+async def append_writebacks(settings: Settings) -> None:
+    """``RECORDS`` writebacks of one task: one partition, offsets 0 … RECORDS - 1."""
+    envelopes = [
+        Envelope.new(TaskFieldWriteback(task_id="t-1", fields={"n": i}), source="test")
+        for i in range(RECORDS)
+    ]
+    async with LogProducer(settings.kafka) as log:
+        await log.append_many(envelopes)
+
+
+def runner(
+    settings: Settings,
+    watched: Watched,
+    target: HeldTarget,
+    group: str,
+    *,
+    max_pending: int | None = None,
+) -> ProjectionRunner[int]:
+    return runner_for(
+        settings,
+        watched.projection,
+        target,
+        group,
+        retry=RetryPolicy(backoff_s=0.01, backoff_max_s=0.05),
+        max_records=FETCH,
+        max_pending=max_pending,
+    )
+
+
+async def run_until_applied(
+    settings: Settings, runner: ProjectionRunner[int], target: HeldTarget, watched: Watched
+) -> None:
+    """Run; once the projection has seen what the runner can fetch behind the held first
+    write, let that write go; return when the target holds the log's end."""
+    ends = await end_offsets(settings.kafka, runner.projection.topics)
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        async with asyncio.timeout(60):
+            await watched.all_seen.wait()
+            target.release.set()
+            await runner.caught_up(timeout_s=60, interval_s=0.02)
+        assert all(target.checkpoint.get(tp, 0) >= end for tp, end in ends.items())
+    finally:
+        target.release.set()  # never leave the runner waiting on the held write
+        stop.set()
+        await task
+
+
+async def test_batches_prepared_during_a_write_are_written_next_as_one(
+    topics: Settings, group_id: str
+) -> None:
+    await append_writebacks(topics)
+    target, watched = HeldTarget(), Watched(topics, RECORDS)
+    built = runner(topics, watched, target, group_id, max_pending=RECORDS)
+    await run_until_applied(topics, built, target, watched)
+    assert [offset for batch in target.applies for offset in batch] == list(range(RECORDS))
+    # the first fetch went alone; everything fetched while it was held went in one more
+    assert len(target.applies[0]) <= FETCH
+    assert len(target.applies) == 2
+
+
+async def test_the_pending_batch_stops_growing_at_max_pending(
+    topics: Settings, group_id: str
+) -> None:
+    await append_writebacks(topics)
+    target = HeldTarget()
+    # the held write plus the pending bound: the loop stops fetching after 5 + 10 records
+    watched = Watched(topics, FETCH + 10)
+    built = runner(topics, watched, target, group_id, max_pending=10)
+    await run_until_applied(topics, built, target, watched)
+    assert [offset for batch in target.applies for offset in batch] == list(range(RECORDS))
+    assert max(len(batch) for batch in target.applies) < 10 + FETCH
+    assert len(target.applies) >= RECORDS // (10 + FETCH) + 1
