@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Generic
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SerializeAsAny
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SerializeAsAny, StrictInt
 from typing_extensions import TypeVar
 from uuid_utils.compat import uuid7
 
@@ -53,7 +53,7 @@ class Envelope(BaseModel, Generic[P]):
 
     event_id: uuid.UUID = Field(default_factory=new_event_id)
     type: str
-    schema_version: int
+    schema_version: StrictInt  # as the general decode path: 1.0 or true is not a version
     key: str
     occurred_at: AwareDatetime
     recorded_at: AwareDatetime

@@ -107,3 +107,12 @@ def test_written_as_reads_type_and_version_or_nothing(
     record_headers: list[tuple[str, bytes]], expected: tuple[str, int] | None
 ) -> None:
     assert written_as(record_headers) == expected
+
+
+@pytest.mark.parametrize("version", [1.0, True, "1"])
+def test_a_version_that_is_not_an_integer_is_refused_on_both_paths(version: object) -> None:
+    envelope = orjson.loads(encode(Envelope.new(EXAMPLES[0], source="t")))
+    raw = orjson.dumps(envelope | {"schema_version": version})
+    for hint in (("call.requested", 1), None):
+        with pytest.raises(DecodeError, match="schema_version"):
+            decode(raw, written_as=hint)
