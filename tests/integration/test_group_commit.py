@@ -48,20 +48,28 @@ class HeldTarget:
 
 
 class Watched:
-    """A projection of offsets that tells when it has seen ``n`` events."""
+    """A projection of offsets that tells when it has seen enough events: ``total`` in all,
+    or ``beyond_first`` after the first batch (the one the held write carries)."""
 
-    def __init__(self, settings: Settings, n: int) -> None:
+    def __init__(
+        self, settings: Settings, *, total: int | None = None, beyond_first: int | None = None
+    ) -> None:
         self.seen = 0
-        self.n = n
-        self.all_seen = asyncio.Event()
+        self.first: int | None = None
+        self.total, self.beyond_first = total, beyond_first
+        self.enough = asyncio.Event()
         self.projection = Projection(
             name="offsets", topics=(settings.topic("tasks"),), project=self.project
         )
 
     def project(self, events: Sequence[Event]) -> list[int]:
+        if self.first is None:
+            self.first = len(events)
         self.seen += len(events)
-        if self.seen >= self.n:
-            self.all_seen.set()
+        if (self.total is not None and self.seen >= self.total) or (
+            self.beyond_first is not None and self.seen - self.first >= self.beyond_first
+        ):
+            self.enough.set()
         return [e.offset for e in events]
 
 
@@ -104,7 +112,7 @@ async def run_until_applied(
     task = asyncio.create_task(runner.run(stop))
     try:
         async with asyncio.timeout(60):
-            await watched.all_seen.wait()
+            await watched.enough.wait()
             target.release.set()
             await runner.caught_up(timeout_s=60, interval_s=0.02)
         assert all(target.checkpoint.get(tp, 0) >= end for tp, end in ends.items())
@@ -118,7 +126,7 @@ async def test_batches_prepared_during_a_write_are_written_next_as_one(
     topics: Settings, group_id: str
 ) -> None:
     await append_writebacks(topics)
-    target, watched = HeldTarget(), Watched(topics, RECORDS)
+    target, watched = HeldTarget(), Watched(topics, total=RECORDS)
     built = runner(topics, watched, target, group_id, max_pending=RECORDS)
     await run_until_applied(topics, built, target, watched)
     assert [offset for batch in target.applies for offset in batch] == list(range(RECORDS))
@@ -132,8 +140,8 @@ async def test_the_pending_batch_stops_growing_at_max_pending(
 ) -> None:
     await append_writebacks(topics)
     target = HeldTarget()
-    # the held write plus the pending bound: the loop stops fetching after 5 + 10 records
-    watched = Watched(topics, FETCH + 10)
+    # behind the held write the loop fetches until 10 records are pending, then waits
+    watched = Watched(topics, beyond_first=10)
     built = runner(topics, watched, target, group_id, max_pending=10)
     await run_until_applied(topics, built, target, watched)
     assert [offset for batch in target.applies for offset in batch] == list(range(RECORDS))
