@@ -42,12 +42,12 @@ def bulk_upsert(
 ) -> None:
     """Upsert ``rows`` (same columns, distinct keys) into ``table`` on PostgreSQL, apply-if-newer.
 
-    Runs inside the caller's transaction, on its connection. Values must be what orjson
-    serialises (str, int, bool, None, date, datetime, …); anything else raises ``TypeError``
-    before the statement is sent.
+    Runs inside the caller's transaction, on its connection. Rows must be dicts (or lists
+    and tuples of them) whose values orjson serialises: str, int, bool, None, date, datetime
+    and the like. Anything else raises ``TypeError`` before the statement is sent.
     """
     statement = upsert_sql(connection, table, list(rows[0]), update=update, version=version)
-    document = orjson.dumps(rows if isinstance(rows, list) else list(rows)).decode()
+    document = orjson.dumps(rows).decode()
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(statement, (document,))
