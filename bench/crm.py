@@ -37,8 +37,7 @@ async def ringlog_crm(settings: Settings, pg: str) -> RunTimes:
         group_id=f"bench-crm-{uuid.uuid4().hex[:6]}",
         registry=CollectorRegistry(),
     )
-    start = await timed.run(runner, settings.kafka)
-    startup, work = timed.spans(start)
+    startup, work = await timed.run(runner, settings.kafka)
     store.close()
     with admin.begin() as c:
         c.execute(text(f'DROP SCHEMA "{schema_name}" CASCADE'))

@@ -40,9 +40,10 @@ class Timed:
         self.applied.update(positions)
         self.progress.set()
 
-    async def run(self, runner: Any, kafka: Any) -> float:
+    async def run(self, runner: Any, kafka: Any) -> tuple[float, float]:
         """Run ``runner`` until this target has applied the log's current end; return the
-        time it started. Only the runner reads the checkpoint (nothing polls it)."""
+        seconds from its start to the join (its second checkpoint read, made on assignment)
+        and from the join to its last write. Only the runner reads the checkpoint."""
         ends = await end_offsets(kafka, runner.projection.topics)
         stop = asyncio.Event()
         started = time.perf_counter()
@@ -57,10 +58,6 @@ class Timed:
                 raise RuntimeError("the runner stopped before catching up")
         stop.set()
         await task
-        return started
-
-    def spans(self, started: float) -> tuple[float, float]:
-        """Seconds from ``started`` to the join, and from the join to the last write."""
         joined = self.checkpoint_reads[1]
         return joined - started, self.last_write - joined
 

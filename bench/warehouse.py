@@ -227,8 +227,7 @@ async def ringlog_warehouse(settings: Settings, n: int) -> RunTimes:
         group_id=f"bench-wh-{uuid.uuid4().hex[:6]}",
         registry=CollectorRegistry(),
     )
-    start = await timed.run(runner, settings.kafka)
-    startup, work = timed.spans(start)
+    startup, work = await timed.run(runner, settings.kafka)
     counts = store.snapshot()
     store.close()
     rows = sum(len(v) for k, v in counts.items() if k != schema.CHECKPOINTS.name)

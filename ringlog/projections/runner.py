@@ -149,21 +149,25 @@ class ProjectionRunner(Generic[OpT]):
         pending: Prepared[OpT] | None = None
         fetch: asyncio.Future[Batch] | None = None
 
-        def write(batch: Prepared[OpT]) -> asyncio.Task[None]:
-            return asyncio.create_task(self._write(consumer, batch, stop))
+        def hand_over() -> None:
+            """Start writing the pending batch, if any (the previous write has finished)."""
+            nonlocal writing, pending
+            batch, pending = pending, None
+            writing = (
+                None if batch is None else asyncio.create_task(self._write(consumer, batch, stop))
+            )
 
-        def pending_full(batch: Prepared[OpT] | None) -> bool:
-            return batch is not None and batch.records >= self._max_pending
+        async def drain() -> None:
+            """Finish the write in flight, then write what is pending."""
+            while writing is not None:
+                await writing
+                hand_over()
 
         try:
             while not stop.is_set():
                 new = self._new_partitions(consumer)
                 if new:
-                    if writing is not None:
-                        await writing
-                    if pending is not None:
-                        await write(pending)
-                    writing = pending = None
+                    await drain()
                     await self._position(consumer, new, stop)
                 fetch = asyncio.ensure_future(consumer.getmany(timeout_ms=self._poll_timeout_ms))
                 # while fetching, a finished write hands over to the pending batch at once
@@ -171,8 +175,7 @@ class ProjectionRunner(Generic[OpT]):
                     await asyncio.wait((fetch, writing), return_when=asyncio.FIRST_COMPLETED)
                     if writing.done():
                         await writing  # surfaces a failed write now
-                        writing = write(pending) if pending is not None else None
-                        pending = None
+                        hand_over()
                 batch = await fetch
                 fetch = None
                 # records of a partition assigned during this fetch wait for its seek
@@ -180,20 +183,17 @@ class ProjectionRunner(Generic[OpT]):
                 if records:
                     prepared = self._prepare(records)
                     pending = prepared if pending is None else pending.then(prepared)
-                if writing is not None and (writing.done() or pending_full(pending)):
+                full = pending is not None and pending.records >= self._max_pending
+                if writing is not None and (writing.done() or full):
                     await writing
                     writing = None
                 if writing is None and pending is not None:
-                    writing, pending = write(pending), None
+                    hand_over()
                     # let the write reach the target's thread before the next fetch and
                     # decode, which may not suspend at all when the fetcher holds records
                     await asyncio.sleep(0)
                 self._set_lag()
-            if writing is not None:
-                await writing
-                writing = None
-            if pending is not None:
-                await write(pending)
+            await drain()
         finally:
             if fetch is not None:
                 fetch.cancel()

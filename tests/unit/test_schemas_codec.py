@@ -24,8 +24,8 @@ from ringlog.schemas import (
     encode,
     headers,
 )
-from ringlog.schemas.retell import RetellCall
 from tests.support.examples import example_events, retell_call
+from tests.support.strategies import EXTRA_CALL_FIELDS, call_ended_with
 
 EXAMPLES = example_events()
 REQUEST = EXAMPLES[0]
@@ -199,25 +199,10 @@ def test_any_call_request_round_trips(metadata: dict[str, str], ref: str) -> Non
     assert decode(encode(envelope)) == envelope
 
 
-JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
-
-
-@given(extra=st.dictionaries(st.text(min_size=1, max_size=12), JSON, max_size=4))
+@given(extra=EXTRA_CALL_FIELDS)
 def test_any_unknown_retell_fields_round_trip(extra: dict[str, Any]) -> None:
     """Whatever JSON Retell adds to the call object is written back exactly, after decode too."""
-    known = set(RetellCall.model_fields) | set(retell_call("call_ended"))
-    call = {k: v for k, v in extra.items() if k not in known}
-    body = {"event": "call_ended", "call": retell_call("call_ended") | call}
+    body = call_ended_with(extra)
     envelope = Envelope.new(RetellCallEnded.model_validate(body), source="hypothesis")
     raw = encode(envelope)
     assert orjson.loads(raw)["payload"] == orjson.loads(orjson.dumps(body))

@@ -8,7 +8,6 @@ from typing import Any
 import orjson
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 from ringlog.errors import DecodeError
 from ringlog.schemas import (
@@ -20,8 +19,8 @@ from ringlog.schemas import (
     headers,
     written_as,
 )
-from ringlog.schemas.retell import RetellCall
-from tests.support.examples import example_events, retell_call
+from tests.support.examples import example_events
+from tests.support.strategies import EXTRA_CALL_FIELDS, call_ended_with
 
 EXAMPLES = example_events()
 
@@ -38,29 +37,10 @@ def test_the_typed_path_reads_every_event_as_the_general_path_does(event: EventM
     assert encode(typed) == raw
 
 
-@given(
-    extra=st.dictionaries(
-        st.text(min_size=1, max_size=12),
-        st.recursive(
-            st.none()
-            | st.booleans()
-            | st.integers(min_value=-(2**63), max_value=2**63 - 1)
-            | st.floats(allow_nan=False, allow_infinity=False)
-            | st.text(max_size=20),
-            lambda inner: (
-                st.lists(inner, max_size=4)
-                | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-            ),
-            max_leaves=12,
-        ),
-        max_size=4,
-    )
-)
+@given(extra=EXTRA_CALL_FIELDS)
 def test_unknown_retell_fields_read_the_same_on_both_paths(extra: dict[str, Any]) -> None:
     """Whatever JSON Retell adds parses to the same values and is written back exactly."""
-    known = set(RetellCall.model_fields) | set(retell_call("call_ended"))
-    call = {k: v for k, v in extra.items() if k not in known}
-    body = {"event": "call_ended", "call": retell_call("call_ended") | call}
+    body = call_ended_with(extra)
     envelope = Envelope.new(RetellCallEnded.model_validate(body), source="hypothesis")
     raw = encode(envelope)
     typed = decode(raw, written_as=written_as(headers(envelope)))
