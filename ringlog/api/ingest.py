@@ -59,10 +59,10 @@ def parse_retell_webhook(raw: bytes) -> Accepted | Rejected:
     if model is None:
         expected = ", ".join(sorted(WEBHOOK_EVENTS))
         return Rejected(f"unknown event {event!r}; expected one of {expected}", "unknown_event")
-    as_written: AsWritten = (model.schema_version, body)
+    as_written: AsWritten = (model.schema_version, raw)
     if "call" not in body and "data" in body:
         _, upcast = REGISTRY.upcast(model.event_type, 1, body)
-        as_written, body = (1, body), upcast
+        as_written, body = (1, raw), upcast
     if not isinstance(body.get("call"), dict):
         return Rejected("missing call object (`call`, or legacy `data`)")
     try:

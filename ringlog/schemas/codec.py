@@ -21,8 +21,9 @@ HEADER_VERSION = "ringlog-version"
 #: Kafka header with the event id (canonical UUID text).
 HEADER_EVENT_ID = "ringlog-event-id"
 
-#: A payload as it arrived, with the schema version it was written under.
-AsWritten = tuple[int, dict[str, Any]]
+#: A payload as it arrived, with the schema version it was written under: the exact bytes of a
+#: JSON object (embedded in the envelope unchanged), or a parsed object to serialise.
+AsWritten = tuple[int, bytes | dict[str, Any]]
 
 _REQUIRED = ("event_id", "type", "schema_version", "key", "occurred_at", "recorded_at", "source")
 
@@ -35,9 +36,11 @@ def encode(envelope: Envelope, *, as_written: AsWritten | None = None) -> bytes:
     write back exactly the fields Retell sent. ``as_written`` = ``(version, payload)`` stores
     an input exactly as it arrived, under the schema version it was written in (a Retell body,
     the legacy ``data`` one included), while ``envelope`` carries the validated current model;
-    readers validate it and upcast it when the version is older.
+    readers validate it and upcast it when the version is older. Bytes are written as they
+    are: the caller vouches that they are one JSON object (orjson parsed them).
     """
-    version, payload = as_written or (envelope.schema_version, envelope.payload.to_wire())
+    version, written = as_written or (envelope.schema_version, envelope.payload.to_wire())
+    payload = orjson.Fragment(written) if isinstance(written, bytes) else written
     occurred_at, recorded_at = envelope.occurred_at, envelope.recorded_at
     if occurred_at.tzinfo is not UTC:  # Envelope.new already gave UTC; decoded ones need a look
         occurred_at = in_utc(occurred_at)

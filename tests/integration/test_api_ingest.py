@@ -91,6 +91,22 @@ async def test_signed_webhook_lands_once_with_the_raw_payload(
     assert record.envelope.correlation_id == REF
 
 
+async def test_the_body_is_kept_byte_for_byte(client: httpx.AsyncClient, topics: Settings) -> None:
+    """Whitespace and escapes as Retell sent them: the record embeds the signed bytes unchanged."""
+    note = "caf\u00e9 \U0001f489"
+    call = retell_call("call_ended") | {"note": note}
+    body = orjson.dumps({"event": "call_ended", "call": call}, option=orjson.OPT_INDENT_2)
+    body = body.replace("é".encode(), b"\\u00e9")
+    response = await client.post("/v1/webhooks/retell", content=body, headers=signed(body))
+    assert response.status_code == 204, response.text
+    (record,) = await records(topics, "calls", 1)
+    assert b'"payload":' + body + b"}" in record.value
+    assert record.envelope is not None
+    payload = record.envelope.payload
+    assert isinstance(payload, RetellCallEnded)
+    assert payload.call.model_extra is not None and payload.call.model_extra["note"] == note
+
+
 async def test_duplicate_deliveries_are_appended_as_facts(
     client: httpx.AsyncClient, topics: Settings
 ) -> None:

@@ -207,3 +207,17 @@ def test_any_unknown_retell_fields_round_trip(extra: dict[str, Any]) -> None:
     raw = encode(envelope)
     assert orjson.loads(raw)["payload"] == orjson.loads(orjson.dumps(body))
     assert encode(decode(raw)) == raw
+
+
+@given(extra=EXTRA_CALL_FIELDS, indent=st.booleans())
+def test_bytes_kept_as_written_are_embedded_unchanged(extra: dict[str, Any], indent: bool) -> None:
+    """A body given as bytes is written verbatim and reads back as its parsed form would."""
+    body = call_ended_with(extra)
+    raw_body = orjson.dumps(body, option=orjson.OPT_INDENT_2 if indent else None)
+    envelope = Envelope.new(RetellCallEnded.model_validate(body), source="hypothesis")
+    as_bytes = encode(envelope, as_written=(2, raw_body))
+    assert b'"payload":' + raw_body + b"}" in as_bytes
+    assert orjson.loads(as_bytes)["payload"] == orjson.loads(raw_body)
+    as_dict = encode(envelope, as_written=(2, body))
+    written = ("retell.call_ended", 2)
+    assert decode(as_bytes) == decode(as_bytes, written_as=written) == decode(as_dict) == envelope

@@ -8,7 +8,7 @@ import hmac
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ringlog.api.signature import Verdict, sign, verify
+from ringlog.api.signature import Verdict, digest, sign, verify
 
 KEY = "key_test_webhook"
 NOW = 1_714_608_491_736
@@ -44,3 +44,11 @@ def test_reserialised_body_does_not_verify() -> None:
     raw = '{"event":"call_ended","call":{"transcript":"Grüße"}}'.encode()
     spaced = b'{"event": "call_ended", "call": {"transcript": "Gr\\u00fc\\u00dfe"}}'
     assert verify(spaced, KEY, sign(raw, KEY, NOW), now_ms=NOW) is Verdict.MISMATCH
+
+
+def test_keys_do_not_leak_into_each_other() -> None:
+    """Each key's digest matches plain HMAC whatever was signed before, and under which key."""
+    body = b'{"event":"call_started"}'
+    for key in ("key-a", "key-b", "key-a", "key-a"):
+        expected = hmac.new(key.encode(), body + b"1700000000000", hashlib.sha256).hexdigest()
+        assert digest(body, key, 1_700_000_000_000) == expected
