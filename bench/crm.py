@@ -9,10 +9,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from prometheus_client import CollectorRegistry
 from sqlalchemy import create_engine, text
 
-from bench.timing import RunTimes, Timed
+from bench.timing import RunTimes, timed_run
 from ringlog.config import Settings
 from ringlog.projections.base import Event
 from ringlog.projections.crm import crm_runner
@@ -30,19 +29,12 @@ async def ringlog_crm(settings: Settings, pg: str) -> RunTimes:
     with admin.begin() as c:
         c.execute(text(f'CREATE SCHEMA "{schema_name}"'))
     store = CrmStore(f"{pg}?options=-csearch_path%3D{schema_name}")
-    timed = Timed(store)
-    runner = crm_runner(
-        settings,
-        timed,  # type: ignore[arg-type]
-        group_id=f"bench-crm-{uuid.uuid4().hex[:6]}",
-        registry=CollectorRegistry(),
-    )
-    startup, work = await timed.run(runner, settings.kafka)
+    run = await timed_run(crm_runner, settings, store, group="bench-crm")
     store.close()
     with admin.begin() as c:
         c.execute(text(f'DROP SCHEMA "{schema_name}" CASCADE'))
     admin.dispose()
-    return RunTimes(0, startup, work, timed.seconds)
+    return run
 
 
 def raw_crm(envelopes: Sequence[Envelope], pg: str) -> tuple[int, float]:

@@ -20,12 +20,13 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 import psutil
 
 from bench.broker import bench_settings
+from bench.timing import medians
 from ringlog import devstack
 from ringlog.api.signature import sign
 from ringlog.config import Settings
@@ -164,19 +165,6 @@ def measured(
     return result
 
 
-def median_of(runs: list[Result]) -> Result:
-    """Each column's median over the rounds (the columns are not from one round)."""
-    return Result(
-        runs[0].name,
-        statistics.median(r.rps for r in runs),
-        statistics.median(r.p50_ms for r in runs),
-        statistics.median(r.p99_ms for r in runs),
-        sum(r.errors for r in runs),
-        statistics.median(r.server_us for r in runs),
-        statistics.median(r.broker_us for r in runs),
-    )
-
-
 def print_report(rounds: dict[str, list[Result]], requests: int, concurrency: int) -> None:
     """The medians table, then each ratio as a median with every round's value."""
     print(
@@ -188,7 +176,7 @@ def print_report(rounds: dict[str, list[Result]], requests: int, concurrency: in
         f"{'server µs/req':>15}{'broker µs/req':>15}{'non-204':>9}"
     )
     for path in ENDPOINTS:
-        r = median_of(rounds[path])
+        r = replace(medians(rounds[path]), errors=sum(x.errors for x in rounds[path]))
         print(
             f"{path:<22}{r.rps:>9,.0f}{r.p50_ms:>9.1f}{r.p99_ms:>9.1f}"
             f"{r.server_us:>15.0f}{r.broker_us:>15.0f}{r.errors:>9}"

@@ -1,15 +1,20 @@
-"""Timing a projection runner in the benches: the start-up, the work, the writes; medians."""
+"""Timing in the benches: a projection runner's start-up, work and writes; medians of rounds."""
 
 from __future__ import annotations
 
 import asyncio
 import statistics
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any, TypeVar
+
+from prometheus_client import CollectorRegistry
 
 from ringlog.streams.offsets import end_offsets
+
+R = TypeVar("R")
 
 
 class Timed:
@@ -62,6 +67,19 @@ class Timed:
         return joined - started, self.last_write - joined
 
 
+async def timed_run(
+    make_runner: Callable[..., Any], settings: Any, target: Any, *, group: str
+) -> RunTimes:
+    """Build a runner over ``target`` (timed) with a fresh group and registry, run it to the
+    log's end, and return its spans (``rows`` 0: the caller counts what landed)."""
+    timed = Timed(target)
+    runner = make_runner(
+        settings, timed, group_id=f"{group}-{uuid.uuid4().hex[:6]}", registry=CollectorRegistry()
+    )
+    startup, work = await timed.run(runner, settings.kafka)
+    return RunTimes(0, startup, work, timed.seconds)
+
+
 @dataclass
 class RunTimes:
     """One projection run: start-up (group join), then the work until the last write."""
@@ -92,13 +110,17 @@ def report(run: RunTimes, rows: int, raw: float, raw_name: str) -> None:
         print(f"{f'ratio {label} / {raw_name}':<52}{rows / seconds / raw:>12.2f}")
 
 
-def median_run(runs: Sequence[RunTimes]) -> RunTimes:
-    """The median of each span over rounds (rows are the same in every round)."""
-    return RunTimes(
-        runs[0].rows,
-        statistics.median(r.startup_s for r in runs),
-        statistics.median(r.work_s for r in runs),
-        statistics.median(r.write_s for r in runs),
+def medians(runs: Sequence[R]) -> R:
+    """The first run with each float field replaced by its median over ``runs`` (a dataclass;
+    other fields, such as names and row counts, are the first run's)."""
+    first = runs[0]
+    return replace(
+        first,
+        **{
+            f.name: statistics.median(getattr(r, f.name) for r in runs)
+            for f in fields(first)
+            if isinstance(getattr(first, f.name), float)
+        },
     )
 
 

@@ -38,15 +38,15 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
 import snowflake.connector
-from prometheus_client import CollectorRegistry
 
 from bench.broker import bench_settings
 from bench.crm import raw_crm, ringlog_crm
-from bench.timing import RunTimes, Timed, median_run, report, rounds_line
+from bench.timing import RunTimes, medians, report, rounds_line, timed_run
 from ringlog import heap
 from ringlog.config import Settings
 from ringlog.projections.base import Event
@@ -220,18 +220,11 @@ async def ringlog_warehouse(settings: Settings, n: int) -> RunTimes:
     )
     store = warehouse_store(target_settings)
     store.ensure_tables()
-    timed = Timed(store)
-    runner = warehouse_runner(
-        target_settings,
-        timed,  # type: ignore[arg-type]
-        group_id=f"bench-wh-{uuid.uuid4().hex[:6]}",
-        registry=CollectorRegistry(),
-    )
-    startup, work = await timed.run(runner, settings.kafka)
+    run = await timed_run(warehouse_runner, target_settings, store, group="bench-wh")
     counts = store.snapshot()
     store.close()
     rows = sum(len(v) for k, v in counts.items() if k != schema.CHECKPOINTS.name)
-    return RunTimes(rows, startup, work, timed.seconds)
+    return replace(run, rows=rows)
 
 
 async def append(settings: Settings, envelopes: Sequence[Envelope]) -> None:
@@ -287,12 +280,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'raw connector executemany (sample, one round)':<52}{many:>12,.0f}{many_s:>10.2f}")
     label = "raw connector one JSON-bound INSERT per table"
     print(f"{label:<52}{bulk:>12,.0f}{total_rows / bulk:>10.2f}")
-    report(median_run(wh_runs), total_rows, best, "best raw")
+    report(medians(wh_runs), total_rows, best, "best raw")
     rounds_line(total_rows, wh_runs, [max(many, raw) for raw in wh_raws])
     crm_raw = statistics.median(crm_raws)
     print(f"\nCRM projection (PostgreSQL), {crm_count} upserts from sessions + dialog")
     print(f"{'raw psycopg executemany (upserts)':<52}{crm_raw:>12,.0f}{crm_count / crm_raw:>10.2f}")
-    report(median_run(crm_runs), crm_count, crm_raw, "raw")
+    report(medians(crm_runs), crm_count, crm_raw, "raw")
     rounds_line(crm_count, crm_runs, crm_raws)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak_mb:.0f} MB")
