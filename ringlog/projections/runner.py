@@ -93,6 +93,8 @@ class ProjectionRunner(Generic[OpT]):
         #: next offset per partition known to be applied (the target's checkpoint)
         self.checkpoint: dict[Position, int] = {}
         self._positioned: set[Position] = set()
+        #: per partition taken on, the log's end when it was assigned (see :meth:`restored`)
+        self._restore_ends: dict[Position, int] = {}
         self._ends: dict[Position, int] = {}
         self._failure: BaseException | None = None
 
@@ -362,10 +364,33 @@ class ProjectionRunner(Generic[OpT]):
     # -- positions and lag ------------------------------------------------------------------
 
     def _new_partitions(self, consumer: LogConsumer) -> set[Position]:
-        """Forget revoked partitions; return the assigned ones not positioned yet."""
+        """Forget revoked partitions (telling :meth:`on_revoked`); return the assigned ones
+        not positioned yet."""
         assigned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
-        self._positioned &= assigned
+        revoked = self._positioned - assigned
+        if revoked:
+            self._positioned -= revoked
+            for position in revoked:
+                self._restore_ends.pop(position, None)
+            self.on_revoked(revoked)
         return assigned - self._positioned
+
+    @property
+    def owned(self) -> frozenset[Position]:
+        """The partitions this member holds and has positioned (it alone acts on their keys)."""
+        return frozenset(self._positioned)
+
+    def restored(self, position: Position) -> bool:
+        """Whether an owned partition has been applied up to where the log ended when it was
+        assigned: from then on, every output its previous owner appended has been read."""
+        end = self._restore_ends.get(position)
+        return end is not None and self.checkpoint.get(position, 0) >= end
+
+    def on_assigned(self, positions: frozenset[Position]) -> None:
+        """Called once ``positions`` are assigned and positioned. Does nothing; a hook."""
+
+    def on_revoked(self, positions: frozenset[Position] | set[Position]) -> None:
+        """Called when ``positions`` were taken from this member. Does nothing; a hook."""
 
     async def _position(
         self, consumer: LogConsumer, new: set[Position], stop: asyncio.Event
@@ -384,6 +409,10 @@ class ProjectionRunner(Generic[OpT]):
             self._positioned.add((topic, partition))
         # bring the group's offsets up to the checkpoint (a crash may have left them behind)
         await self._commit(consumer, new)
+        ends = await self._retrying(stop)(end_offsets, self._kafka, sorted({t for t, _ in new}))
+        for position in new:
+            self._restore_ends[position] = ends.get(position, 0)
+        self.on_assigned(frozenset(new))
 
     def _set_lag(self) -> None:
         """Set the gauge of every positioned partition from the last end offsets read."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
 
 from ringlog.config import KafkaSettings
@@ -108,7 +109,11 @@ def standalone_consumer(
 
 
 class LogConsumer(AsyncService):
-    """A consumer-group member reading batches of decoded records; commits are manual."""
+    """A consumer-group member reading batches of decoded records; commits are manual.
+
+    Partitions are assigned by range, topic by topic: topics with the same partition count
+    (``calls`` and ``abt``, both keyed by call ref) give a member the same partition numbers,
+    so one member holds all of a key's records."""
 
     def __init__(
         self,
@@ -136,6 +141,7 @@ class LogConsumer(AsyncService):
             fetch_max_bytes=kafka.fetch_max_bytes,
             max_partition_fetch_bytes=kafka.max_partition_fetch_bytes,
             isolation_level="read_committed" if kafka.transactional_id else "read_uncommitted",
+            partition_assignment_strategy=(RangePartitionAssignor,),
         )
         self._started = False
 

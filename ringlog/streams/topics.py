@@ -49,7 +49,8 @@ TOPICS: tuple[TopicSpec, ...] = (
         holds="session started/progressed/dropped/resumed/completed/expired",
         partitions=6,
     ),
-    TopicSpec("abt", key="call ref", holds="ABT events with deterministic ids", partitions=3),
+    # as many partitions as ``calls``: the worker that owns a call's partition reads its ABT too
+    TopicSpec("abt", key="call ref", holds="ABT events with deterministic ids", partitions=6),
     TopicSpec("tasks", key="task id", holds="business task events", partitions=3),
     TopicSpec(
         "quarantine",
