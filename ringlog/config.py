@@ -193,7 +193,7 @@ class WorkerSettings(_Section):
 
     model_config = SettingsConfigDict(env_prefix="RINGLOG_WORKER_", frozen=True)
 
-    #: faust application id; also the consumer group of its agents.
+    #: The worker processes' consumer group: its members share the partitions of ``calls``.
     app_id: str = "ringlog-worker"
     #: Attempts per dispatch round for retryable Retell errors (429, 5xx, network).
     dispatch_attempts: int = 4
@@ -204,6 +204,11 @@ class WorkerSettings(_Section):
     dispatch_cooldown_s: float = 30.0
     #: How often the dispatcher looks for due requests when nothing wakes it.
     dispatch_poll_s: float = 0.5
+    #: How long a placement in flight holds its call against other workers; after a crash the
+    #: call's next owner places it again once this expires (longer than a placement's retries).
+    dispatch_lease_s: float = 60.0
+    #: Records per fetch of the worker's runtime.
+    max_records: int = 2_000
     #: Timeout of one Retell HTTP request.
     retell_timeout_s: float = 10.0
 

@@ -1,15 +1,16 @@
-"""Which pending call requests to place now: a pure decision over call states.
+"""When a pending call request may be placed, and how many may be placed now (pure).
 
-A request is due when its time has come (``scheduled_at``, else at once), it is not being
-placed already, and a retryable failure is not cooling down. Live calls (placed and not yet
-ended) count against Retell's concurrency limit; due requests beyond the free slots wait, oldest
-first. A request placed, failed for good or cancelled is never due again, so a restart or replay
-that rebuilds the same states decides the same thing.
+A request is due when its time has come (``scheduled_at``, else at once) and a retryable
+failure is not cooling down. :func:`due_at` gives that time for a call's state; the worker's
+state store keeps it as an indexed column, so the dispatcher finds due calls through the index
+(oldest due first) and never scans pending calls. Live calls (placed and not yet ended) and
+placements in flight count against Retell's concurrency limit (:func:`free_slots`). A request
+placed, failed for good or cancelled is never due again, so a restart or replay that rebuilds
+the same states decides the same thing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,49 +25,23 @@ class DispatchPolicy:
     cooldown: timedelta
 
 
+def due_at(state: CallState, policy: DispatchPolicy) -> datetime | None:
+    """When this request may be placed (``None``: it is not pending, so never)."""
+    if state.dispatch != "pending" or state.request is None:
+        return None
+    at = state.request.due_at
+    if state.last_failure_at is not None:
+        at = max(at, state.last_failure_at + policy.cooldown)
+    return at
+
+
 def is_due(state: CallState, now: datetime, policy: DispatchPolicy) -> bool:
     """Whether this one request may be placed at ``now`` (ignoring the concurrency cap)."""
-    if state.dispatch != "pending" or state.request is None:
-        return False
-    if state.request.due_at > now:
-        return False
-    cooling = state.last_failure_at is not None and state.last_failure_at + policy.cooldown > now
-    return not cooling
+    at = due_at(state, policy)
+    return at is not None and at <= now
 
 
-def choose(
-    states: Iterable[CallState],
-    now: datetime,
-    policy: DispatchPolicy,
-    in_flight: frozenset[str] = frozenset(),
-) -> list[CallState]:
-    """The requests to place now, oldest due first, within the free concurrency slots.
-
-    ``in_flight`` names requests being placed at this moment: they take a slot and are not
-    chosen again.
-    """
-    live = 0
-    due: list[CallState] = []
-    for state in states:
-        if state.live:
-            live += 1
-        elif state.call_ref not in in_flight and is_due(state, now, policy):
-            due.append(state)
-    free = policy.max_live_calls - live - len(in_flight)
-    if free <= 0:
-        return []
-    due.sort(key=lambda s: (s.request.due_at if s.request else now, s.call_ref))
-    return due[:free]
-
-
-def next_due_at(states: Iterable[CallState], policy: DispatchPolicy) -> datetime | None:
-    """The earliest time a pending request becomes due (for the dispatcher's sleep)."""
-    times: list[datetime] = []
-    for state in states:
-        if state.dispatch != "pending" or state.request is None:
-            continue
-        at = state.request.due_at
-        if state.last_failure_at is not None:
-            at = max(at, state.last_failure_at + policy.cooldown)
-        times.append(at)
-    return min(times, default=None)
+def free_slots(policy: DispatchPolicy, *, live: int, in_flight: int) -> int:
+    """How many more calls may be placed now, given the live calls and placements in flight
+    across every worker."""
+    return max(0, policy.max_live_calls - live - in_flight)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from ringlog.schemas import Envelope
+from ringlog.schemas.abt import AbtEvent
 from ringlog.schemas.calls import (
     CallCancelled,
     CallDispatched,
@@ -86,7 +87,7 @@ class CallState(BaseModel):
     analysis: dict[str, Any] | None = None
     cost: dict[str, Any] | None = None
     recorded: bool = False
-    #: ABT activities already on the ``abt`` topic (set by the shell once appended).
+    #: ABT activities already on the ``abt`` topic (folded from it).
     abt_emitted: frozenset[str] = frozenset()
     #: Events folded in, for the read API and for tests.
     events: int = 0
@@ -142,6 +143,8 @@ def apply(state: CallState | None, envelope: Envelope) -> CallState:
         folded = _apply_task_effect(current, payload)
     elif isinstance(payload, CallRecorded):
         folded = current.model_copy(update={"recorded": True})
+    elif isinstance(payload, AbtEvent):
+        folded = current.with_abt(payload.name)
     else:
         folded = current
     return folded.model_copy(update={"events": current.events + 1})

@@ -409,7 +409,9 @@ class ProjectionRunner(Generic[OpT]):
             self._positioned.add((topic, partition))
         # bring the group's offsets up to the checkpoint (a crash may have left them behind)
         await self._commit(consumer, new)
-        ends = await self._retrying(stop)(end_offsets, self._kafka, sorted({t for t, _ in new}))
+        ends: dict[Position, int] = await self._retrying(stop)(
+            end_offsets, self._kafka, sorted({t for t, _ in new})
+        )
         for position in new:
             self._restore_ends[position] = ends.get(position, 0)
         self.on_assigned(frozenset(new))

@@ -1,1 +1,1 @@
-"""The worker: the call lifecycle processor and the dispatcher, run by a faust app."""
+"""The worker: the call-lifecycle processor and the dispatcher, on the one runtime."""

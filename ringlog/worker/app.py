@@ -1,135 +1,168 @@
-"""The worker's composition root: a faust app whose agents fold ``calls`` and ``tasks`` live.
+"""The worker's composition root: the call-lifecycle processor on the one runtime.
 
-On start a task opens the producer, the Retell client and the call-record store, rebuilds the
-book from the log, then runs the dispatcher. The agent waits for the rebuild, then hands every
-``calls`` record to the processor (records the rebuild folded already are skipped) and wakes the
-dispatcher. faust commits the agent's offsets; state never depends on them.
+One :class:`~ringlog.projections.runner.ProjectionRunner` — a member of the worker group
+(``RINGLOG_WORKER_APP_ID``) — folds ``calls``, ``abt`` and ``tasks`` into the
+:class:`~ringlog.worker.store.WorkerStore`, with its checkpoint in the same transaction. Beside
+it, one loop settles owed effects (:class:`~ringlog.worker.processor.Effects`) and places due
+calls (:class:`~ringlog.worker.dispatcher.Dispatcher`) for the partitions this process owns and
+has restored; it wakes after each applied batch, on (re)assignment, at the next due time, or
+every ``dispatch_poll_s``. Start-up reads no history: a process joins the group and continues
+from the store's checkpoints.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
 
-import faust
+import structlog
+from aiokafka.errors import KafkaError
 
 from ringlog.adapters.retell import RetellClient
+from ringlog.calls.dispatch import DispatchPolicy
 from ringlog.config import Settings
+from ringlog.errors import BrokerUnavailable
+from ringlog.projections.base import Event, Projection
 from ringlog.projections.call_records import CallRecordStore
-from ringlog.streams.consumer import LogRecord, decode_record
+from ringlog.projections.runner import ProjectionRunner
+from ringlog.streams.offsets import Position
 from ringlog.streams.producer import LogProducer
-from ringlog.worker.book import CallBook
-from ringlog.worker.dispatcher import Dispatcher, policy_from
-from ringlog.worker.processor import CallProcessor
-from ringlog.worker.rebuild import rebuild
-from ringlog.worker.transport import WorkerApp
+from ringlog.worker.dispatcher import Dispatcher
+from ringlog.worker.processor import Effects
+from ringlog.worker.store import PROCESSOR, WorkerStore, now_ms
+
+log = structlog.get_logger("ringlog.worker")
 
 
-def create_worker(settings: Settings) -> faust.App:
-    """Build the faust app (not started) with its agent and start-up task."""
-    kafka = settings.kafka
-    app = WorkerApp(
-        settings.worker.app_id,
-        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
-        broker=[f"kafka://{host}" for host in kafka.bootstrap.split(",")],
-        store="memory://",
-        autodiscover=False,
-        web_enabled=False,
-        producer_acks=-1,
-        topic_replication_factor=kafka.replication_factor,
-        broker_session_timeout=kafka.session_timeout_ms / 1000,
-        broker_heartbeat_interval=kafka.heartbeat_interval_ms / 1000,
-        broker_request_timeout=max(kafka.request_timeout_ms, kafka.session_timeout_ms + 5_000)
-        / 1000,
-        broker_commit_interval=1.0,
-        consumer_auto_offset_reset="earliest",
-        stream_wait_empty=False,
-    )
-    calls = app.topic(
-        settings.topic("calls"), key_serializer="raw", value_serializer="raw", internal=False
-    )
-    tasks = app.topic(
-        settings.topic("tasks"), key_serializer="raw", value_serializer="raw", internal=False
-    )
-    book = CallBook()
-    # clients bind to the running loop, so they are made once the app runs
-    runtime: dict[str, CallProcessor | Dispatcher] = {}
+def _events(events: Sequence[Event]) -> list[Event]:
+    """The worker's projection: the events themselves (the store folds them)."""
+    return list(events)
 
-    async def run_worker() -> None:
-        """Open the clients, rebuild the book, then dispatch until the worker stops."""
-        producer = LogProducer(kafka)
-        store = CallRecordStore(settings.crm.url)
-        retell = RetellClient(settings.retell, settings.worker)
-        processor = CallProcessor(settings, book, producer, store)
-        dispatcher = Dispatcher(
-            book,
-            processor,
-            producer,
-            retell,
-            policy_from(settings.worker, settings.retell.max_concurrent_calls),
-            settings.worker.dispatch_poll_s,
+
+class WorkerRuntime(ProjectionRunner[Event]):
+    """The runtime of the worker group, waking the effects loop when its state changes."""
+
+    def __init__(self, settings: Settings, store: WorkerStore, producer: LogProducer) -> None:
+        super().__init__(
+            settings.kafka,
+            Projection(
+                name=PROCESSOR,
+                topics=(store.calls_topic, store.abt_topic, store.tasks_topic),
+                project=_events,
+            ),
+            store,
+            group_id=settings.worker.app_id,
+            deadletter_topic=settings.topic("deadletter"),
+            producer=producer,
+            max_records=settings.worker.max_records,
         )
-        runtime.update(processor=processor, dispatcher=dispatcher)
-        try:
-            await producer.start()
-            await rebuild(settings, processor)
-            await dispatcher.run()
-        finally:
-            await retell.aclose()
-            await producer.stop()
-            store.close()
+        self._store = store
+        self.wake = asyncio.Event()
 
-    app.task(run_worker)
+    async def on_applied(self, positions: Mapping[Position, int]) -> None:
+        """Wake the effects loop: calls may owe something or be due."""
+        self.wake.set()
 
-    @app.agent(calls, name="call-lifecycle")
-    async def call_lifecycle(stream: Any) -> None:
-        """Fold each ``calls`` record into the book and settle the call's effects."""
-        await book.ready.wait()
-        processor = runtime["processor"]
-        dispatcher = runtime["dispatcher"]
-        assert isinstance(processor, CallProcessor) and isinstance(dispatcher, Dispatcher)
-        async for event in stream.events():
-            await processor.handle(_record(event.message))
-            dispatcher.wake()
+    def on_assigned(self, positions: frozenset[Position]) -> None:
+        """Wake the effects loop: new partitions to restore and serve."""
+        log.info("partitions assigned", partitions=sorted(positions))
+        self.wake.set()
 
-    @app.agent(tasks, name="task-effects")
-    async def task_effects(stream: Any) -> None:
-        """Reschedule or cancel the pending calls of each rescheduled or deleted task."""
-        await book.ready.wait()
-        processor = runtime["processor"]
-        dispatcher = runtime["dispatcher"]
-        assert isinstance(processor, CallProcessor) and isinstance(dispatcher, Dispatcher)
-        async for event in stream.events():
-            await processor.handle_task(_record(event.message))
-            dispatcher.wake()
+    def on_revoked(self, positions: frozenset[Position] | set[Position]) -> None:
+        """Stop serving revoked partitions (the loop reads :meth:`ready` each round)."""
+        log.info("partitions revoked", partitions=sorted(positions))
+        self.wake.set()
 
-    return app
+    def ready(self) -> frozenset[int]:
+        """The ``calls`` partitions this process owns and has restored, ``abt`` included."""
+        calls, abt = self._store.calls_topic, self._store.abt_topic
+        return frozenset(
+            p
+            for topic, p in self.owned
+            if topic == calls and self.restored((calls, p)) and self.restored((abt, p))
+        )
 
 
-def _record(message: Any) -> LogRecord:
-    """A faust message as the log client's record (decoded, errors captured)."""
-    return decode_record(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        timestamp_ms=int(message.timestamp * 1000),
-        key=message.key,
-        value=message.value or b"",
-        headers=_headers(message.headers),
+async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    """Run the worker until ``stop`` is set; placements in flight are abandoned cleanly."""
+    started = time.perf_counter()
+    worker = settings.worker
+    store = WorkerStore(
+        settings.crm.url,
+        calls_topic=settings.topic("calls"),
+        tasks_topic=settings.topic("tasks"),
+        abt_topic=settings.topic("abt"),
+        policy=DispatchPolicy(
+            max_live_calls=settings.retell.max_concurrent_calls,
+            cooldown=timedelta(seconds=worker.dispatch_cooldown_s),
+        ),
     )
+    records = CallRecordStore(settings.crm.url)
+    producer = LogProducer(settings.kafka)
+    retell = RetellClient(settings.retell, worker)
+    runtime = WorkerRuntime(settings, store, producer)
+    effects = Effects(store, producer, records)
+    owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    dispatcher = Dispatcher(store, producer, retell, owner=owner, lease_s=worker.dispatch_lease_s)
+
+    async def serve() -> None:
+        announced = False
+        while not stop.is_set():
+            runtime.wake.clear()
+            ready = runtime.ready()
+            delay = worker.dispatch_poll_s
+            try:
+                if ready:
+                    await effects.settle(ready)
+                    await dispatcher.dispatch(ready)
+                    due = await store.next_due_ms(ready)
+                    if due is not None:
+                        delay = min(delay, max(0.0, (due - now_ms()) / 1000))
+                    owned = {p for t, p in runtime.owned if t == store.calls_topic}
+                    if not announced and ready == owned:
+                        announced = True
+                        log.info(
+                            "worker ready",
+                            partitions=sorted(ready),
+                            seconds=round(time.perf_counter() - started, 3),
+                        )
+            except Exception as exc:  # noqa: BLE001 - the store or broker is down: next round
+                log.warning("worker round failed", error=f"{type(exc).__name__}: {exc}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_either(runtime.wake, stop), max(delay, 0.01))
+
+    async def consume() -> None:
+        while not stop.is_set():
+            try:
+                await runtime.run(stop)
+            except (BrokerUnavailable, KafkaError) as exc:
+                log.warning("broker unavailable; rejoining", error=str(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+
+    try:
+        await producer.start()
+        await asyncio.gather(consume(), serve())
+    finally:
+        stop.set()
+        await dispatcher.aclose()
+        await retell.aclose()
+        await producer.stop()
+        records.close()
+        store.close()
 
 
-def run(settings: Settings, *, loglevel: str = "warning") -> None:
-    """Run the worker in the foreground until SIGINT/SIGTERM."""
-    app = create_worker(settings)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
-    logging.getLogger("faust").setLevel(loglevel.upper())
-    worker.execute_from_commandline()
-
-
-def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
-    if raw is None:
-        return ()
-    if isinstance(raw, dict):
-        return tuple((str(k), bytes(v)) for k, v in raw.items())
-    return tuple((str(k), bytes(v)) for k, v in raw)
+async def _either(first: asyncio.Event, second: asyncio.Event) -> None:
+    """Return once either event is set."""
+    waits = [asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()

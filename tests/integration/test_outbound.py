@@ -259,7 +259,7 @@ async def test_an_unreadable_event_is_dead_lettered_and_the_call_carries_on(
     dead = await records(outbound.settings.kafka, outbound.settings.topic("deadletter"))
     assert [r.value for r in dead] == [b"{not an event"]
     headers = dict(dead[0].headers)
-    assert headers[HEADER_PROCESSOR] == b"call-lifecycle"
+    assert headers[HEADER_PROCESSOR] == b"projection:call-lifecycle"
     assert headers[HEADER_ORIGIN].startswith(calls_topic.encode())
     assert b"DecodeError" in headers[HEADER_ERROR]
 

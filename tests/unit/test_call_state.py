@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ringlog.calls.dispatch import DispatchPolicy, choose, is_due, next_due_at
+from ringlog.calls.dispatch import DispatchPolicy, due_at, free_slots, is_due
 from ringlog.calls.record import call_record
 from ringlog.calls.state import CallState, apply
 from ringlog.calls.tracking import ABT_ORDER, abt_owed, record_owed
@@ -158,7 +158,7 @@ def test_dispatch_respects_schedule_cooldown_and_final_outcomes() -> None:
     later = T0 + timedelta(minutes=5)
     scheduled = apply(None, requested("s", scheduled_at=later))
     assert not is_due(scheduled, T0, POLICY) and is_due(scheduled, later, POLICY)
-    assert next_due_at([scheduled], POLICY) == later
+    assert due_at(scheduled, POLICY) == later
 
     failing = apply(
         apply(None, requested("f")),
@@ -178,17 +178,16 @@ def test_dispatch_respects_schedule_cooldown_and_final_outcomes() -> None:
         assert not is_due(state, later, POLICY), state.dispatch
 
 
-def test_dispatch_holds_back_beyond_the_live_call_cap_oldest_first() -> None:
-    live = apply(apply(None, requested("live")), dispatched("live"))
-    waiting = [
-        apply(None, env(requested(f"w{i}").payload, at=T0 + timedelta(seconds=i)))
-        for i in (3, 1, 2)
-    ]
-    chosen = choose([live, *waiting], T0 + timedelta(minutes=1), POLICY)
-    assert [s.call_ref for s in chosen] == ["w1"], "one slot left after the live call"
-    assert choose([live, *waiting], T0 + timedelta(minutes=1), POLICY, frozenset({"w1"})) == []
-    ended = apply(live, webhook("call_ended"))
-    assert [s.call_ref for s in choose([ended, *waiting], T0 + timedelta(minutes=1), POLICY)] == [
-        "w1",
-        "w2",
-    ]
+def test_free_slots_count_live_calls_and_placements_in_flight() -> None:
+    assert free_slots(POLICY, live=0, in_flight=0) == 2
+    assert free_slots(POLICY, live=1, in_flight=0) == 1
+    assert free_slots(POLICY, live=1, in_flight=1) == 0
+    assert free_slots(POLICY, live=3, in_flight=0) == 0, "never negative"
+
+
+def test_a_folded_abt_event_marks_the_activity_emitted() -> None:
+    state = apply(apply(None, requested()), dispatched())
+    assert [a.name for a in abt_owed(state)] == ["voice_call_initiated"]
+    (owed,) = abt_owed(state)
+    folded = apply(state, env(owed))
+    assert "voice_call_initiated" in folded.abt_emitted and abt_owed(folded) == []
