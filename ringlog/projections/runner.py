@@ -97,6 +97,7 @@ class ProjectionRunner(Generic[OpT]):
         self._restore_ends: dict[Position, int] = {}
         self._ends: dict[Position, int] = {}
         self._failure: BaseException | None = None
+        self._consumer: LogConsumer | None = None
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -119,6 +120,7 @@ class ProjectionRunner(Generic[OpT]):
                 max_records=self._max_records,
             )
             async with consumer:
+                self._consumer = consumer
                 log.info("projection started", projection=name, group=self._group_id)
                 # lag keeps being measured while a write is retried, so an outage shows
                 watcher = asyncio.create_task(self._watch_lag(stop), name=f"lag {name}")
@@ -132,6 +134,7 @@ class ProjectionRunner(Generic[OpT]):
             self._failure = exc
             raise
         finally:
+            self._consumer = None
             if self._owns_producer and self._producer is not None:
                 await self._producer.stop()
                 self._producer = None
@@ -377,8 +380,15 @@ class ProjectionRunner(Generic[OpT]):
 
     @property
     def owned(self) -> frozenset[Position]:
-        """The partitions this member holds and has positioned (it alone acts on their keys)."""
-        return frozenset(self._positioned)
+        """The partitions this member holds and has positioned (it alone acts on their keys).
+
+        Read against the consumer's live assignment, so a partition revoked by a rebalance
+        stops counting at once, before the batch loop notices."""
+        consumer = self._consumer
+        if consumer is None:
+            return frozenset()
+        assigned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+        return frozenset(self._positioned & assigned)
 
     def restored(self, position: Position) -> bool:
         """Whether an owned partition has been applied up to where the log ended when it was

@@ -10,10 +10,11 @@ runtime that folds the webhooks which free slots:
 * retries run out → ``call.dispatch_failed`` (not permanent): the request stays pending and is
   placed again after the cool-down — an outage never loses a request.
 
-The lease lasts until the outcome is folded (which deletes it), or expires after
-``dispatch_lease_s``. If this process dies between Retell creating the call and the outcome's
-append, the partition's next owner waits for the lease to expire and places the call again with
-the same ``idempotency_key`` (the call ref): Retell answers with the call it created before.
+The lease lasts until the outcome is folded (which deletes it): ``dispatch_lease_s`` while
+Retell is asked, then an hour once the outcome is appended, however far the fold lags. If this
+process dies between Retell creating the call and the outcome's append, the partition's next
+owner waits for the lease to expire and places the call again with the same
+``idempotency_key`` (the call ref): Retell answers with the call it created before.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ from ringlog.worker.store import WorkerStore
 log = structlog.get_logger("ringlog.dispatcher")
 
 SOURCE = "dispatcher"
+
+#: Once a call's outcome is on the log, its lease is held this long for the fold to catch up
+#: (the fold deletes it); a next owner folds the outcome before it serves the partition.
+HOLD_FOLDED_MS = 3_600_000
 
 
 class Dispatcher:
@@ -106,4 +111,8 @@ class Dispatcher:
             with contextlib.suppress(Exception):
                 await self._store.release(ref)
             return
+        try:
+            await self._store.hold(ref, HOLD_FOLDED_MS)
+        except Exception as exc:  # noqa: BLE001 - the lease may then expire before the fold
+            log.warning("lease not held", call_ref=ref, error=f"{type(exc).__name__}: {exc}")
         log.info("dispatch", call_ref=ref, outcome=outcome.event_type)

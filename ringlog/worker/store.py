@@ -54,6 +54,7 @@ from sqlalchemy import (
     select,
     text,
     tuple_,
+    update,
 )
 
 from ringlog.calls.dispatch import DispatchPolicy, due_at, free_slots
@@ -178,7 +179,65 @@ class _Batch:
     settled_leases: set[str] = field(default_factory=set)
 
 
-class WorkerStore:
+class WorkerViews:
+    """What readers (the API, tests, tools) read from the worker's store: a call's state,
+    whether a task exists or was deleted, and how far the store has folded the log."""
+
+    def __init__(
+        self, engine: Engine, *, calls_topic: str, tasks_topic: str, abt_topic: str
+    ) -> None:
+        self.engine = engine
+        self.calls_topic = calls_topic
+        self.tasks_topic = tasks_topic
+        self.abt_topic = abt_topic
+
+    @classmethod
+    def open(cls, url: str, *, calls_topic: str, tasks_topic: str, abt_topic: str) -> WorkerViews:
+        """Open the store at ``url`` for reading (its tables are created when missing)."""
+        engine = sql_engine(url)
+        METADATA.create_all(engine)
+        return cls(engine, calls_topic=calls_topic, tasks_topic=tasks_topic, abt_topic=abt_topic)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    async def load_checkpoint(self, projection: str = PROCESSOR) -> dict[Position, int]:
+        """The next offset per ``(topic, partition)`` already folded for ``projection``."""
+        return await asyncio.to_thread(self._load_checkpoint, projection)
+
+    def _load_checkpoint(self, projection: str) -> dict[Position, int]:
+        with self.engine.connect() as connection:
+            return read_checkpoint(connection, CHECKPOINTS, projection)
+
+    async def call(self, call_ref: str) -> CallState | None:
+        """The folded state of ``call_ref``, if any of its events was folded."""
+        return await asyncio.to_thread(self._call, call_ref)
+
+    def _call(self, call_ref: str) -> CallState | None:
+        with self.engine.connect() as connection:
+            raw = connection.execute(
+                select(CALLS.c.state).where(
+                    CALLS.c.topic == self.calls_topic, CALLS.c.call_ref == call_ref
+                )
+            ).scalar_one_or_none()
+        return None if raw is None else CallState.model_validate_json(raw)
+
+    async def task_deleted(self, task_id: str) -> bool | None:
+        """Whether ``task_id`` was deleted; ``None`` when the log never mentioned it."""
+        return await asyncio.to_thread(self._task_deleted, task_id)
+
+    def _task_deleted(self, task_id: str) -> bool | None:
+        with self.engine.connect() as connection:
+            found: bool | None = connection.execute(
+                select(TASKS.c.deleted).where(
+                    TASKS.c.topic == self.tasks_topic, TASKS.c.task_id == task_id
+                )
+            ).scalar_one_or_none()
+        return found
+
+
+class WorkerStore(WorkerViews):
     """The worker's tables for one deployment (its ``calls``, ``tasks`` and ``abt`` topics).
 
     Blocking database work runs in a thread. Safe to share between the runtime's loop and the
@@ -194,26 +253,14 @@ class WorkerStore:
         abt_topic: str,
         policy: DispatchPolicy,
     ) -> None:
-        self.engine: Engine = sql_engine(url)
-        METADATA.create_all(self.engine)
-        self.calls_topic = calls_topic
-        self.tasks_topic = tasks_topic
-        self.abt_topic = abt_topic
+        engine = sql_engine(url)
+        METADATA.create_all(engine)
+        super().__init__(
+            engine, calls_topic=calls_topic, tasks_topic=tasks_topic, abt_topic=abt_topic
+        )
         self.policy = policy
 
-    def close(self) -> None:
-        """Release the connection pool."""
-        self.engine.dispose()
-
     # -- the runtime's target ---------------------------------------------------------------
-
-    async def load_checkpoint(self, projection: str) -> dict[Position, int]:
-        """The next offset per ``(topic, partition)`` already folded for ``projection``."""
-        return await asyncio.to_thread(self._load_checkpoint, projection)
-
-    def _load_checkpoint(self, projection: str) -> dict[Position, int]:
-        with self.engine.connect() as connection:
-            return read_checkpoint(connection, CHECKPOINTS, projection)
 
     async def apply(
         self, projection: str, operations: Sequence[Event], positions: Mapping[Position, int]
@@ -506,6 +553,19 @@ class WorkerStore:
                 )
             return states
 
+    async def hold(self, call_ref: str, hold_ms: int) -> None:
+        """Keep the lease of ``call_ref`` for ``hold_ms`` more: its outcome is on the log and
+        the fold of it (which deletes the lease) may lag behind. Does nothing once folded."""
+        await asyncio.to_thread(self._hold, call_ref, hold_ms)
+
+    def _hold(self, call_ref: str, hold_ms: int) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(LEASES)
+                .where(LEASES.c.topic == self.calls_topic, LEASES.c.call_ref == call_ref)
+                .values(expires_ms=now_ms() + hold_ms)
+            )
+
     async def release(self, call_ref: str) -> None:
         """Drop the lease of ``call_ref`` (its outcome could not be appended: place it again)."""
         await asyncio.to_thread(self._release, call_ref)
@@ -532,31 +592,3 @@ class WorkerStore:
                 )
             ).scalar_one()
             return found
-
-    # -- what readers read ------------------------------------------------------------------
-
-    async def call(self, call_ref: str) -> CallState | None:
-        """The folded state of ``call_ref``, if any of its events was folded."""
-        return await asyncio.to_thread(self._call, call_ref)
-
-    def _call(self, call_ref: str) -> CallState | None:
-        with self.engine.connect() as connection:
-            raw = connection.execute(
-                select(CALLS.c.state).where(
-                    CALLS.c.topic == self.calls_topic, CALLS.c.call_ref == call_ref
-                )
-            ).scalar_one_or_none()
-        return None if raw is None else CallState.model_validate_json(raw)
-
-    async def task_deleted(self, task_id: str) -> bool | None:
-        """Whether ``task_id`` was deleted; ``None`` when the log never mentioned it."""
-        return await asyncio.to_thread(self._task_deleted, task_id)
-
-    def _task_deleted(self, task_id: str) -> bool | None:
-        with self.engine.connect() as connection:
-            found: bool | None = connection.execute(
-                select(TASKS.c.deleted).where(
-                    TASKS.c.topic == self.tasks_topic, TASKS.c.task_id == task_id
-                )
-            ).scalar_one_or_none()
-        return found

@@ -56,6 +56,11 @@ class WorkerProcess:
         )
         log.close()
 
+    @property
+    def pid(self) -> int | None:
+        """The running process's id, if started."""
+        return None if self._process is None else self._process.pid
+
     def kill(self) -> None:
         """SIGKILL: no shutdown, no flush, no commit."""
         if self._process is not None and self._process.poll() is None:
