@@ -47,6 +47,8 @@ class LogProducer(AsyncService):
         self._producer = self._make_producer()
         self._started = False
         self._starting = asyncio.Lock()
+        #: the next offset after the last record this producer appended, per partition
+        self.appended: dict[tuple[str, int], int] = {}
 
     def _make_producer(self) -> AIOKafkaProducer:
         kafka = self._kafka
@@ -134,6 +136,8 @@ class LogProducer(AsyncService):
             metadata = await asyncio.wait_for(asyncio.gather(*futures), timeout)
         except (KafkaError, TimeoutError) as exc:
             raise BrokerUnavailable(self._kafka.bootstrap, str(exc) or type(exc).__name__) from exc
+        for m in metadata:
+            self._appended(m.topic, m.partition, m.offset)
         return [RecordPosition(m.topic, m.partition, m.offset) for m in metadata]
 
     async def append_raw(
@@ -150,4 +154,12 @@ class LogProducer(AsyncService):
                 meta = await future
         except (KafkaError, TimeoutError) as exc:
             raise BrokerUnavailable(self._kafka.bootstrap, str(exc) or type(exc).__name__) from exc
+        self._appended(meta.topic, meta.partition, meta.offset)
         return RecordPosition(meta.topic, meta.partition, meta.offset)
+
+    def _appended(self, topic: str, partition: int, offset: int) -> None:
+        """Remember the furthest record appended to a partition (readers of views wait for it:
+        a read after this process's write sees that write)."""
+        key = (topic, partition)
+        if self.appended.get(key, 0) <= offset:
+            self.appended[key] = offset + 1

@@ -89,20 +89,25 @@ class WorkerRuntime(ProjectionRunner[Event]):
         )
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
-    """Run the worker until ``stop`` is set; placements in flight are abandoned cleanly."""
-    started = time.perf_counter()
-    worker = settings.worker
-    store = WorkerStore(
+def worker_store(settings: Settings) -> WorkerStore:
+    """The worker's store for this deployment (in the CRM database)."""
+    return WorkerStore(
         settings.crm.url,
         calls_topic=settings.topic("calls"),
         tasks_topic=settings.topic("tasks"),
         abt_topic=settings.topic("abt"),
         policy=DispatchPolicy(
             max_live_calls=settings.retell.max_concurrent_calls,
-            cooldown=timedelta(seconds=worker.dispatch_cooldown_s),
+            cooldown=timedelta(seconds=settings.worker.dispatch_cooldown_s),
         ),
     )
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    """Run the worker until ``stop`` is set; placements in flight are abandoned cleanly."""
+    started = time.perf_counter()
+    worker = settings.worker
+    store = worker_store(settings)
     records = CallRecordStore(settings.crm.url)
     producer = LogProducer(settings.kafka)
     retell = RetellClient(settings.retell, worker)

@@ -32,6 +32,7 @@ from ringlog.schemas import (
 from ringlog.streams.consumer import LogRecord
 from tests.integration.test_api_ingest import AUTH, api_settings
 from tests.support.logread import records
+from tests.support.worker_runtime import folding_worker
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +49,8 @@ def with_tasks(app: FastAPI) -> FastAPI:
 @pytest.fixture(name="app")
 async def _app(topics: Settings) -> AsyncIterator[FastAPI]:
     app = with_tasks(create_app(api_settings(topics)))
-    async with app.router.lifespan_context(app):
+    # the task index reads the worker's view, kept by its runtime
+    async with folding_worker(topics), app.router.lifespan_context(app):
         yield app
 
 

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from ringlog.api.task_models import IncomingCallIn, RescheduleIn
-from ringlog.tasks import ALLOWED, FieldErrors, KnownTasks, TaskFields, unknown_fields
+from ringlog.tasks import ALLOWED, FieldErrors, TaskFields, unknown_fields
 from ringlog.tasks import validate_fields as check
 
 
@@ -111,22 +111,3 @@ def test_incoming_call_numbers_must_be_e164() -> None:
     assert [e["loc"] for e in caught.value.errors()] == [("from_number",)]
 
 
-def test_known_tasks_fold() -> None:
-    known = KnownTasks()
-    assert known.status("t1") == "unknown"
-    known.task_event("t1", "task.field_writeback")
-    known.call_requested("t2")
-    known.call_requested(None)
-    assert (known.status("t1"), known.status("t2"), known.status("")) == (
-        "live",
-        "live",
-        "unknown",
-    )
-    known.task_event("t1", "task.deleted")
-    # deletion is final: later events for the id do not revive it
-    known.task_event("t1", "task.field_writeback")
-    known.call_requested("t1")
-    assert known.status("t1") == "deleted"
-    # an undecodable record (no type) still makes the task known
-    known.task_event("t3", None)
-    assert known.status("t3") == "live"

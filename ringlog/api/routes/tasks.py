@@ -46,7 +46,9 @@ from ringlog.schemas import (
     derived_event_id,
 )
 from ringlog.schemas.envelope import new_event_id
+from ringlog.streams.head import LogHead
 from ringlog.tasks.index import TaskIndex
+from ringlog.worker.store import WorkerViews
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
@@ -157,14 +159,12 @@ async def delete_task(
         event = TaskDeleted(task_id=task_id, actor=given.actor, reason=given.reason)
         return _envelope(event, event_id, task_id)
 
-    deleted = False
     try:
         event_id = await _append_once(
             services, api_key, idempotency_key, ("delete", task_id), given, prepare
         )
-        deleted = True
     finally:
-        index.release(task_id, deleted=deleted)
+        index.release(task_id)
     return TaskAccepted(task_id=task_id, event_id=str(event_id))
 
 
@@ -200,11 +200,13 @@ def task_index(request: Request, services: Services) -> TaskIndex:
     index: TaskIndex | None = getattr(request.app.state, "task_index", None)
     if index is None:
         settings = services.settings
-        index = TaskIndex(
-            settings.kafka,
-            tasks_topic=settings.topic("tasks"),
+        views = WorkerViews.open(
+            settings.crm.url,
             calls_topic=settings.topic("calls"),
+            tasks_topic=settings.topic("tasks"),
+            abt_topic=settings.topic("abt"),
         )
+        index = TaskIndex(views, LogHead(settings.kafka, services.log))
         request.app.state.task_index = index
     return index
 
