@@ -1,0 +1,175 @@
+"""The worker's state store, one contract on SQLite and on PostgreSQL.
+
+The store is the runtime's target: batches of events go in with their positions; the indexed
+rows the loops read come out (due calls, leases under one cap, held calls, owed effects, known
+tasks). No broker is needed: events are given as the runtime would hand them over.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ringlog.calls.dispatch import DispatchPolicy
+from ringlog.calls.tracking import abt_owed
+from ringlog.projections.base import Event
+from ringlog.schemas import (
+    CallDispatched,
+    CallRequested,
+    Envelope,
+    TaskDeleted,
+    TaskFieldWriteback,
+    TaskRescheduled,
+)
+from ringlog.schemas.base import EventModel
+from ringlog.worker.store import PROCESSOR, WorkerStore
+from tests.support.postgres import fresh_schemas
+
+pytestmark = pytest.mark.integration
+
+CALLS, TASKS, ABT = "p.calls", "p.tasks", "p.abt"
+NOW = datetime.now(UTC)
+_offsets = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WorkerStore]:
+    policy = DispatchPolicy(max_live_calls=2, cooldown=timedelta(seconds=30))
+
+    def make(url: str) -> WorkerStore:
+        return WorkerStore(url, calls_topic=CALLS, tasks_topic=TASKS, abt_topic=ABT, policy=policy)
+
+    if request.param == "sqlite":
+        opened = make(f"sqlite:///{tmp_path / 'state.db'}")
+        yield opened
+        opened.close()
+    else:
+        with fresh_schemas(f"worker_{uuid.uuid4().hex[:8]}") as (url,):
+            opened = make(url)
+            yield opened
+            opened.close()
+
+
+def event(topic: str, payload: EventModel, *, at: datetime = NOW, partition: int = 0) -> Event:
+    envelope = Envelope.new(payload, source="test", occurred_at=at)
+    return Event(topic, partition, next(_offsets), envelope)
+
+
+def requested(
+    ref: str, *, task: str | None = None, due: datetime | None = None, partition: int = 0
+) -> Event:
+    return event(
+        CALLS,
+        CallRequested(
+            call_ref=ref,
+            to_number="+14155550123",
+            from_number="+14155559876",
+            agent_id="agent",
+            task_ref=task,
+            scheduled_at=due,
+        ),
+        at=NOW - timedelta(minutes=1),
+        partition=partition,
+    )
+
+
+async def fold(store: WorkerStore, *events: Event) -> None:
+    positions: dict[tuple[str, int], int] = {}
+    for e in events:
+        positions[(e.topic, e.partition)] = e.offset + 1
+    await store.apply(PROCESSOR, list(events), positions)
+
+
+async def test_a_due_call_is_leased_once_and_released_by_its_outcome(store: WorkerStore) -> None:
+    await fold(store, requested("a"), requested("later", due=NOW + timedelta(hours=1)))
+    first = await store.claim_due([0], owner="w1", lease_ms=60_000)
+    assert [s.call_ref for s in first] == ["a"], "only the due call"
+    assert await store.claim_due([0], owner="w2", lease_ms=60_000) == [], "leased by w1"
+    assert await store.next_due_ms([0]) is not None
+    await fold(
+        store, event(CALLS, CallDispatched(call_ref="a", retell_call_id="r-a", agent_id="x"))
+    )
+    state = await store.call("a")
+    assert state is not None and state.dispatch == "dispatched" and state.live
+    assert await store.claim_due([0], owner="w2", lease_ms=60_000) == []
+    assert await store.claim_due([1], owner="w2", lease_ms=60_000) == [], "other partitions"
+
+
+async def test_live_calls_and_leases_of_every_owner_share_one_cap(store: WorkerStore) -> None:
+    await fold(store, requested("live"))
+    await store.claim_due([0], owner="w1", lease_ms=60_000)
+    await fold(
+        store, event(CALLS, CallDispatched(call_ref="live", retell_call_id="r", agent_id="x"))
+    )
+    await fold(store, requested("b", due=NOW - timedelta(seconds=3)), requested("c", partition=1))
+    # cap 2: one live call, so one more slot, given to the oldest due across owners' claims
+    taken = await store.claim_due([0], owner="w1", lease_ms=60_000)
+    assert [s.call_ref for s in taken] == ["b"]
+    assert await store.claim_due([1], owner="w2", lease_ms=60_000) == [], "the cap is shared"
+
+
+async def test_an_expired_lease_lets_the_next_owner_place_the_call(store: WorkerStore) -> None:
+    await fold(store, requested("a"))
+    assert len(await store.claim_due([0], owner="dead", lease_ms=-1)) == 1
+    again = await store.claim_due([0], owner="w2", lease_ms=60_000)
+    assert [s.call_ref for s in again] == ["a"]
+
+
+async def test_a_deletion_folded_before_its_request_holds_and_cancels_the_call(
+    store: WorkerStore,
+) -> None:
+    await fold(store, event(TASKS, TaskDeleted(task_id="t1")))
+    await fold(store, requested("doomed", task="t1"))
+    assert await store.claim_due([0], owner="w", lease_ms=60_000) == [], "held by its effect"
+    [effect] = await store.outbox([0])
+    assert effect.type == "call.cancelled" and effect.key == "doomed"
+    await fold(store, Event(CALLS, 0, next(_offsets), effect))
+    assert await store.outbox([0]) == [], "folded effects leave the outbox"
+    state = await store.call("doomed")
+    assert state is not None and state.dispatch == "cancelled"
+    assert await store.claim_due([0], owner="w", lease_ms=60_000) == []
+
+
+async def test_a_reschedule_in_the_same_batch_as_its_request_moves_the_call(
+    store: WorkerStore,
+) -> None:
+    later = NOW + timedelta(hours=2)
+    await fold(
+        store,
+        requested("moved", task="t2"),
+        event(TASKS, TaskRescheduled(task_id="t2", scheduled_at=later)),
+    )
+    [effect] = await store.outbox([0])
+    await fold(store, Event(CALLS, 0, next(_offsets), effect))
+    state = await store.call("moved")
+    assert state is not None and state.request is not None
+    assert state.request.due_at == later
+    assert await store.next_due_ms([0]) == int(later.timestamp() * 1000)
+
+
+async def test_tasks_are_known_from_either_topic_and_deletion_is_final(
+    store: WorkerStore,
+) -> None:
+    assert await store.task_deleted("t") is None
+    await fold(store, requested("r", task="named-by-call"))
+    assert await store.task_deleted("named-by-call") is False
+    await fold(store, event(TASKS, TaskDeleted(task_id="t")))
+    await fold(store, event(TASKS, TaskFieldWriteback(task_id="t", fields={"status": "open"})))
+    await fold(store, requested("r2", task="t"))
+    assert await store.task_deleted("t") is True
+
+
+async def test_owed_effects_are_found_until_folded_back(store: WorkerStore) -> None:
+    await fold(store, requested("o"))
+    await fold(store, event(CALLS, CallDispatched(call_ref="o", retell_call_id="r", agent_id="x")))
+    [owing] = await store.owing([0])
+    [abt] = abt_owed(owing)
+    await fold(store, Event(ABT, 0, next(_offsets), Envelope.new(abt, source="t", key="o")))
+    assert await store.owing([0]) == []
+    checkpoint = await store.load_checkpoint(PROCESSOR)
+    assert checkpoint[(ABT, 0)] > 0 and checkpoint[(CALLS, 0)] > 0
