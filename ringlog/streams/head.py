@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
+from ringlog.streams.partitioner import partition_for
 
 from ringlog.config import KafkaSettings
 from ringlog.errors import BrokerUnavailable
@@ -26,7 +26,7 @@ from ringlog.streams.consumer import standalone_consumer
 from ringlog.streams.offsets import Position
 from ringlog.streams.producer import LogProducer
 
-_partitioner = DefaultPartitioner()
+
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class LogHead:
         numbers = await self.partitions(topic)
         if not numbers:
             raise BrokerUnavailable(self._kafka.bootstrap, f"topic {topic} has no partitions")
-        chosen: int = _partitioner(key.encode(), numbers, numbers)
+        chosen = partition_for(key.encode(), numbers, numbers)
         return chosen
 
     async def ends(self, positions: Collection[Position]) -> dict[Position, int]:

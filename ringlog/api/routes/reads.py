@@ -11,11 +11,11 @@ import asyncio
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, HTTPException, Path, status
+from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 
 from ringlog.api.deps import ApiKeyDep, ServicesDep
 from ringlog.api.models import Problem
-from ringlog.calls.state import CallState, apply
+from ringlog.api.views import views_of
 from ringlog.schemas import Envelope
 from ringlog.schemas.codec import encode
 from ringlog.sessions.state import fold
@@ -46,14 +46,25 @@ async def get_session(phone: Phone, services: ServicesDep, _key: ApiKeyDep) -> d
 
 
 @router.get("/calls/{call_ref}", responses=_ERRORS)
-async def get_call(call_ref: CallRef, services: ServicesDep, _key: ApiKeyDep) -> dict[str, Any]:
-    """The call's state folded from its ``calls`` events."""
-    envelopes = await _envelopes(services, "calls", call_ref)
-    if not envelopes:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {call_ref}")
-    state = CallState(call_ref=call_ref)
-    for envelope in envelopes:
-        state = apply(state, envelope)
+async def get_call(
+    call_ref: CallRef,
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    _key: ApiKeyDep,
+) -> dict[str, Any]:
+    """The call's state, from the worker's view (``calls`` and ``abt`` folded).
+
+    The answer waits, at most 2 s, for the view to reach the log's end on the call's
+    partitions; ``X-Ringlog-Position`` names the position it reflects and ``X-Ringlog-Behind:
+    true`` says the view had not caught up in time."""
+    state, coverage = await views_of(request, services).call(call_ref)
+    headers = {"X-Ringlog-Position": coverage.header()}
+    if coverage.behind:
+        headers["X-Ringlog-Behind"] = "true"
+    if state is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {call_ref}", headers=headers)
+    response.headers.update(headers)
     body: dict[str, Any] = state.model_dump(mode="json")
     return body
 

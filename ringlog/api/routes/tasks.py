@@ -37,6 +37,7 @@ from ringlog.api.task_models import (
     RescheduleIn,
     TaskAccepted,
 )
+from ringlog.api.views import views_of
 from ringlog.schemas import (
     Envelope,
     TaskDeleted,
@@ -46,9 +47,7 @@ from ringlog.schemas import (
     derived_event_id,
 )
 from ringlog.schemas.envelope import new_event_id
-from ringlog.streams.head import LogHead
 from ringlog.tasks.index import TaskIndex
-from ringlog.worker.store import WorkerViews
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
@@ -196,19 +195,8 @@ async def record_incoming_call(
 
 
 def task_index(request: Request, services: Services) -> TaskIndex:
-    """The app's :class:`TaskIndex`, made on first use (it lives as long as the app)."""
-    index: TaskIndex | None = getattr(request.app.state, "task_index", None)
-    if index is None:
-        settings = services.settings
-        views = WorkerViews.open(
-            settings.crm.url,
-            calls_topic=settings.topic("calls"),
-            tasks_topic=settings.topic("tasks"),
-            abt_topic=settings.topic("abt"),
-        )
-        index = TaskIndex(views, LogHead(settings.kafka, services.log))
-        request.app.state.task_index = index
-    return index
+    """The app's :class:`TaskIndex` (see :func:`ringlog.api.views.views_of`)."""
+    return views_of(request, services).tasks
 
 
 def _generated_task_id(event_id: uuid.UUID) -> str:

@@ -1,0 +1,123 @@
+"""``GET /v1/calls/{ref}`` reads the worker's view, never the log.
+
+A read right after the 202 of ``POST /v1/calls`` sees the request (the API waits, bounded, for
+the view to reach the write); every answer names the position it reflects; with the view
+caught up, reads are served with no consumer fetching anything; with the worker stopped, a
+read answers within its bound and says it is behind.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from fastapi import FastAPI
+
+from ringlog.api.app import create_app
+from ringlog.config import Settings
+from ringlog.schemas import CallDispatched, CallRequested, Envelope
+from ringlog.streams.producer import LogProducer
+from tests.integration.test_api_ingest import AUTH, api_settings
+from tests.support.logread import eventually
+from tests.support.worker_runtime import folding_worker
+
+pytestmark = pytest.mark.integration
+
+BODY = {"to_number": "+14155550123", "from_number": "+14155559876"}
+
+
+@pytest.fixture(name="app")
+async def _app(topics: Settings) -> AsyncIterator[FastAPI]:
+    app = create_app(api_settings(topics))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture(name="client")
+async def _client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ringlog") as client:
+        yield client
+
+
+async def backlog(settings: Settings, count: int) -> None:
+    """Put ``count`` other calls' requests on the log."""
+    async with LogProducer(settings.kafka) as log:
+        await log.append_many(
+            [
+                Envelope.new(
+                    CallRequested(call_ref=f"old-{uuid.uuid4().hex[:10]}", agent_id="a", **BODY),
+                    source="test",
+                )
+                for _ in range(count)
+            ]
+        )
+
+
+async def test_a_read_right_after_the_write_sees_it(
+    client: httpx.AsyncClient, topics: Settings
+) -> None:
+    await backlog(topics, 5_000)
+    async with folding_worker(topics) as worker:
+        await worker.caught_up()
+        for _ in range(3):
+            posted = await client.post("/v1/calls", json=BODY, headers=AUTH)
+            assert posted.status_code == 202
+            ref = posted.json()["call_ref"]
+            read = await client.get(f"/v1/calls/{ref}", headers=AUTH)
+            assert read.status_code == 200, (read.text, dict(read.headers))
+            assert read.json()["call_ref"] == ref and read.json()["dispatch"] == "pending"
+            assert "X-Ringlog-Behind" not in read.headers
+            position = read.headers["X-Ringlog-Position"]
+            assert position.count(",") == 1 and topics.topic("calls") in position
+
+
+async def test_reads_fetch_nothing_from_the_log(
+    client: httpx.AsyncClient, topics: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await backlog(topics, 5_000)
+    posted = await client.post("/v1/calls", json=BODY, headers=AUTH)
+    ref = posted.json()["call_ref"]
+    async with folding_worker(topics):
+        await eventually(
+            lambda: client.get(f"/v1/calls/{ref}", headers=AUTH),
+            lambda r: r.status_code == 200 and "X-Ringlog-Behind" not in r.headers,
+        )
+
+    def no_fetch(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the read path fetched records from the log")
+
+    monkeypatch.setattr(AIOKafkaConsumer, "getmany", no_fetch)
+    monkeypatch.setattr(AIOKafkaConsumer, "getone", no_fetch)
+    started = time.monotonic()
+    for _ in range(20):
+        read = await client.get(f"/v1/calls/{ref}", headers=AUTH)
+        assert read.status_code == 200 and "X-Ringlog-Behind" not in read.headers
+    assert (await client.get("/v1/calls/never-asked", headers=AUTH)).status_code == 404
+    assert time.monotonic() - started < 10
+
+
+async def test_a_view_behind_the_log_answers_in_time_and_says_so(
+    client: httpx.AsyncClient, topics: Settings
+) -> None:
+    posted = await client.post("/v1/calls", json=BODY, headers=AUTH)
+    ref = posted.json()["call_ref"]
+    async with folding_worker(topics):
+        await eventually(
+            lambda: client.get(f"/v1/calls/{ref}", headers=AUTH), lambda r: r.status_code == 200
+        )
+    async with LogProducer(topics.kafka) as log:  # folded by no one: the worker is stopped
+        await log.append(
+            Envelope.new(
+                CallDispatched(call_ref=ref, retell_call_id="r-1", agent_id="a"), source="test"
+            )
+        )
+    started = time.monotonic()
+    read = await client.get(f"/v1/calls/{ref}", headers=AUTH)
+    assert time.monotonic() - started < 5
+    assert read.status_code == 200 and read.headers["X-Ringlog-Behind"] == "true"
+    assert read.json()["dispatch"] == "pending", "the view's state, not the log's"
