@@ -26,6 +26,7 @@ from tests.integration.test_api_ingest import AUTH, api_settings, signed
 from tests.support.llm_caller import Caller
 from tests.support.logread import envelopes, eventually
 from tests.support.servers import serving
+from tests.support.worker_runtime import folding_worker
 
 pytestmark = pytest.mark.integration
 
@@ -277,14 +278,16 @@ async def test_the_read_api_shows_a_calls_timeline_and_refuses_without_a_key(api
     assert (await api.http.get("/v1/sessions/not-a-number", headers=AUTH)).status_code == 422
 
 
-async def test_the_read_api_folds_an_outbound_calls_state(api: Line) -> None:
-    response = await api.http.post(
-        "/v1/calls",
-        json={"to_number": JANE, "from_number": "+14155559876", "task_ref": "t-9"},
-        headers=AUTH,
-    )
-    ref = response.json()["call_ref"]
-    state = (await api.http.get(f"/v1/calls/{ref}", headers=AUTH)).json()
+async def test_the_read_api_shows_an_outbound_calls_state(api: Line) -> None:
+    async with folding_worker(api.settings) as worker:  # keeps the view the read comes from
+        await worker.caught_up()
+        response = await api.http.post(
+            "/v1/calls",
+            json={"to_number": JANE, "from_number": "+14155559876", "task_ref": "t-9"},
+            headers=AUTH,
+        )
+        ref = response.json()["call_ref"]
+        state = (await api.http.get(f"/v1/calls/{ref}", headers=AUTH)).json()
     assert state["call_ref"] == ref and state["dispatch"] == "pending"
     assert state["request"]["to_number"] == JANE
 
