@@ -1,6 +1,7 @@
 """The error hierarchy. How a caller should respond decides the class::
 
 RinglogError
+ ├── ConfigurationError      the deployment cannot run as set up (the message says the fix)
  ├── RetryableError          try again later (broker down, timeout, 429/5xx upstream)
  │    └── BrokerUnavailable  the Kafka cluster did not answer or did not ack in time
  └── PermanentError          retrying cannot help: quarantine or dead-letter the input
@@ -37,6 +38,10 @@ class BrokerUnavailable(RetryableError):
         )
         self.bootstrap = bootstrap
         self.reason = reason
+
+
+class ConfigurationError(RinglogError):
+    """The deployment is set up in a way ringlog cannot run with; the message says how to fix it."""
 
 
 class PermanentError(RinglogError):

@@ -18,15 +18,13 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
-from ringlog.streams.partitioner import partition_for
 
 from ringlog.config import KafkaSettings
 from ringlog.errors import BrokerUnavailable
 from ringlog.streams.consumer import standalone_consumer
 from ringlog.streams.offsets import Position
+from ringlog.streams.partitioner import partition_for
 from ringlog.streams.producer import LogProducer
-
-
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,11 @@ from aiokafka.errors import KafkaError
 from ringlog.adapters.retell import RetellClient
 from ringlog.calls.dispatch import DispatchPolicy
 from ringlog.config import Settings
-from ringlog.errors import BrokerUnavailable
+from ringlog.errors import BrokerUnavailable, ConfigurationError
 from ringlog.projections.base import Event, Projection
 from ringlog.projections.call_records import CallRecordStore
 from ringlog.projections.runner import ProjectionRunner
+from ringlog.streams.head import LogHead
 from ringlog.streams.offsets import Position
 from ringlog.streams.producer import LogProducer
 from ringlog.worker.dispatcher import Dispatcher
@@ -153,6 +154,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
 
     try:
         await producer.start()
+        await _check_co_partitioned(settings, store)
         await asyncio.gather(consume(), serve())
     finally:
         stop.set()
@@ -171,3 +173,19 @@ async def _either(first: asyncio.Event, second: asyncio.Event) -> None:
     finally:
         for wait in waits:
             wait.cancel()
+
+
+async def _check_co_partitioned(settings: Settings, store: WorkerStore) -> None:
+    """Refuse to run when ``calls`` and ``abt`` differ in partition count: the owner of a
+    call's partition must also hold its ABT (``ringlog topics ensure`` creates them equal)."""
+    head = LogHead(settings.kafka)
+    try:
+        calls = await head.partitions(store.calls_topic)
+        abt = await head.partitions(store.abt_topic)
+    finally:
+        await head.stop()
+    if len(calls) != len(abt):
+        raise ConfigurationError(
+            f"{store.abt_topic} has {len(abt)} partitions and {store.calls_topic} "
+            f"{len(calls)}: the worker needs them equal (see `ringlog topics ensure`)"
+        )

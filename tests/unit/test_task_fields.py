@@ -109,5 +109,3 @@ def test_incoming_call_numbers_must_be_e164() -> None:
     with pytest.raises(ValidationError) as caught:
         IncomingCallIn(from_number="4155550123", to_number="+14155559876")
     assert [e["loc"] for e in caught.value.errors()] == [("from_number",)]
-
-
