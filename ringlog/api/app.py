@@ -10,7 +10,6 @@ import redis.asyncio as aioredis
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from redis.exceptions import RedisError
 
 from ringlog import __version__, heap
 from ringlog.api.deps import Services
@@ -18,13 +17,18 @@ from ringlog.api.idempotency import IdempotencyStore
 from ringlog.api.metrics import ApiMetrics
 from ringlog.api.middleware import BodyLimit, RequestMetrics
 from ringlog.api.routes import calls, health, llm, reads, tasks, webhooks
+from ringlog.api.views import Views
 from ringlog.config import Settings
 from ringlog.dialog.model import ChatModel
 from ringlog.errors import BrokerUnavailable, RetryableError
 from ringlog.sessions.cache import SessionCache
+from ringlog.sessions.state import SessionState
 from ringlog.streams.producer import LogProducer
 
 log = structlog.get_logger("ringlog.api")
+
+#: How long a call's start waits for the sessions view on a cache miss (then answers from it).
+SESSION_LOOKUP_WAIT_S = 1.0
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -44,12 +48,13 @@ def create_app(settings: Settings) -> FastAPI:
         except BrokerUnavailable as exc:
             log.warning("broker unavailable at start; will retry per request", error=str(exc))
         redis = aioredis.Redis.from_url(settings.redis.url, socket_timeout=2)
-        sessions = SessionCache(
-            redis,
-            prefix=settings.redis.key_prefix,
-            kafka=settings.kafka,
-            topic=settings.topic("sessions"),
-        )
+        views = app.state.views = Views.open(settings, producer)
+
+        async def session_in_view(phone: str) -> SessionState | None:
+            state, _coverage = await views.session(phone, timeout_s=SESSION_LOOKUP_WAIT_S)
+            return state
+
+        sessions = SessionCache(redis, prefix=settings.redis.key_prefix, view=session_in_view)
         app.state.services = Services(
             settings=settings,
             log=producer,
@@ -58,16 +63,13 @@ def create_app(settings: Settings) -> FastAPI:
             sessions=sessions,
             dialog_model=ChatModel(settings.dialog) if settings.dialog.model_enabled else None,
         )
-        try:
-            await sessions.ensure_built()
-        except (BrokerUnavailable, RetryableError, RedisError, OSError) as exc:
-            log.warning("session cache not rebuilt at start; will on first use", error=str(exc))
         heap.settle()  # what is built so far lives as long as the process
         try:
             yield
         finally:
             await producer.stop()
             await redis.aclose()
+            await views.close()
             if app.state.services.dialog_model is not None:
                 await app.state.services.dialog_model.aclose()
 

@@ -1,20 +1,27 @@
-"""The views the API reads, opened once per app: the worker's store and the log's head.
+"""The views the API reads, opened once per app: the worker's store, the read views (timeline,
+sessions) and the log's head.
 
-Reads never scan the log: they wait, bounded, until the view has folded the key's partition
-up to its end at the time of the read (:func:`ringlog.streams.head.wait_covered`), then answer
-from the view, saying which position the answer reflects.
+Reads never scan the log: they wait, bounded, until the view has folded the key's partitions
+up to their end at the time of the read (:func:`ringlog.streams.head.wait_covered`), then
+answer from the view, saying which position the answer reflects (:class:`Coverage`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 
-from ringlog.api.deps import Services
 from ringlog.calls.state import CallState
+from ringlog.config import Settings
+from ringlog.sessions.state import SessionState
 from ringlog.streams.head import Coverage, LogHead, wait_covered
+from ringlog.streams.offsets import Position
+from ringlog.streams.producer import LogProducer
 from ringlog.tasks.index import TaskIndex
+from ringlog.views.store import SESSIONS_VIEW, TIMELINE_VIEW, ViewStore
 from ringlog.worker.store import WorkerViews
 
 #: How long a read waits for a view to reach the log's end before answering from behind.
@@ -23,41 +30,82 @@ READ_WAIT_S = 2.0
 
 @dataclass(frozen=True)
 class Views:
-    """The worker's views and the head of the log, for the API's reads."""
+    """The worker's views, the read views and the head of the log, for the API's reads."""
 
+    settings: Settings
     worker: WorkerViews
+    store: ViewStore
     head: LogHead
     tasks: TaskIndex
 
-    async def call(self, call_ref: str) -> tuple[CallState | None, Coverage]:
-        """The call's state once the worker folded its partition of ``calls`` and ``abt`` as
-        far as the log reached when asked (or ``READ_WAIT_S`` passed)."""
-        worker = self.worker
-        partition = await self.head.partition_of(worker.calls_topic, call_ref)
-        ends = await self.head.ends(
-            [(worker.calls_topic, partition), (worker.abt_topic, partition)]
-        )
-        coverage = await wait_covered(worker.load_checkpoint, ends, timeout_s=READ_WAIT_S)
-        return await worker.call(call_ref), coverage
-
-    async def close(self) -> None:
-        """Close the log client and the database pool."""
-        await self.head.stop()
-        self.worker.close()
-
-
-def views_of(request: Request, services: Services) -> Views:
-    """The app's :class:`Views`, opened on first use (closed with the app)."""
-    views: Views | None = getattr(request.app.state, "views", None)
-    if views is None:
-        settings = services.settings
+    @classmethod
+    def open(cls, settings: Settings, producer: LogProducer | None = None) -> Views:
+        """Open the views in ``settings.crm.url`` (no connection is made before a read)."""
         worker = WorkerViews.open(
             settings.crm.url,
             calls_topic=settings.topic("calls"),
             tasks_topic=settings.topic("tasks"),
             abt_topic=settings.topic("abt"),
         )
-        head = LogHead(settings.kafka, services.log)
-        views = Views(worker, head, TaskIndex(worker, head))
-        request.app.state.views = views
+        head = LogHead(settings.kafka, producer)
+        return cls(
+            settings, worker, ViewStore.open(settings.crm.url), head, TaskIndex(worker, head)
+        )
+
+    async def call(self, call_ref: str) -> tuple[CallState | None, Coverage]:
+        """The call's state once the worker folded its partition of ``calls`` and ``abt``."""
+        worker = self.worker
+        coverage = await self._covered(
+            worker.load_checkpoint, call_ref, (worker.calls_topic, worker.abt_topic)
+        )
+        return await worker.call(call_ref), coverage
+
+    async def timeline(self, call_ref: str) -> tuple[list[dict[str, Any]], Coverage]:
+        """The call's events on ``calls``, ``dialog`` and ``abt``, in the order recorded."""
+        topics = tuple(self.settings.topic(t) for t in ("calls", "dialog", "abt"))
+        coverage = await self._covered(self._checkpoint(TIMELINE_VIEW), call_ref, topics)
+        return await self.store.timeline(call_ref, topics), coverage
+
+    async def session(
+        self, phone: str, *, timeout_s: float = READ_WAIT_S
+    ) -> tuple[SessionState | None, Coverage]:
+        """The number's current session (open or not) from the sessions view."""
+        coverage = await self._covered(
+            self._checkpoint(SESSIONS_VIEW),
+            phone,
+            (self.settings.topic("sessions"),),
+            timeout_s=timeout_s,
+        )
+        return await self.store.session(phone, self.settings.topic("sessions")), coverage
+
+    def _checkpoint(self, view: str) -> Callable[[], Awaitable[Mapping[Position, int]]]:
+        async def load() -> Mapping[Position, int]:
+            return await self.store.load_checkpoint(view)
+
+        return load
+
+    async def _covered(
+        self,
+        checkpoint: Callable[[], Awaitable[Mapping[Position, int]]],
+        key: str,
+        topics: tuple[str, ...],
+        *,
+        timeout_s: float = READ_WAIT_S,
+    ) -> Coverage:
+        """Wait until ``checkpoint`` covers the key's partition of each topic (as far as the
+        log reached when asked), at most ``timeout_s``."""
+        positions = [(topic, await self.head.partition_of(topic, key)) for topic in topics]
+        ends = await self.head.ends(positions)
+        return await wait_covered(checkpoint, ends, timeout_s=timeout_s)
+
+    async def close(self) -> None:
+        """Close the log client and the database pools."""
+        await self.head.stop()
+        self.worker.close()
+        self.store.close()
+
+
+def views_of(request: Request) -> Views:
+    """The app's :class:`Views` (opened at start-up, closed with the app)."""
+    views: Views = request.app.state.views
     return views

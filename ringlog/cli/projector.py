@@ -1,4 +1,4 @@
-"""``ringlog projector``: keep the CRM and the warehouse in step with the log."""
+"""``ringlog projector``: keep the read views, the CRM and the warehouse in step with the log."""
 
 from __future__ import annotations
 
@@ -15,14 +15,18 @@ def projector(
     metrics_port: int = typer.Option(
         0, help="Serve Prometheus metrics (projection lag, records applied) on this port; 0: off."
     ),
-    only: str | None = typer.Option(None, help="Run one projection only: crm or warehouse."),
+    only: str | None = typer.Option(
+        None, help="Run one projection only: timeline, sessions, crm or warehouse."
+    ),
 ) -> None:
-    """Project the log into the CRM (sessions, dialog, tasks) and the warehouse (every topic)
-    until SIGINT/SIGTERM; each resumes from its own checkpoint."""
+    """Project the log into the read views (each call's timeline, each number's session), the
+    CRM (sessions, dialog, tasks) and the warehouse (every topic) until SIGINT/SIGTERM; each
+    resumes from its own checkpoint."""
     from prometheus_client import CollectorRegistry, start_http_server
 
     from ringlog.projections.crm import run_crm_projector
     from ringlog.projections.warehouse import run_warehouse_projector
+    from ringlog.views import VIEWS, run_views
 
     settings = Settings.load()
     logs.configure()
@@ -36,12 +40,15 @@ def projector(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         runs = []
+        views = [view for view in VIEWS if only in (None, view)]
+        if views:
+            runs.append(run_views(settings, stop, views=views, registry=registry))
         if only in (None, "crm"):
             runs.append(run_crm_projector(settings, stop, registry=registry))
         if only in (None, "warehouse"):
             runs.append(run_warehouse_projector(settings, stop, registry=registry))
         if not runs:
-            raise typer.BadParameter("--only takes crm or warehouse")
+            raise typer.BadParameter("--only takes timeline, sessions, crm or warehouse")
         heap.settle()
         await asyncio.gather(*runs)
 

@@ -1,8 +1,10 @@
 """The call-record store: the ``call_records`` table of the CRM database (SQLAlchemy 2).
 
 Writes are upserts keyed by the call ref, so writing the same record twice (a replay, or a
-retry after a crash between the write and ``call.recorded``) leaves one row. The table is
-created on start if missing. SQLite and PostgreSQL are both supported.
+retry after a crash between the write and ``call.recorded``) leaves one row, the latest
+record's (:func:`ringlog.projections.sql.upsert`). The table is created on start if missing.
+SQLite and PostgreSQL are both supported; the database is opened through
+:func:`ringlog.projections.sql.sql_engine` like every other store.
 """
 
 from __future__ import annotations
@@ -19,12 +21,11 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    create_engine,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ringlog.calls.record import CallRecord
+from ringlog.projections.sql import create_tables, sql_engine, upsert
 
 METADATA = MetaData()
 
@@ -51,13 +52,16 @@ CALL_RECORDS = Table(
     Column("patient_ref", String(128)),
 )
 
+#: What a newer record of the same call overwrites: every column but the key.
+_REPLACED = tuple(c.name for c in CALL_RECORDS.columns if not c.primary_key)
+
 
 class CallRecordStore:
     """Writes and reads call records; blocking database work runs in a thread."""
 
     def __init__(self, url: str) -> None:
-        self._engine: Engine = create_engine(url, future=True, pool_pre_ping=True)
-        METADATA.create_all(self._engine)
+        self._engine: Engine = sql_engine(url)
+        create_tables(self._engine, METADATA)
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -72,20 +76,9 @@ class CallRecordStore:
         return await asyncio.to_thread(self._read, call_ref)
 
     def _write(self, record: CallRecord) -> None:
-        row = record.model_dump()
-        dialect = self._engine.dialect.name
-        if dialect == "postgresql":
-            statement = postgresql.insert(CALL_RECORDS).values(row)
-            statement = statement.on_conflict_do_update(
-                index_elements=["call_ref"], set_=dict(statement.excluded)
-            )
-        else:
-            lite = sqlite.insert(CALL_RECORDS).values(row)
-            statement = lite.on_conflict_do_update(  # type: ignore[assignment]
-                index_elements=["call_ref"], set_=dict(lite.excluded)
-            )
         with self._engine.begin() as connection:
-            connection.execute(statement)
+            statement = upsert(connection, CALL_RECORDS, update=_REPLACED)
+            connection.execute(statement, record.model_dump())
 
     def _read(self, call_ref: str) -> CallRecord | None:
         with self._engine.connect() as connection:

@@ -3,15 +3,21 @@
 Every store opens its database through :func:`sql_engine`, so SQLite files get their folder,
 write-ahead logging (readers in other processes never block the writer) and a busy timeout
 (several processes — worker, projector, API — share one file on the embedded stack).
+
+The dialects' ``INSERT … ON CONFLICT`` constructs are chosen in one place, :func:`insert_for`;
+:func:`upsert` builds the usual primary-key upsert on it (overwrite some columns, optionally
+only when the row is newer).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 #: The dialects' ``INSERT`` constructs that know ``ON CONFLICT … DO UPDATE / DO NOTHING``.
 _INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
@@ -47,3 +53,33 @@ def insert_for(connection: Connection) -> Any:
             f"no upsert for the {connection.dialect.name} dialect (SQLite, PostgreSQL only)"
         )
     return insert
+
+
+def upsert(
+    connection: Connection, table: Table, *, update: Collection[str], version: str | None = None
+) -> Any:
+    """``INSERT INTO table … ON CONFLICT (primary key) DO UPDATE SET`` each ``update`` column
+    to the new row's value; with ``version``, only when the stored ``version`` column is lower
+    than the new row's (apply-if-newer: an equal version is left alone). Execute it with the
+    rows as parameters (one dict, or a list for ``executemany``)."""
+    new = insert_for(connection)(table)
+    return new.on_conflict_do_update(
+        index_elements=list(table.primary_key.columns),
+        set_={name: new.excluded[name] for name in update},
+        where=None if version is None else table.c[version] < new.excluded[version],
+    )
+
+
+def create_tables(engine: Engine, metadata: MetaData) -> None:
+    """Create ``metadata``'s missing tables. Several processes opening one new database at
+    once (the embedded stack starts them together) may race to create a table: the loser's
+    "already exists" is taken as done, and the check is run again."""
+    for attempt in range(3):
+        try:
+            metadata.create_all(engine)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError) as exc:
+            if "already exists" not in str(exc) and "duplicate key" not in str(exc):
+                raise
+            if attempt == 2:
+                raise

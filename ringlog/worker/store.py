@@ -68,7 +68,7 @@ from ringlog.projections.checkpoint import (
     upsert_many,
     write_checkpoint,
 )
-from ringlog.projections.sql import insert_for, sql_engine
+from ringlog.projections.sql import create_tables, insert_for, sql_engine
 from ringlog.schemas import (
     CallCancelled,
     CallDispatched,
@@ -195,7 +195,7 @@ class WorkerViews:
     def open(cls, url: str, *, calls_topic: str, tasks_topic: str, abt_topic: str) -> WorkerViews:
         """Open the store at ``url`` for reading (its tables are created when missing)."""
         engine = sql_engine(url)
-        METADATA.create_all(engine)
+        create_tables(engine, METADATA)
         return cls(engine, calls_topic=calls_topic, tasks_topic=tasks_topic, abt_topic=abt_topic)
 
     def close(self) -> None:
@@ -254,7 +254,7 @@ class WorkerStore(WorkerViews):
         policy: DispatchPolicy,
     ) -> None:
         engine = sql_engine(url)
-        METADATA.create_all(engine)
+        create_tables(engine, METADATA)
         super().__init__(
             engine, calls_topic=calls_topic, tasks_topic=tasks_topic, abt_topic=abt_topic
         )

@@ -25,13 +25,15 @@ from ringlog.devstack.ports import free_port, tcp_answers, wait_until
 from ringlog.streams.admin import delete_topics, ensure_topics
 from ringlog.streams.topics import TOPICS
 from tests.integration.test_api_ingest import AUTH, api_settings
+from tests.support.worker_runtime import folding_worker_thread
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(name="api_url", scope="module")
 def _api_url(stack_home: object) -> Iterator[str]:
-    """uvicorn serving ringlog in a thread, with its own topics; stopped after the module."""
+    """uvicorn serving ringlog in a thread, with its own topics and a worker runtime folding them
+    into the views; stopped after the module."""
     settings = Settings.load()
     kafka = settings.kafka.model_copy(update={"topic_prefix": "schemathesis."})
     settings = api_settings(settings.model_copy(update={"kafka": kafka}))
@@ -41,11 +43,12 @@ def _api_url(stack_home: object) -> Iterator[str]:
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="error")
     )
     thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    assert wait_until(lambda: tcp_answers("127.0.0.1", port), timeout_s=20)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with folding_worker_thread(settings):  # keeps the views the reads come from
+        thread.start()
+        assert wait_until(lambda: tcp_answers("127.0.0.1", port), timeout_s=20)
+        yield f"http://127.0.0.1:{port}"
+        server.should_exit = True
+        thread.join(timeout=10)
     asyncio.run(delete_topics(kafka, [f"schemathesis.{t.name}" for t in TOPICS]))
 
 

@@ -1,4 +1,5 @@
-"""``GET /v1/calls/{ref}`` reads the worker's view, never the log.
+"""The read API answers from views, never from the log: ``GET /v1/calls/{ref}`` from the
+worker's, ``/events`` and ``/v1/sessions/{phone}`` from the timeline and sessions views.
 
 A read right after the 202 of ``POST /v1/calls`` sees the request (the API waits, bounded, for
 the view to reach the write); every answer names the position it reflects; with the view
@@ -20,10 +21,11 @@ from fastapi import FastAPI
 from ringlog.api.app import create_app
 from ringlog.config import Settings
 from ringlog.schemas import CallDispatched, CallRequested, Envelope
+from ringlog.schemas.sessions import SessionStarted
 from ringlog.streams.producer import LogProducer
 from tests.integration.test_api_ingest import AUTH, api_settings
 from tests.support.logread import eventually
-from tests.support.worker_runtime import folding_worker
+from tests.support.worker_runtime import folding_worker, keeping_views
 
 pytestmark = pytest.mark.integration
 
@@ -82,11 +84,20 @@ async def test_reads_fetch_nothing_from_the_log(
     await backlog(topics, 5_000)
     posted = await client.post("/v1/calls", json=BODY, headers=AUTH)
     ref = posted.json()["call_ref"]
-    async with folding_worker(topics):
-        await eventually(
-            lambda: client.get(f"/v1/calls/{ref}", headers=AUTH),
-            lambda r: r.status_code == 200 and "X-Ringlog-Behind" not in r.headers,
+    phone = BODY["to_number"]
+    async with LogProducer(topics.kafka) as log:
+        await log.append(
+            Envelope.new(
+                SessionStarted(session_id="s-1", phone=phone, call_ref=ref, stage="name"),
+                source="test",
+            )
         )
+    async with folding_worker(topics), keeping_views(topics):
+        for path in (f"/v1/calls/{ref}", f"/v1/calls/{ref}/events", f"/v1/sessions/{phone}"):
+            await eventually(
+                lambda path=path: client.get(path, headers=AUTH),  # type: ignore[misc]
+                lambda r: r.status_code == 200 and "X-Ringlog-Behind" not in r.headers,
+            )
 
     def no_fetch(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("the read path fetched records from the log")
@@ -97,7 +108,14 @@ async def test_reads_fetch_nothing_from_the_log(
     for _ in range(20):
         read = await client.get(f"/v1/calls/{ref}", headers=AUTH)
         assert read.status_code == 200 and "X-Ringlog-Behind" not in read.headers
+        events = await client.get(f"/v1/calls/{ref}/events", headers=AUTH)
+        assert [e["type"] for e in events.json()] == ["call.requested"]
+        assert topics.topic("abt") in events.headers["X-Ringlog-Position"]
+        session = await client.get(f"/v1/sessions/{phone}", headers=AUTH)
+        assert session.json()["session_id"] == "s-1" and session.json()["stage"] == "name"
     assert (await client.get("/v1/calls/never-asked", headers=AUTH)).status_code == 404
+    assert (await client.get("/v1/calls/never-asked/events", headers=AUTH)).status_code == 404
+    assert (await client.get("/v1/sessions/+14155550000", headers=AUTH)).status_code == 404
     assert time.monotonic() - started < 10
 
 

@@ -26,7 +26,7 @@ from tests.integration.test_api_ingest import AUTH, api_settings, signed
 from tests.support.llm_caller import Caller
 from tests.support.logread import envelopes, eventually
 from tests.support.servers import serving
-from tests.support.worker_runtime import folding_worker
+from tests.support.worker_runtime import folding_worker, keeping_views
 
 pytestmark = pytest.mark.integration
 
@@ -61,6 +61,13 @@ class Line:
 
 @asynccontextmanager
 async def line(settings: Settings) -> AsyncIterator[Line]:
+    """The API served, with the read views it answers from kept in this process."""
+    async with keeping_views(settings), _served(settings) as served:
+        yield served
+
+
+@asynccontextmanager
+async def _served(settings: Settings) -> AsyncIterator[Line]:
     with serving(create_app(settings)) as url:
         redis = aioredis.Redis.from_url(settings.redis.url)
         async with httpx.AsyncClient(base_url=url) as http:
@@ -157,7 +164,7 @@ async def _flushable(topics: Settings, unique: str) -> AsyncIterator[Line]:
         yield served
 
 
-async def test_a_callback_after_redis_was_flushed_resumes_from_the_log(flushable: Line) -> None:
+async def test_a_callback_after_redis_was_flushed_resumes_from_the_view(flushable: Line) -> None:
     api = flushable
     first = api.caller(JANE)
     await book_until_the_date(first)
@@ -287,12 +294,15 @@ async def test_the_read_api_shows_an_outbound_calls_state(api: Line) -> None:
             headers=AUTH,
         )
         ref = response.json()["call_ref"]
-        state = (await api.http.get(f"/v1/calls/{ref}", headers=AUTH)).json()
+        read = await eventually(  # read-after-write itself is test_call_reads' concern
+            lambda: api.http.get(f"/v1/calls/{ref}", headers=AUTH), lambda r: r.status_code == 200
+        )
+        state = read.json()
     assert state["call_ref"] == ref and state["dispatch"] == "pending"
     assert state["request"]["to_number"] == JANE
 
 
-async def test_rebuild_sessions_restores_open_sessions_from_the_log(api: Line) -> None:
+async def test_rebuild_sessions_refolds_the_view_and_a_callback_still_resumes(api: Line) -> None:
     first = api.caller(JANE)
     await book_until_the_date(first)
     await first.hang_up()
@@ -308,7 +318,12 @@ async def test_rebuild_sessions_restores_open_sessions_from_the_log(api: Line) -
         CliRunner().invoke, cli_app, ["rebuild", "sessions"], env=env, catch_exceptions=False
     )
     assert done.exit_code == 0, done.output
-    assert "1 open session" in done.output
+    sessions = await envelopes(api.settings.kafka, api.settings.topic("sessions"), JANE)
+    assert f"{len(sessions)} record(s) folded" in done.output
+    assert (await api.session(JANE))["stage"] == "date"
+
+    again = api.caller(JANE)  # the cache is empty: the call's start reads the view
+    assert "selecting a date" in (await again.open()).lower()
     cached = await api.redis.get(f"{prefix}session:{JANE}")
     assert cached is not None and b'"stage":"date"' in cached
 

@@ -1,25 +1,24 @@
 """Read API: a session by phone number, a call's state, and a call's full timeline.
 
-Answers are folded from the log itself (only the key's partition is read), so they are right
-even when a projection lags; an open session comes from the Redis cache, which is written as
-its events are appended.
+Every answer comes from a view kept by the runtime (the worker's call states, the timeline and
+sessions views), never from the log. Each read first waits, at most 2 s, for the view to reach
+the log's end on the key's partitions, so a read made after a write's 2xx sees it;
+``X-Ringlog-Position`` names the position the answer reflects (``topic/partition:next_offset``)
+and ``X-Ringlog-Behind: true`` says the view had not caught up in time (a key not found in a
+view that is behind is a 503, not a 404: the view may not have reached it yet).
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 
-from ringlog.api.deps import ApiKeyDep, ServicesDep
+from ringlog.api.deps import ApiKeyDep
 from ringlog.api.models import Problem
 from ringlog.api.views import views_of
-from ringlog.schemas import Envelope
-from ringlog.schemas.codec import encode
-from ringlog.sessions.state import fold
-from ringlog.streams.replay import read_key
+from ringlog.errors import RetryableError
+from ringlog.streams.head import Coverage
 
 router = APIRouter(prefix="/v1", tags=["reads"])
 
@@ -34,34 +33,25 @@ CallRef = Annotated[str, Path(min_length=1, max_length=200)]
 
 
 @router.get("/sessions/{phone}", responses=_ERRORS)
-async def get_session(phone: Phone, services: ServicesDep, _key: ApiKeyDep) -> dict[str, Any]:
+async def get_session(
+    phone: Phone, request: Request, response: Response, _key: ApiKeyDep
+) -> dict[str, Any]:
     """The number's current session: status, stage, known slots, and the calls it spans."""
-    state = await services.sessions.get(phone)
+    state, coverage = await views_of(request).session(phone)
+    headers = _position(coverage, found=state is not None)
     if state is None:
-        envelopes = await _envelopes(services, "sessions", phone)
-        state = fold(envelopes).get(phone)
-    if state is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no session for {phone}")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no session for {phone}", headers=headers)
+    response.headers.update(headers)
     return state.to_json()
 
 
 @router.get("/calls/{call_ref}", responses=_ERRORS)
 async def get_call(
-    call_ref: CallRef,
-    request: Request,
-    response: Response,
-    services: ServicesDep,
-    _key: ApiKeyDep,
+    call_ref: CallRef, request: Request, response: Response, _key: ApiKeyDep
 ) -> dict[str, Any]:
-    """The call's state, from the worker's view (``calls`` and ``abt`` folded).
-
-    The answer waits, at most 2 s, for the view to reach the log's end on the call's
-    partitions; ``X-Ringlog-Position`` names the position it reflects and ``X-Ringlog-Behind:
-    true`` says the view had not caught up in time."""
-    state, coverage = await views_of(request, services).call(call_ref)
-    headers = {"X-Ringlog-Position": coverage.header()}
-    if coverage.behind:
-        headers["X-Ringlog-Behind"] = "true"
+    """The call's state (its events on ``calls`` and ``abt`` folded by the worker)."""
+    state, coverage = await views_of(request).call(call_ref)
+    headers = _position(coverage, found=state is not None)
     if state is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {call_ref}", headers=headers)
     response.headers.update(headers)
@@ -71,19 +61,23 @@ async def get_call(
 
 @router.get("/calls/{call_ref}/events", responses=_ERRORS)
 async def get_call_events(
-    call_ref: CallRef, services: ServicesDep, _key: ApiKeyDep
+    call_ref: CallRef, request: Request, response: Response, _key: ApiKeyDep
 ) -> list[dict[str, Any]]:
     """Every event of the call on ``calls``, ``dialog`` and ``abt``, in the order recorded."""
-    found = await asyncio.gather(
-        *(_envelopes(services, topic, call_ref) for topic in ("calls", "dialog", "abt"))
-    )
-    envelopes = [envelope for per_topic in found for envelope in per_topic]
-    if not envelopes:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {call_ref}")
-    envelopes.sort(key=lambda e: (e.recorded_at, str(e.event_id)))
-    return [orjson.loads(encode(e)) for e in envelopes]
+    events, coverage = await views_of(request).timeline(call_ref)
+    headers = _position(coverage, found=bool(events))
+    if not events:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {call_ref}", headers=headers)
+    response.headers.update(headers)
+    return events
 
 
-async def _envelopes(services: ServicesDep, topic: str, key: str) -> list[Envelope]:
-    records = await read_key(services.settings.kafka, services.settings.topic(topic), key)
-    return [r.envelope for r in records if r.envelope is not None]
+def _position(coverage: Coverage, *, found: bool) -> dict[str, str]:
+    """The headers naming the position an answer reflects. A miss from a view that is behind
+    proves nothing: it is a 503 (retry), never a 404."""
+    if coverage.behind and not found:
+        raise RetryableError("the view is behind the log; retry", retry_after=1.0)
+    headers = {"X-Ringlog-Position": coverage.header()}
+    if coverage.behind:
+        headers["X-Ringlog-Behind"] = "true"
+    return headers

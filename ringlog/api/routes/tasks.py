@@ -196,7 +196,7 @@ async def record_incoming_call(
 
 def task_index(request: Request, services: Services) -> TaskIndex:
     """The app's :class:`TaskIndex` (see :func:`ringlog.api.views.views_of`)."""
-    return views_of(request, services).tasks
+    return views_of(request).tasks
 
 
 def _generated_task_id(event_id: uuid.UUID) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -17,8 +16,6 @@ from sqlalchemy import (
     Engine,
     TextClause,
     bindparam,
-    create_engine,
-    make_url,
     select,
     text,
     update,
@@ -36,6 +33,7 @@ from ringlog.projections.crm.schema import (
     TASKS,
     TURNS,
 )
+from ringlog.projections.sql import create_tables, sql_engine
 from ringlog.streams.offsets import Position
 
 _CHUNK = 500
@@ -45,11 +43,8 @@ class CrmStore:
     """Applies CRM upserts and the consumed positions atomically (a :class:`Target`)."""
 
     def __init__(self, url: str) -> None:
-        parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
-        METADATA.create_all(self.engine)
+        self.engine: Engine = sql_engine(url)
+        create_tables(self.engine, METADATA)
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -59,7 +54,7 @@ class CrmStore:
         """Drop every CRM table (rows and checkpoint) and create them empty: the start of a
         rebuild from the log."""
         METADATA.drop_all(self.engine)
-        METADATA.create_all(self.engine)
+        create_tables(self.engine, METADATA)
 
     async def load_checkpoint(self, projection: str) -> dict[Position, int]:
         """The next offset per ``(topic, partition)`` already applied for ``projection``."""

@@ -1,0 +1,119 @@
+"""The read views (a call's timeline, a number's session), kept by the one runtime.
+
+:func:`run_views` is what ``ringlog projector`` runs beside the CRM and the warehouse; the
+API reads the views through :class:`~ringlog.views.store.ViewStore` after waiting, bounded,
+for them to reach the log's end on the key's partitions (see :mod:`ringlog.api.views`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry
+
+from ringlog.config import Settings
+from ringlog.projections.base import Event, Projection
+from ringlog.projections.metrics import ProjectionMetrics
+from ringlog.projections.runner import ProjectionRunner
+from ringlog.views.store import (
+    SESSIONS_VIEW,
+    TIMELINE_VIEW,
+    TimelineRow,
+    ViewStore,
+    timeline_rows,
+)
+
+#: The views ``ringlog projector --only`` can name.
+VIEWS = (TIMELINE_VIEW, SESSIONS_VIEW)
+
+
+def _events(events: Sequence[Event]) -> list[Event]:
+    return list(events)
+
+
+def timeline_projection(settings: Settings) -> Projection[TimelineRow]:
+    """Every event on ``calls``, ``dialog`` and ``abt`` into the timeline view."""
+    return Projection(
+        name=TIMELINE_VIEW,
+        topics=(settings.topic("calls"), settings.topic("dialog"), settings.topic("abt")),
+        project=timeline_rows,
+    )
+
+
+def sessions_projection(settings: Settings) -> Projection[Event]:
+    """``sessions`` into the sessions view (the events are the operations: the target folds)."""
+    return Projection(name=SESSIONS_VIEW, topics=(settings.topic("sessions"),), project=_events)
+
+
+def view_group_id(settings: Settings, view: str) -> str:
+    """The consumer group keeping ``view`` (``<client_id>-view-<view>``)."""
+    return f"{settings.kafka.client_id}-view-{view}"
+
+
+def view_runners(
+    settings: Settings,
+    store: ViewStore,
+    views: Sequence[str] = VIEWS,
+    *,
+    registry: CollectorRegistry | None = None,
+    group_suffix: str = "",
+) -> list[ProjectionRunner[TimelineRow] | ProjectionRunner[Event]]:
+    """One runner per view named in ``views``, each in its own consumer group."""
+    metrics = ProjectionMetrics.shared(registry)
+    runners: list[ProjectionRunner[TimelineRow] | ProjectionRunner[Event]] = []
+    deadletter = settings.topic("deadletter")
+    if TIMELINE_VIEW in views:
+        runners.append(
+            ProjectionRunner(
+                settings.kafka,
+                timeline_projection(settings),
+                store.timeline_target(),
+                group_id=view_group_id(settings, TIMELINE_VIEW) + group_suffix,
+                deadletter_topic=deadletter,
+                metrics=metrics,
+            )
+        )
+    if SESSIONS_VIEW in views:
+        runners.append(
+            ProjectionRunner(
+                settings.kafka,
+                sessions_projection(settings),
+                store.sessions_target(),
+                group_id=view_group_id(settings, SESSIONS_VIEW) + group_suffix,
+                deadletter_topic=deadletter,
+                metrics=metrics,
+            )
+        )
+    return runners
+
+
+async def run_views(
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    *,
+    views: Sequence[str] = VIEWS,
+    registry: CollectorRegistry | None = None,
+) -> None:
+    """Keep the named views (in ``settings.crm.url``) in step with the log until ``stop``."""
+    store = ViewStore.open(settings.crm.url)
+    try:
+        await asyncio.gather(
+            *(
+                runner.run(stop)
+                for runner in view_runners(settings, store, views, registry=registry)
+            )
+        )
+    finally:
+        store.close()
+
+
+__all__ = [
+    "VIEWS",
+    "ViewStore",
+    "run_views",
+    "sessions_projection",
+    "timeline_projection",
+    "view_group_id",
+    "view_runners",
+]
