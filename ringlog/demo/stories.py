@@ -23,7 +23,6 @@ from ringlog.projections.call_records import CallRecordStore
 from ringlog.projections.crm.schema import APPOINTMENTS, INTERACTIONS, PATIENTS
 from ringlog.projections.warehouse import warehouse_store
 from ringlog.schemas.abt import AbtEvent
-from ringlog.streams.replay import read_key
 
 CLINIC = "+14155550100"
 ABT_ORDER = ["voice_call_initiated", "call_started", "call_completed"]
@@ -207,16 +206,18 @@ async def outbound(world: World) -> Story:
     story.say(f"Engage asks for a call to {phone}: call ref {ref}.")
 
     async def abt() -> list[str]:
-        records = await read_key(world.settings.kafka, world.settings.topic("abt"), ref)
-        return [
-            r.envelope.payload.name
-            for r in records
-            if r.envelope is not None and isinstance(r.envelope.payload, AbtEvent)
-        ]
+        """The call's ABT events, from its timeline (``GET /v1/calls/{ref}/events``)."""
+        timeline = await world.api.get(f"/v1/calls/{ref}/events", headers=world.auth)
+        if timeline.status_code != 200:
+            return []
+        return [e["payload"]["name"] for e in timeline.json() if e["type"] == AbtEvent.event_type]
 
     ok, names = await wait_for(abt, lambda n: len(n) >= 3, timeout_s=60)
     story.expect(
-        "ABT initiated → started → completed", "abt topic", ok and names == ABT_ORDER, str(names)
+        "ABT initiated → started → completed",
+        "abt topic → GET /v1/calls/{ref}/events",
+        ok and names == ABT_ORDER,
+        str(names),
     )
     for name in names:
         story.say(f"  ABT: {name}")

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from ringlog.config import KafkaSettings
+from ringlog.errors import BrokerUnavailable
 from ringlog.schemas import Envelope
-from ringlog.streams.consumer import LogRecord
-from ringlog.streams.replay import read_to_end
+from ringlog.streams.consumer import LogRecord, standalone_consumer, to_log_record
 
 T = TypeVar("T")
 
@@ -64,3 +65,44 @@ async def group_lag(kafka: KafkaSettings, group: str, topic: str) -> int:
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def read_to_end(
+    kafka: KafkaSettings,
+    topics: list[str],
+    *,
+    max_records: int = 10_000,
+) -> AsyncIterator[list[LogRecord]]:
+    """Yield batches of every record in ``topics`` up to their end offsets at the start."""
+    consumer = standalone_consumer(kafka, "replay")
+    try:
+        await asyncio.wait_for(consumer.start(), kafka.request_timeout_ms / 1000)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        await consumer.stop()
+        raise BrokerUnavailable(kafka.bootstrap, str(exc) or type(exc).__name__) from exc
+    try:
+        partitions: list[TopicPartition] = []
+        for topic in topics:
+            numbers = sorted(consumer.partitions_for_topic(topic) or ())
+            partitions.extend(TopicPartition(topic, p) for p in numbers)
+        if not partitions:
+            return
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+        remaining = {tp for tp in partitions if ends[tp] > 0}
+        # a partition is done once its position reaches the end fixed above
+        for tp in partitions:
+            if tp not in remaining:
+                consumer.pause(tp)
+        while remaining:
+            fetched = await consumer.getmany(timeout_ms=1_000, max_records=max_records)
+            batch = [to_log_record(m) for msgs in fetched.values() for m in msgs]
+            if batch:
+                yield batch
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+                    consumer.pause(tp)
+    finally:
+        await consumer.stop()
