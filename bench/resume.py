@@ -5,8 +5,9 @@ to the date and hang up; then each calls back and the time from opening the sock
 first chunk of "Welcome back!…" is taken:
 
 * **warm** — the session is in the Redis cache (written when the drop was appended);
-* **flushed** — Redis is emptied before each callback, so the callback rebuilds the cache
-  from the ``sessions`` topic first;
+* **flushed** — Redis is emptied before each callback, so the callback reads the sessions
+  view (kept by the runtime in this process, as ``ringlog projector`` keeps it) and refills
+  the cache;
 * **bare** — the baseline: a WebSocket endpoint on the same server that sends ``config``,
   waits for ``call_details`` and answers one fixed chunk (the protocol's own cost).
 
@@ -34,6 +35,7 @@ from ringlog.api.app import create_app
 from ringlog.config import ApiSettings, RedisSettings, RetellSettings, Settings
 from ringlog.streams.admin import ensure_topics
 from ringlog.streams.topics import TOPICS
+from ringlog.views import run_views
 from tests.support.llm_caller import Caller
 from tests.support.servers import serving
 
@@ -89,6 +91,8 @@ async def run(settings: Settings, n: int, n_flushed: int) -> None:
 
     redis = aioredis.Redis.from_url(settings.redis.url)
     phones = [f"+1415{7_000_000 + i:07d}" for i in range(n)]
+    stop = asyncio.Event()
+    views = asyncio.create_task(run_views(settings, stop, views=["sessions"]))
     with serving(app) as url:
         for phone in phones:
             await drop_at_the_date(url, phone)
@@ -98,6 +102,8 @@ async def run(settings: Settings, n: int, n_flushed: int) -> None:
         for phone in phones[:n_flushed]:
             await redis.flushdb()
             flushed_s.append(await callback(url, phone))
+    stop.set()
+    await views
     await redis.aclose()
     print(f"\ncallback socket open → first chunk of the begin message ({n} sessions)")
     print(f"{'path':<42}{'p50 ms':>10}{'p99 ms':>10}{'n':>8}")
