@@ -20,6 +20,7 @@ from ringlog.schemas import Envelope
 from ringlog.schemas.base import EventModel
 from ringlog.schemas.dialog import DialogTurn
 from ringlog.schemas.envelope import new_event_id
+from ringlog.schemas.retell import call_ref_for
 from ringlog.sessions.conversation import Conversation, begin, hang_up, hear, remind
 from ringlog.sessions.opening import open_call
 from ringlog.sessions.state import SessionState
@@ -40,11 +41,9 @@ def caller_of(call: dict[str, Any]) -> str:
 
 
 def call_ref_of(call_id: str, call: dict[str, Any]) -> str:
-    """ringlog's call ref from the call's metadata, else ``retell:<call_id>``."""
-    metadata = call.get("metadata")
-    if isinstance(metadata, dict) and isinstance(metadata.get("call_ref"), str):
-        return str(metadata["call_ref"])
-    return f"retell:{call_id}"
+    """The call ref of the socket's call (``call_details``): :func:`call_ref_for`, the rule
+    the webhooks use, so the dialog and the call's webhooks name the call alike."""
+    return call_ref_for(call_id, call.get("metadata"))
 
 
 class DialogCall:

@@ -13,13 +13,10 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, String, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ringlog.projections.bulk_upsert import bulk_upsert, distinct_keys
+from ringlog.projections.sql import upsert
 from ringlog.streams.offsets import Position
-
-#: The dialects' ``INSERT`` constructs that know ``ON CONFLICT … DO UPDATE … WHERE``.
-_INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 #: From this many rows with distinct keys, PostgreSQL upserts go as one JSON-bound statement
 #: (:mod:`.bulk_upsert`); a single row is as cheap through ``executemany``.
@@ -76,22 +73,14 @@ def upsert_many(
     ``update`` columns, but only when the stored ``version`` column is lower than the new one
     (apply-if-newer). An equal version is left alone, so applying a row twice is a no-op.
 
-    One ``executemany``, or on PostgreSQL, for :data:`BULK_MIN_ROWS` or more rows with distinct
-    keys, one set-based upsert of the rows bound as JSON (:mod:`.bulk_upsert`), which ends
-    the same."""
+    One ``executemany`` of :func:`ringlog.projections.sql.upsert`, or on PostgreSQL, for
+    :data:`BULK_MIN_ROWS` or more rows with distinct keys, one set-based upsert of the rows
+    bound as JSON (:mod:`.bulk_upsert`), which ends the same."""
     if not rows:
         return
     dialect = connection.dialect.name
     if dialect == "postgresql" and len(rows) >= BULK_MIN_ROWS and distinct_keys(table, rows):
         bulk_upsert(connection, table, rows, update=update, version=version)
         return
-    insert = _INSERTS.get(dialect)
-    if insert is None:
-        raise NotImplementedError(f"no upsert for the {dialect} dialect (SQLite, PostgreSQL only)")
-    new = insert(table)
-    statement = new.on_conflict_do_update(
-        index_elements=list(table.primary_key.columns),
-        set_={name: new.excluded[name] for name in update},
-        where=table.c[version] < new.excluded[version],
-    )
+    statement = upsert(connection, table, update=update, version=version)
     connection.execute(statement, [dict(row) for row in rows])

@@ -4,20 +4,71 @@ Retell adds fields over time, so every model here keeps unknown fields (``extra=
 and writes them back unchanged. The current body shape is ``{"event", "call"}`` (version 2);
 older deliveries used ``data`` instead of ``call`` and are stored as version 1, read through
 an upcaster. Retell sends no event id: deliveries are deduplicated on ``(call_id, event)``.
+
+Every Retell call gets its ringlog call ref from one rule, :func:`call_ref_for` (see there).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from ringlog.schemas.base import EventModel
+from ringlog.schemas.envelope import new_event_id
 from ringlog.schemas.registry import REGISTRY, Payload
 
 _TOLERANT = ConfigDict(frozen=True, extra="allow")
+
+#: Ref prefix of a call Retell named and ringlog did not (an inbound call, or one placed
+#: outside ringlog): ``retell:<call_id>``.
+RETELL_REF_PREFIX = "retell:"
+#: Ref prefix ringlog mints for an inbound call Retell announced without a call id.
+MINTED_REF_PREFIX = "in_"
+#: Ref prefixes of calls the patient placed; ringlog's own outbound calls are ``call_<hex>``.
+INBOUND_REF_PREFIXES = (RETELL_REF_PREFIX, MINTED_REF_PREFIX)
+
+
+def call_ref_for(
+    call_id: str | None, metadata: object = None, *, mint: Callable[[], str] | None = None
+) -> str:
+    """ringlog's call ref for a Retell call: the one rule for the call-event webhooks, the
+    inbound webhook and the dialog socket. Pure (given a pure ``mint``).
+
+    1. ``metadata["call_ref"]`` when it is a non-empty string. ringlog named the call: the ref
+       of an outbound call is sent to Retell in ``metadata``, the ref of an inbound call is the
+       inbound webhook's answer (``call_inbound.metadata``), and Retell echoes ``metadata`` in
+       every webhook and in the socket's ``call_details``.
+    2. else ``retell:<call_id>``, when Retell gave a call id: a call nobody named (the inbound
+       webhook with a call id, which answers with this very ref; a call placed elsewhere).
+    3. else ``mint()``. Only the inbound webhook may come without a call id; ringlog names the
+       call then (:func:`mint_call_ref`) and answers with the name, so everything later about
+       the call carries it by rule 1. A phone number is not a fallback: two calls from one
+       number are two calls, and a ref must not carry the caller's number.
+
+    Raises ``ValueError`` when rule 3 is needed and no ``mint`` is given.
+    """
+    ref = metadata.get("call_ref") if isinstance(metadata, dict) else None
+    if isinstance(ref, str) and ref:
+        return ref
+    if call_id:
+        return f"{RETELL_REF_PREFIX}{call_id}"
+    if mint is None:
+        raise ValueError("a call with no call_ref in metadata and no call id needs a minted ref")
+    return mint()
+
+
+def mint_call_ref() -> str:
+    """A fresh ``in_<UUIDv7 hex>`` ref for an inbound call Retell gave no call id."""
+    return f"{MINTED_REF_PREFIX}{new_event_id().hex}"
+
+
+def is_inbound_ref(call_ref: str) -> bool:
+    """Whether ``call_ref`` names a call the patient placed (see :data:`INBOUND_REF_PREFIXES`)."""
+    return call_ref.startswith(INBOUND_REF_PREFIXES)
 
 
 class Utterance(BaseModel):
@@ -67,9 +118,9 @@ class RetellCall(BaseModel):
     transfer_destination: str | None = None
 
     def call_ref(self) -> str:
-        """ringlog's call ref from ``metadata``, else ``retell:<call_id>`` (inbound, foreign)."""
-        ref = (self.metadata or {}).get("call_ref")
-        return ref if isinstance(ref, str) and ref else f"retell:{self.call_id}"
+        """ringlog's call ref: ``metadata["call_ref"]``, else ``retell:<call_id>``
+        (:func:`call_ref_for`)."""
+        return call_ref_for(self.call_id, self.metadata)
 
 
 class RetellWebhook(EventModel):
@@ -84,7 +135,7 @@ class RetellWebhook(EventModel):
     call: RetellCall
 
     def partition_key(self) -> str:
-        """The call ref Retell echoes in ``metadata``, else ``retell:<call_id>``."""
+        """The call's ref (:meth:`RetellCall.call_ref`)."""
         return self.call.call_ref()
 
     def to_wire(self) -> dict[str, Any]:
@@ -242,6 +293,8 @@ class RetellCallInbound(EventModel):
         return self.model_dump(exclude_unset=True)
 
     def partition_key(self) -> str:
-        """``retell:<call_id>`` when Retell gave one, else ``inbound:<from_number>``."""
-        inbound = self.call_inbound
-        return f"retell:{inbound.call_id}" if inbound.call_id else f"inbound:{inbound.from_number}"
+        """The ref ringlog gives the ringing call (:func:`call_ref_for`): ``retell:<call_id>``
+        when Retell gave a call id, else a freshly minted ``in_<hex>``, a new one on every call
+        of this method. Whoever appends the event answers Retell with the key it was appended
+        under, so the call's later events carry that ref in ``metadata``."""
+        return call_ref_for(self.call_inbound.call_id, mint=mint_call_ref)

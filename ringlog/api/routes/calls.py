@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, status
+from fastapi import APIRouter, status
 
 from ringlog.api.appending import append_event
 from ringlog.api.deps import ApiKeyDep, ServicesDep
-from ringlog.api.idempotency import fingerprint
+from ringlog.api.idempotency import append_once, key_header, key_scope
 from ringlog.api.models import CallAccepted, CallRequestIn, Problem
 from ringlog.schemas import CallRequested, Envelope, derived_event_id
 from ringlog.schemas.envelope import new_event_id
@@ -18,12 +17,7 @@ router = APIRouter(prefix="/v1", tags=["calls"])
 
 IdempotencyKey = Annotated[
     str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        description="A retry with the same key returns the same call_ref and appends nothing.",
-    ),
+    key_header("A retry with the same key returns the same call_ref and appends nothing."),
 ]
 
 
@@ -44,46 +38,37 @@ async def request_call(
     idempotency_key: IdempotencyKey = None,
 ) -> CallAccepted:
     """Append ``CallRequested``; answer 202 with the call ref only once it is durable."""
-    idempotency = services.idempotency
-    scope = hashlib.sha256(api_key.encode()).hexdigest()[:16]
-    if idempotency_key is None:
-        call_ref, event_id = f"call_{new_event_id().hex}", None
-    else:
-        event_id = derived_event_id("call.requested", scope, idempotency_key)
-        call_ref = f"call_{event_id.hex}"
-        digest = fingerprint(body.model_dump_json().encode())
-        prior = await idempotency.claim(scope, idempotency_key, digest)
-        if prior is not None:
-            if prior.fingerprint != digest:
-                raise HTTPException(
-                    status.HTTP_422_UNPROCESSABLE_CONTENT,
-                    "Idempotency-Key was already used for a different request",
-                )
-            if prior.state == "done" and prior.call_ref:
-                return CallAccepted(call_ref=prior.call_ref)
-            raise HTTPException(
-                status.HTTP_409_CONFLICT,
-                "a request with this Idempotency-Key is in progress; retry",
-                headers={"Retry-After": "1"},
-            )
-    event = CallRequested(
-        call_ref=call_ref,
-        to_number=body.to_number,
-        from_number=body.from_number,
-        agent_id=body.agent_id or services.settings.retell.agent_id,
-        scheduled_at=body.scheduled_at,
-        patient_ref=body.patient_ref,
-        task_ref=body.task_ref,
-        metadata=body.metadata,
-        idempotency_key=idempotency_key,
+    # with Idempotency-Key the event id and the call ref derive from the key; append_once
+    # keeps a retry from appending twice
+    scope = key_scope(api_key)
+    event_id = (
+        None
+        if idempotency_key is None
+        else derived_event_id("call.requested", scope, idempotency_key)
     )
-    envelope = Envelope.new(event, source="api", correlation_id=call_ref, event_id=event_id)
-    try:
+    call_ref = f"call_{(event_id or new_event_id()).hex}"
+
+    async def append() -> str:
+        event = CallRequested(
+            call_ref=call_ref,
+            to_number=body.to_number,
+            from_number=body.from_number,
+            agent_id=body.agent_id or services.settings.retell.agent_id,
+            scheduled_at=body.scheduled_at,
+            patient_ref=body.patient_ref,
+            task_ref=body.task_ref,
+            metadata=body.metadata,
+            idempotency_key=idempotency_key,
+        )
+        envelope = Envelope.new(event, source="api", correlation_id=call_ref, event_id=event_id)
         await append_event(services.log, services.metrics, envelope)
-    except BaseException:
-        if idempotency_key is not None:
-            await idempotency.release(scope, idempotency_key)
-        raise
-    if idempotency_key is not None:
-        await idempotency.complete(scope, idempotency_key, digest, call_ref)
-    return CallAccepted(call_ref=call_ref)
+        return call_ref
+
+    answer = await append_once(
+        services.idempotency,
+        scope,
+        idempotency_key,
+        body.model_dump_json().encode(),
+        append,
+    )
+    return CallAccepted(call_ref=answer)

@@ -18,16 +18,15 @@ known about a task.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, HTTPException, Path, Request, status
+from fastapi import APIRouter, Body, HTTPException, Path, Request, status
 
 from ringlog.api.appending import append_event
 from ringlog.api.deps import ApiKeyDep, Services, ServicesDep
-from ringlog.api.idempotency import fingerprint
+from ringlog.api.idempotency import append_once, key_header, key_scope
 from ringlog.api.models import Problem
 from ringlog.api.task_models import (
     TASK_ID_PATTERN,
@@ -56,12 +55,7 @@ TaskIdPath = Annotated[
 ]
 IdempotencyKey = Annotated[
     str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        description="A retry with the same key gets the same answer and appends nothing.",
-    ),
+    key_header("A retry with the same key gets the same answer and appends nothing."),
 ]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -215,42 +209,28 @@ async def _append_once(
     body: Any,
     prepare: Prepare,
 ) -> uuid.UUID:
-    """Append the event ``prepare`` builds and return its id, honouring ``Idempotency-Key``.
+    """Append the event ``prepare`` builds and return its id, honouring ``Idempotency-Key``
+    (:func:`ringlog.api.idempotency.append_once`).
 
     Without a key the event gets a fresh UUIDv7. With one, its id is derived from the key; a
     completed earlier request with the same key and the same ``operation`` and body returns
     that id without calling ``prepare``; any failure (a refusal from ``prepare`` included)
     releases the claim so the request can be retried.
     """
-    if idempotency_key is None:
-        envelope = await prepare(new_event_id())
-        await append_event(services.log, services.metrics, envelope)
-        return envelope.event_id
-    idempotency = services.idempotency
-    scope = "tasks:" + hashlib.sha256(api_key.encode()).hexdigest()[:16]
-    event_id = derived_event_id("tasks", scope, idempotency_key)
-    digest = fingerprint(
-        "\x1f".join((*operation, body.model_dump_json() if body is not None else "")).encode()
+    scope = key_scope(api_key, "tasks:")
+    event_id = (
+        new_event_id()
+        if idempotency_key is None
+        else derived_event_id("tasks", scope, idempotency_key)
     )
-    prior = await idempotency.claim(scope, idempotency_key, digest)
-    if prior is not None:
-        if prior.fingerprint != digest:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                "Idempotency-Key was already used for a different request",
-            )
-        if prior.state == "done":
-            return event_id
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            "a request with this Idempotency-Key is in progress; retry",
-            headers={"Retry-After": "1"},
-        )
-    try:
+    request = "\x1f".join((*operation, body.model_dump_json() if body is not None else ""))
+
+    async def append() -> str:
         envelope = await prepare(event_id)
         await append_event(services.log, services.metrics, envelope)
-    except BaseException:
-        await idempotency.release(scope, idempotency_key)
-        raise
-    await idempotency.complete(scope, idempotency_key, digest, str(event_id))
-    return event_id
+        return str(envelope.event_id)
+
+    answer = await append_once(
+        services.idempotency, scope, idempotency_key, request.encode(), append
+    )
+    return uuid.UUID(answer)

@@ -21,7 +21,6 @@ from ringlog.api.signature import HEADER, Verdict, verify
 from ringlog.config import Settings
 from ringlog.dialog import stage_phrase
 from ringlog.schemas import Envelope
-from ringlog.schemas.envelope import new_event_id
 
 router = APIRouter(prefix="/v1/webhooks", tags=["retell"])
 
@@ -104,7 +103,7 @@ async def retell_inbound(request: Request, services: ServicesDep) -> dict[str, A
     if isinstance(parsed, Rejected):
         raise await _reject(services, "retell-inbound", raw, parsed)
     inbound = parsed.payload.call_inbound
-    call_ref = f"retell:{inbound.call_id}" if inbound.call_id else f"in_{new_event_id().hex}"
+    call_ref = parsed.payload.partition_key()  # the one rule: retell:<call_id>, else in_<hex>
     envelope = Envelope.new(
         parsed.payload, source="retell-inbound", key=call_ref, correlation_id=call_ref
     )

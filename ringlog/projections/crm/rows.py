@@ -54,6 +54,7 @@ from ringlog.schemas import (
     TaskRescheduled,
 )
 from ringlog.schemas.base import RINGLOG_NAMESPACE
+from ringlog.schemas.retell import is_inbound_ref
 
 TableName = Literal["patients", "appointments", "interactions", "turns", "tasks", "task_fields"]
 Outcome = Literal["in_progress", "dropped", "completed"]
@@ -79,9 +80,6 @@ HANDLED: frozenset[str] = frozenset(
         TaskIncomingCall,
     )
 )
-
-#: Call-ref prefixes of calls the patient placed (see the inbound webhook).
-_INBOUND_PREFIXES = ("retell:", "in_", "inbound:")
 
 
 class Upsert(NamedTuple):
@@ -109,8 +107,9 @@ def appointment_id(session_id: str) -> str:
 
 
 def direction(call_ref: str) -> str:
-    """``inbound`` for refs given to calls the patient placed, else ``outbound``."""
-    return "inbound" if call_ref.startswith(_INBOUND_PREFIXES) else "outbound"
+    """``inbound`` for refs given to calls the patient placed, else ``outbound``
+    (:func:`ringlog.schemas.retell.is_inbound_ref`)."""
+    return "inbound" if is_inbound_ref(call_ref) else "outbound"
 
 
 def transcript(turns: Iterable[tuple[int, str, str]]) -> str:
