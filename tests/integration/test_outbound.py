@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from ringlog.api.app import create_app
-from ringlog.config import Settings, SimulatorSettings
+from ringlog.config import CrmSettings, Settings, SimulatorSettings
 from ringlog.schemas import Envelope
 from ringlog.schemas.abt import AbtEvent
 from ringlog.schemas.calls import CallDispatched, CallDispatchFailed, CallRequested
@@ -114,9 +114,11 @@ async def _outbound(
     topics: Settings, unique: str, tmp_path: Path, worker_env: dict[str, str]
 ) -> AsyncIterator[Outbound]:
     group = f"worker-{unique}"
-    api_app = create_app(api_settings(topics))
+    # the API reads the views the worker keeps: both on the one database
+    settings = api_settings(topics).model_copy(update={"crm": CrmSettings(url=POSTGRES_URL)})
+    api_app = create_app(settings)
     with serving(api_app) as api_url:
-        sim_settings = api_settings(topics).model_copy(
+        sim_settings = settings.model_copy(
             update={
                 "simulator": SimulatorSettings(
                     webhook_url=f"{api_url}/v1/webhooks/retell",
