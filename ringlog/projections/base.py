@@ -61,8 +61,21 @@ class Target(Protocol[OpT_contra]):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How a failing target write is retried: ``attempts=None`` retries until stopped."""
+    """How a failing target is retried, with exponential backoff from ``backoff_s`` up to
+    ``backoff_max_s`` between attempts.
+
+    A transient failure (the connection, the server, a timeout: see
+    :mod:`ringlog.projections.retrying`) is retried until the runner is stopped, or until
+    ``attempts`` attempts in all when set (then the runner raises). A data failure (the
+    target refuses the records) is tried ``data_attempts`` times; then the runner writes the
+    batch in parts to find the record(s) at fault and dead-letters them.
+    """
 
     attempts: int | None = None
     backoff_s: float = 0.2
     backoff_max_s: float = 10.0
+    data_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        if self.data_attempts < 1:
+            raise ValueError(f"data_attempts must be at least 1, not {self.data_attempts}")

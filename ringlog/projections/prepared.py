@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic
 
@@ -18,6 +17,8 @@ class Prepared(Generic[OpT]):
     """A batch's operations, its poison records, and the positions it moves the checkpoint to.
 
     ``records`` counts the log records behind it (applied, skipped and poison alike).
+    ``sources`` are those the batch applies (not below the checkpoint), in log order per
+    partition: the runner projects them again, one by one, when the target refuses the batch.
     """
 
     operations: list[OpT]
@@ -26,10 +27,11 @@ class Prepared(Generic[OpT]):
     applied: collections.Counter[str]
     partitions: set[Position]
     records: int
+    sources: list[LogRecord]
 
     def then(self, later: Prepared[OpT]) -> Prepared[OpT]:
-        """This batch followed by ``later`` (fetched after it) as one batch: operations in
-        order, each partition's position the furthest of the two."""
+        """This batch followed by ``later`` (fetched after it) as one batch: operations and
+        sources in order, each partition's position the furthest of the two."""
         positions = dict(self.positions)
         for position, offset in later.positions.items():
             positions[position] = max(offset, positions.get(position, 0))
@@ -40,6 +42,7 @@ class Prepared(Generic[OpT]):
             applied=self.applied + later.applied,
             partitions=self.partitions | later.partitions,
             records=self.records + later.records,
+            sources=self.sources + later.sources,
         )
 
 
@@ -51,12 +54,3 @@ def event_type(record: LogRecord) -> str | None:
         if name == HEADER_TYPE:
             return value.decode(errors="replace")
     return None
-
-
-def next_offsets(records: Sequence[LogRecord]) -> dict[Position, int]:
-    """Per partition, the offset after the last of ``records``."""
-    positions: dict[Position, int] = {}
-    for r in records:
-        key = (r.topic, r.partition)
-        positions[key] = max(positions.get(key, 0), r.offset + 1)
-    return positions

@@ -11,12 +11,23 @@ twice, and a target rebuilt from nothing is refilled from the beginning of the l
 * Pipelined with group commit: batches are fetched, decoded and projected while the target
   writes; what is prepared during a write is merged and written next as one transaction.
   Writes (and offset commits) stay one at a time, in log order.
-* A target failure (reading its checkpoint or writing a batch) is retried with exponential
-  backoff (tenacity); nothing is skipped or lost.
+* Errors decide the loop (:mod:`.retrying` classifies them). A *transient* failure — the
+  connection, a timeout, the broker, the server — is retried with exponential backoff for as
+  long as it lasts (until stopped), while the lag gauge keeps rising; nothing is skipped.
+  Reading the checkpoint and the log's ends, and dead-lettering, retry every failure so.
+* A *data* failure of a write — the target refuses a row (a value too long, a NUL in text, a
+  constraint), or any failure not known to be transient — is retried ``data_attempts`` times
+  (:class:`~.base.RetryPolicy`). Then the batch's records are projected again and written in
+  halves, in log order, a failing half split again: each record whose own write still fails
+  with a data failure goes to the dead-letter topic (the error in headers) and its position is
+  checkpointed, every other record is applied with its position, and the partition moves on.
+  A batch without a bad record costs nothing more; one bad record among *n* costs about
+  2·log2(*n*) extra transactions.
 * A record that cannot be decoded, or whose projection raises, is *poison*: it goes to the
   dead-letter topic (error in headers) before the batch is applied, its position is
   checkpointed with the rest, and the partition carries on. A crash before the target commit
-  dead-letters it again on restart (at least once; the origin header identifies duplicates).
+  dead-letters it again on restart (at least once; the origin header identifies duplicates),
+  as it does a record the target refused.
 * A record of a type the projection does not handle is skipped and checkpointed.
 
 Metrics: ``ringlog_projection_lag{projection,topic,partition}`` (records not yet applied) and
@@ -40,9 +51,9 @@ from ringlog.config import KafkaSettings
 from ringlog.errors import BrokerUnavailable
 from ringlog.projections.base import Event, OpT, Projection, RetryPolicy, Target
 from ringlog.projections.metrics import ProjectionMetrics
-from ringlog.projections.prepared import Prepared, event_type, next_offsets
-from ringlog.projections.retrying import retrying
-from ringlog.streams.consumer import Batch, LogConsumer, LogRecord
+from ringlog.projections.prepared import Prepared, event_type
+from ringlog.projections.retrying import classify, describe, is_transient, retrying
+from ringlog.streams.consumer import Batch, LogConsumer, LogRecord, next_offsets
 from ringlog.streams.deadletter import dead_letter
 from ringlog.streams.offsets import Position, end_offsets
 from ringlog.streams.producer import LogProducer
@@ -104,8 +115,9 @@ class ProjectionRunner(Generic[OpT]):
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Consume, project and apply until ``stop`` is set (forever when ``None``).
 
-        Raises when the target stays unavailable beyond the retry policy, or when ``stop`` is
-        set while a write is being retried; nothing unapplied is committed in either case.
+        Raises when the target stays unavailable beyond the retry policy (never, unless
+        ``attempts`` is set), or when ``stop`` is set while a write is being retried; nothing
+        unapplied is committed in either case. Data failures do not stop it (see the module).
         """
         stop = stop or asyncio.Event()
         self._failure = None
@@ -271,22 +283,109 @@ class ProjectionRunner(Generic[OpT]):
             applied=collections.Counter(r.topic for r in todo),
             partitions={(r.topic, r.partition) for r in records},
             records=len(records),
+            sources=todo,
         )
 
     async def _write(
         self, consumer: LogConsumer, batch: Prepared[OpT], stop: asyncio.Event
     ) -> None:
-        """Dead-letter the poison, apply the rest with its positions, then commit offsets."""
+        """Dead-letter the poison, apply the rest with its positions, then commit offsets.
+
+        When the target keeps refusing the batch with a data failure, the records at fault
+        are found and dead-lettered, the others applied (:meth:`_isolate`)."""
         name = self.projection.name
         for record, error in batch.poison:
             await self._retrying(stop)(self._dead_letter, record, error)
         if batch.positions:
-            await self._retrying(stop)(self.target.apply, name, batch.operations, batch.positions)
-            self.checkpoint.update(batch.positions)
-            for topic, count in batch.applied.items():
-                self.metrics.applied.labels(name, topic).inc(count)
-            await self.on_applied(batch.positions)
+            try:
+                await self._retrying(stop, data_attempts=self._retry.data_attempts)(
+                    self.target.apply, name, batch.operations, batch.positions
+                )
+            except Exception as exc:
+                if stop.is_set() or is_transient(exc):
+                    raise
+                await self._isolate(batch.sources, exc, stop)
+            else:
+                await self._applied(batch.positions, batch.applied)
         await self._commit(consumer, batch.partitions)
+
+    async def _applied(
+        self, positions: Mapping[Position, int], applied: collections.Counter[str]
+    ) -> None:
+        """The target committed ``positions``: move the checkpoint, count, tell the hook."""
+        self.checkpoint.update(positions)
+        for topic, count in applied.items():
+            self.metrics.applied.labels(self.projection.name, topic).inc(count)
+        await self.on_applied(positions)
+
+    async def _isolate(
+        self, records: Sequence[LogRecord], error: Exception, stop: asyncio.Event
+    ) -> None:
+        """Apply ``records`` (a batch's, in log order), whose write as one failed with the data
+        failure ``error``, leaving out the record(s) at fault: those are dead-lettered and
+        their positions checkpointed. Each record is projected again on its own."""
+        log.warning(
+            "batch refused by the target; isolating the records at fault",
+            projection=self.projection.name,
+            records=len(records),
+            error=describe(error),
+        )
+        operations = [self._operations_of(record) for record in records]
+        await self._split(records, operations, error, stop)
+
+    async def _split(
+        self,
+        records: Sequence[LogRecord],
+        operations: Sequence[list[OpT]],
+        error: Exception,
+        stop: asyncio.Event,
+    ) -> None:
+        """Settle ``records`` (``operations[i]`` are ``records[i]``'s), whose write together
+        just failed with the data failure ``error``.
+
+        One record is at fault: dead-lettered with ``error``, then its position checkpointed.
+        More are split in two halves written one after the other (log order is kept), each
+        with its own positions; a half refused with a data failure is split in turn. A half
+        of one record is tried ``data_attempts`` times before it is judged, a larger one once.
+        Transient failures are retried without end, as everywhere."""
+        name = self.projection.name
+        if len(records) == 1:
+            await self._retrying(stop)(self._dead_letter, records[0], describe(error))
+            positions = next_offsets(records)
+            await self._retrying(stop)(self.target.apply, name, [], positions)
+            await self._applied(positions, collections.Counter([records[0].topic]))
+            return
+        middle = len(records) // 2
+        for part in (slice(0, middle), slice(middle, len(records))):
+            part_records, part_operations = records[part], operations[part]
+            positions = next_offsets(part_records)
+            attempts = self._retry.data_attempts if len(part_records) == 1 else 1
+            try:
+                await self._retrying(stop, data_attempts=attempts)(
+                    self.target.apply,
+                    name,
+                    [op for ops in part_operations for op in ops],
+                    positions,
+                )
+            except Exception as exc:
+                if stop.is_set() or is_transient(exc):
+                    raise
+                await self._split(part_records, part_operations, exc, stop)
+            else:
+                applied = collections.Counter(r.topic for r in part_records)
+                await self._applied(positions, applied)
+
+    def _operations_of(self, record: LogRecord) -> list[OpT]:
+        """``record``'s operations, projected on their own: none when the projection does not
+        read it, it did not decode, or its projection raises (then it was dead-lettered when
+        its batch was prepared)."""
+        if record.envelope is None or not self.projection.reads(record.envelope.type):
+            return []
+        event = Event(record.topic, record.partition, record.offset, record.envelope)
+        try:
+            return self.projection.project([event])
+        except Exception:  # noqa: BLE001 - poison, already dead-lettered by _project
+            return []
 
     def _project(
         self, records: Sequence[LogRecord]
@@ -338,8 +437,10 @@ class ProjectionRunner(Generic[OpT]):
         )
         self.metrics.deadlettered.labels(self.projection.name, record.topic).inc()
 
-    def _retrying(self, stop: asyncio.Event) -> AsyncRetrying:
-        return retrying(self._retry, stop, self._retry_logged)
+    def _retrying(self, stop: asyncio.Event, *, data_attempts: int | None = None) -> AsyncRetrying:
+        """Retries of one call: transient failures without end (until ``stop``); data failures
+        ``data_attempts`` times, or like transient ones when ``None``."""
+        return retrying(self._retry, stop, self._retry_logged, data_attempts=data_attempts)
 
     def _retry_logged(self, state: RetryCallState) -> None:
         outcome = state.outcome
@@ -349,7 +450,8 @@ class ProjectionRunner(Generic[OpT]):
             "projection target failed, retrying",
             projection=self.projection.name,
             attempt=state.attempt_number,
-            error=f"{type(error).__name__}: {error}",
+            failure=None if error is None else classify(error),
+            error=None if error is None else describe(error),
         )
 
     async def _commit(self, consumer: LogConsumer, partitions: set[Position]) -> None:

@@ -9,7 +9,7 @@ the caller says so, after its effects are durable.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -45,11 +45,17 @@ class Batch:
 
     def next_offsets(self) -> dict[TopicPartition, int]:
         """Return, per partition, the offset to commit once every record here is handled."""
-        positions: dict[TopicPartition, int] = {}
-        for r in self.records:
-            tp = TopicPartition(r.topic, r.partition)
-            positions[tp] = max(positions.get(tp, 0), r.offset + 1)
-        return positions
+        return {TopicPartition(t, p): n for (t, p), n in next_offsets(self.records).items()}
+
+
+def next_offsets(records: Iterable[LogRecord]) -> dict[tuple[str, int], int]:
+    """Per ``(topic, partition)``, the offset after the last of ``records``: where reading
+    resumes once they are all handled (what a checkpoint or an offset commit stores)."""
+    positions: dict[tuple[str, int], int] = {}
+    for r in records:
+        key = (r.topic, r.partition)
+        positions[key] = max(positions.get(key, 0), r.offset + 1)
+    return positions
 
 
 def to_log_record(msg: ConsumerRecord[bytes, bytes]) -> LogRecord:

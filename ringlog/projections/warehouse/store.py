@@ -20,8 +20,9 @@ A store made the projector's (:meth:`WarehouseStore.hold`) ends, on every connec
 opens, the session a killed predecessor left open, and records its own (:mod:`.fencing`).
 
 Any failure rolls back, drops the connection (the next attempt reconnects and recreates the
-session's staging tables) and raises :class:`WarehouseError`; the projection runner retries the
-same batch with backoff. Blocking connector calls run in a worker thread, one at a time.
+session's staging tables) and raises :class:`WarehouseError` (retried with backoff) or, for
+refused data, :class:`WarehouseDataError` (the runner dead-letters the record at fault).
+Blocking connector calls run in a worker thread, one at a time.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ import snowflake.connector
 from snowflake.connector.errors import Error as SnowflakeError
 
 from ringlog.config import WarehouseSettings
-from ringlog.errors import RetryableError
+from ringlog.errors import PermanentError, RetryableError
+from ringlog.projections.retrying import describe, is_transient
 from ringlog.projections.warehouse import fencing, schema
 from ringlog.projections.warehouse.folds import Stored, fold_rows
 from ringlog.projections.warehouse.rows import (
@@ -62,7 +64,13 @@ T = TypeVar("T")
 
 
 class WarehouseError(RetryableError):
-    """The warehouse could not be reached, or a statement failed; the batch was rolled back."""
+    """The warehouse could not be reached, or a statement failed for a reason that may pass
+    (connection, timeout, conflict); the batch was rolled back."""
+
+
+class WarehouseDataError(PermanentError):
+    """The warehouse refused the batch's data (a data or constraint SQLSTATE); the batch was
+    rolled back, and the runner isolates the record at fault."""
 
 
 def connect_kwargs(
@@ -163,7 +171,9 @@ class WarehouseStore:
                 return fn(*args, **kwargs)
             except SnowflakeError as exc:
                 self._discard()
-                raise WarehouseError(f"warehouse: {type(exc).__name__}: {exc}") from exc
+                if is_transient(exc):
+                    raise WarehouseError(f"warehouse: {describe(exc)}") from exc
+                raise WarehouseDataError(f"warehouse refused the batch: {describe(exc)}") from exc
 
     def _connection(self) -> Any:
         if self._conn is None:
