@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from bench import ingest, logclient, outbound, resume
+from bench import ingest, logclient, outbound, resume, scale
 
 
 def main() -> None:
     """Run the benchmarks named on the command line (default: all)."""
-    wanted = set(sys.argv[1:]) or {"logclient", "ingest", "outbound", "resume"}
+    wanted = set(sys.argv[1:]) or {"logclient", "ingest", "outbound", "resume", "scale"}
     if "logclient" in wanted:
         logclient.main([])
     if "ingest" in wanted:
@@ -18,6 +18,8 @@ def main() -> None:
         outbound.main([])
     if "resume" in wanted:
         resume.main([])
+    if "scale" in wanted:
+        scale.main([])
 
 
 if __name__ == "__main__":
