@@ -29,8 +29,13 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from ringlog.errors import ConfigurationError
+
 #: Environment variable naming the directory that holds the embedded stack's files.
 HOME_ENV = "RINGLOG_HOME"
+#: The warehouse's phone-hash key when none is set: a public string, refused outside the
+#: embedded stack (:func:`require_phone_hash_key`).
+DEFAULT_PHONE_HASH_KEY = "change-me-in-production"
 #: Name of the address file inside the home directory.
 STACK_FILE = "stack.json"
 
@@ -144,9 +149,14 @@ class WarehouseSettings(_Section):
     host: str | None = None
     port: int | None = None
     protocol: str = "https"
-    #: Key for the HMAC that hashes phone numbers in analytics tables.
-    phone_hash_key: SecretStr = SecretStr("change-me-in-production")
+    #: Key for the HMAC that hashes phone numbers in analytics tables. The default is public:
+    #: the services refuse it outside the embedded stack (:func:`require_phone_hash_key`).
+    phone_hash_key: SecretStr = SecretStr(DEFAULT_PHONE_HASH_KEY)
     hash_phone_numbers: bool = True
+    #: Keep what callers and agents said (dialog turns, Retell's transcripts and summaries),
+    #: names and dates of birth in the warehouse too (``RINGLOG_WAREHOUSE_TRANSCRIPTS``); off,
+    #: the warehouse holds none of them (the CRM, the system of record, keeps them).
+    transcripts: bool = Field(default=False, validation_alias="RINGLOG_WAREHOUSE_TRANSCRIPTS")
 
 
 class SqsSettings(_Section):
@@ -254,7 +264,14 @@ class ApiSettings(_Section):
     port: int = 8000
     #: Bearer keys accepted from upstream services (``RINGLOG_API_KEYS=a,b``).
     keys: Annotated[tuple[str, ...], NoDecode] = ()
+    #: The largest request body on every route but Retell's webhooks.
     max_body_bytes: int = 1_048_576
+    #: The largest body on Retell's webhook routes (``/v1/webhooks/…``). Retell's longest call
+    #: (2 h) sends a ~1.4 MiB ``call_ended`` (12k words with word timings in
+    #: ``transcript_object`` and ``transcript_with_tool_calls``); the scrubbed copies Retell may
+    #: add can double that. 8 MiB leaves headroom and stays under the log's largest record
+    #: (:data:`ringlog.streams.topics.MAX_RECORD_BYTES`).
+    webhook_max_body_bytes: int = 8 * 1024 * 1024
     #: FastAPI's native OpenTelemetry hooks (traces, metrics, logs through the global OTel
     #: providers). Off by default: ringlog exports Prometheus metrics itself, and the hooks
     #: cost a check of the OTel providers on every request.
@@ -303,6 +320,32 @@ PART_ENV_VARS: dict[str, str] = {
     "sqs": "RINGLOG_SQS_ENDPOINT_URL",
     "crm": "RINGLOG_CRM_URL",
 }
+
+
+def on_embedded_stack(settings: Settings) -> bool:
+    """Whether ``settings`` reach the warehouse of the embedded stack: ``ringlog dev up`` started
+    one under ``settings.home`` (its address file names it) and the warehouse settings point at
+    it, not at one given by the environment (``RINGLOG_SNOWFLAKE_HOST``/``_PORT``)."""
+    started = read_stack_file(settings.home).get("warehouse")
+    if not started:
+        return False
+    w = settings.warehouse
+    return (w.host, w.port) == (started.get("host"), started.get("port"))
+
+
+def require_phone_hash_key(settings: Settings) -> None:
+    """Refuse the default phone-hash key outside the embedded stack (see :func:`on_embedded_stack`).
+
+    Every service calls this before it starts: with the public default, anyone could hash every
+    possible number and read the warehouse's hashes back. Raises :class:`ConfigurationError`.
+    """
+    key = settings.warehouse.phone_hash_key.get_secret_value()
+    if key == DEFAULT_PHONE_HASH_KEY and not on_embedded_stack(settings):
+        raise ConfigurationError(
+            "RINGLOG_SNOWFLAKE_PHONE_HASH_KEY is not set: the default phone-hash key is public "
+            "and only allowed on the embedded stack (`ringlog dev up`); set it to a long "
+            "random secret, the same for every ringlog process"
+        )
 
 
 def parts_given_by_environment() -> set[str]:

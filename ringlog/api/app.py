@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from ringlog import __version__, heap
@@ -29,6 +30,9 @@ log = structlog.get_logger("ringlog.api")
 
 #: How long a call's start waits for the sessions view on a cache miss (then answers from it).
 SESSION_LOOKUP_WAIT_S = 1.0
+#: The longest part of an error's ``loc`` (a field name, or a key the caller sent) and the
+#: longest ``msg`` a 422 answer repeats; longer ones are cut.
+ERROR_TEXT_MAX = 128
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -88,7 +92,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(tasks.router)
     app.include_router(health.router)
     app.add_exception_handler(RetryableError, _unavailable)
-    app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.api.max_body_bytes,
+        per_prefix={webhooks.router.prefix: settings.api.webhook_max_body_bytes},
+    )
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app
 
@@ -102,3 +111,33 @@ async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
         status_code=503,
         headers={"Retry-After": str(math.ceil(retry_after))},
     )
+
+
+async def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    """422 naming each error's ``loc``, ``msg`` and ``type``, never the value sent (FastAPI's
+    own answer echoes it as ``input``); logged the same way, without values."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    detail = [
+        {
+            "loc": [_cut(part) for part in error.get("loc", ())],
+            "msg": _cut(str(error.get("msg", ""))),
+            "type": str(error.get("type", "")),
+        }
+        for error in errors
+    ]
+    log.info(
+        "request refused",
+        method=request.method,
+        path=_cut(request.url.path),
+        errors=[{"loc": e["loc"], "type": e["type"]} for e in detail],
+    )
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def _cut(part: object) -> object:
+    """A ``loc`` part or message as sent back: integers as they are, text cut to
+    :data:`ERROR_TEXT_MAX` characters."""
+    if isinstance(part, int):
+        return part
+    text = str(part)
+    return text if len(text) <= ERROR_TEXT_MAX else f"{text[:ERROR_TEXT_MAX]}…"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -9,19 +11,38 @@ from ringlog.api.metrics import ApiMetrics
 
 
 class BodyLimit:
-    """Answer 413 when a request body exceeds ``max_bytes`` (declared or actually sent)."""
+    """Answer 413 when a request body exceeds its route's limit (declared or actually sent).
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    The limit is ``max_bytes``, or the one given in ``per_prefix`` for paths under that prefix
+    (the prefix itself or ``prefix/…``; the longest matching prefix wins), e.g. Retell's
+    webhooks, whose bodies carry a whole call's transcript.
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, per_prefix: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        prefixes = (per_prefix or {}).items()
+        self._prefixes = sorted(
+            ((p.rstrip("/"), limit) for p, limit in prefixes), key=lambda item: -len(item[0])
+        )
+
+    def limit_for(self, path: str) -> int:
+        """The body limit of requests to ``path``."""
+        for prefix, limit in self._prefixes:
+            if path == prefix or path.startswith(prefix + "/"):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.limit_for(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _too_large(send, self.max_bytes)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            await _too_large(send, max_bytes)
             return
         received = 0
         responded = False
@@ -31,7 +52,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise _BodyTooLarge
             return message
 
@@ -44,7 +65,7 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not responded:
-                await _too_large(send, self.max_bytes)
+                await _too_large(send, max_bytes)
 
 
 class _BodyTooLarge(Exception):

@@ -7,7 +7,7 @@ import uvicorn
 
 from ringlog import logs
 from ringlog.api.app import create_app
-from ringlog.config import Settings
+from ringlog.config import Settings, require_phone_hash_key
 
 
 def api(
@@ -16,11 +16,11 @@ def api(
 ) -> None:
     """Serve the ingest API; finds the embedded stack started by `ringlog dev up`."""
     settings = Settings.load()
+    require_phone_hash_key(settings)
     logs.configure()
     uvicorn.run(
         create_app(settings),
         host=host or settings.api.host,
         port=port or settings.api.port,
-        log_level="warning",
-        access_log=False,
+        **logs.uvicorn_options(),
     )

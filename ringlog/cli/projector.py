@@ -8,7 +8,7 @@ import signal
 import typer
 
 from ringlog import heap, logs
-from ringlog.config import Settings
+from ringlog.config import Settings, require_phone_hash_key
 
 
 def projector(
@@ -29,6 +29,7 @@ def projector(
     from ringlog.views import VIEWS, run_views
 
     settings = Settings.load()
+    require_phone_hash_key(settings)
     logs.configure()
     registry = CollectorRegistry()
     if metrics_port:

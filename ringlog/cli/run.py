@@ -16,7 +16,7 @@ from ringlog import devstack, logs
 from ringlog.api.app import create_app
 from ringlog.cli.dev import show_status
 from ringlog.cli.output import console, print_table
-from ringlog.config import Settings
+from ringlog.config import Settings, require_phone_hash_key
 from ringlog.devstack.ports import free_port, tcp_answers
 from ringlog.devstack.processes import ProcessRecord, spawn, stop
 from ringlog.streams.admin import ensure_topics
@@ -94,6 +94,7 @@ def run() -> None:
     devstack.up(settings, home=settings.home)
     try:
         settings = Settings.load()  # now with the stack's addresses
+        require_phone_hash_key(settings)
         results = asyncio.run(ensure_topics(settings.kafka, TOPICS))
         show_status(settings)
         print_table(
@@ -109,8 +110,7 @@ def run() -> None:
                     create_app(settings),
                     host=settings.api.host,
                     port=settings.api.port,
-                    log_level="warning",
-                    access_log=False,
+                    **logs.uvicorn_options(),
                 )
             )
             for line in processes:

@@ -6,16 +6,26 @@ older deliveries used ``data`` instead of ``call`` and are stored as version 1, 
 an upcaster. Retell sends no event id: deliveries are deduplicated on ``(call_id, event)``.
 
 Every Retell call gets its ringlog call ref from one rule, :func:`call_ref_for` (see there).
+
+**Bounds.** The identifiers that become keys in every store — Retell's ``call_id`` and a
+``metadata.call_ref`` — must be usable call refs (:func:`ref_problem`: at most 128 characters,
+121 for a call id so that ``retell:<call_id>`` fits, and no control characters). The check is
+a model validator, not a field constraint: it is not part of the JSON Schema contract, so it
+refuses such a body at the webhook (400, kept on the quarantine topic) without changing what
+the committed schemas promise. A record already on the log that breaks it no longer decodes
+and goes to the dead-letter topic of whoever reads it. Everything else Retell sends is kept
+as sent.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ringlog.schemas.base import EventModel
 from ringlog.schemas.envelope import new_event_id
@@ -30,6 +40,25 @@ RETELL_REF_PREFIX = "retell:"
 MINTED_REF_PREFIX = "in_"
 #: Ref prefixes of calls the patient placed; ringlog's own outbound calls are ``call_<hex>``.
 INBOUND_REF_PREFIXES = (RETELL_REF_PREFIX, MINTED_REF_PREFIX)
+#: The longest call ref (and Retell call id) ringlog accepts: every store keys calls by it in
+#: at most 128 characters.
+MAX_REF_LENGTH = 128
+#: The longest Retell call id: its ref ``retell:<call_id>`` stays within :data:`MAX_REF_LENGTH`.
+MAX_CALL_ID_LENGTH = MAX_REF_LENGTH - len(RETELL_REF_PREFIX)
+#: Control characters: C0, DEL and C1. NUL is among them, which PostgreSQL refuses in any text.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def ref_problem(value: str, max_length: int = MAX_REF_LENGTH) -> str | None:
+    """Why ``value`` cannot be a call ref (or, with :data:`MAX_CALL_ID_LENGTH`, a Retell call
+    id), or ``None`` when it can: 1-``max_length`` characters, no control characters. Pure."""
+    if not value:
+        return "is empty"
+    if len(value) > max_length:
+        return f"is longer than {max_length} characters"
+    if CONTROL_CHARACTERS.search(value):
+        return "contains a control character"
+    return None
 
 
 def call_ref_for(
@@ -117,10 +146,26 @@ class RetellCall(BaseModel):
     call_cost: dict[str, Any] | None = None
     transfer_destination: str | None = None
 
+    @model_validator(mode="after")
+    def _usable_ids(self) -> RetellCall:
+        """``call_id`` and a string ``metadata.call_ref`` are usable call refs (see the module's
+        bounds)."""
+        _require_ref("call_id", self.call_id, MAX_CALL_ID_LENGTH)
+        ref = (self.metadata or {}).get("call_ref")
+        if isinstance(ref, str) and ref:
+            _require_ref("metadata.call_ref", ref)
+        return self
+
     def call_ref(self) -> str:
         """ringlog's call ref: ``metadata["call_ref"]``, else ``retell:<call_id>``
         (:func:`call_ref_for`)."""
         return call_ref_for(self.call_id, self.metadata)
+
+
+def _require_ref(name: str, value: str, max_length: int = MAX_REF_LENGTH) -> None:
+    problem = ref_problem(value, max_length)
+    if problem is not None:
+        raise ValueError(f"{name} {problem}")
 
 
 class RetellWebhook(EventModel):
@@ -274,6 +319,13 @@ class InboundCall(BaseModel):
     agent_id: str | None = None
     agent_version: int | None = None
     call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _usable_call_id(self) -> InboundCall:
+        """A ``call_id``, when given, is a usable call ref (see the module's bounds)."""
+        if self.call_id:
+            _require_ref("call_id", self.call_id, MAX_CALL_ID_LENGTH)
+        return self
 
 
 @REGISTRY.register

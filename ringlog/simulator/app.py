@@ -1,4 +1,4 @@
-"""The local Retell as a FastAPI app: create-call, get-call, and ``/sim`` inspection routes.
+"""The local Retell as a FastAPI app: create-call (phone and web), get-call, and ``/sim`` routes.
 
 ``create_simulator`` is the one factory. Retell's routes need ``Authorization: Bearer <key>``
 with ``settings.retell.api_key`` and answer errors as ``{"status": "error", "message": ...}``.
@@ -21,7 +21,13 @@ from pydantic import ValidationError
 from ringlog import __version__
 from ringlog.config import Settings
 from ringlog.simulator.faults import Faults
-from ringlog.simulator.models import CreatePhoneCall, InboundCall, describe, error
+from ringlog.simulator.models import (
+    CreatePhoneCall,
+    CreateWebCall,
+    InboundCall,
+    describe,
+    error,
+)
 from ringlog.simulator.patient import Persona
 from ringlog.simulator.runtime import Simulator
 
@@ -77,6 +83,21 @@ def create_simulator(settings: Settings, faults: Faults | None = None) -> FastAP
         except ValidationError as exc:
             return error(400, describe(exc))
         return sim.create(body)
+
+    @app.post("/v2/create-web-call", status_code=201, response_model=None)
+    async def create_web_call(request: Request) -> Response | dict[str, Any]:
+        """Register a web call (201 + call object with ``access_token``) and play it at once,
+        through the custom-LLM socket when one is set. 401 without the API key; 400 for a
+        body that is not a valid create-web-call request."""
+        if not sim.authorized(request.headers.get("authorization")):
+            return error(401, "Invalid API key.")
+        try:
+            body = CreateWebCall.model_validate(orjson.loads(await request.body()))
+        except orjson.JSONDecodeError as exc:
+            return error(400, f"Request body is not valid JSON: {exc}")
+        except ValidationError as exc:
+            return error(400, describe(exc))
+        return sim.create_web_call(body)
 
     @app.get("/v2/get-call/{call_id}", response_model=None)
     async def get_call(call_id: str, request: Request) -> Response | dict[str, Any]:

@@ -15,7 +15,12 @@ from typing import Any
 
 from ringlog.simulator.dialog import Outcome
 from ringlog.simulator.patient import Persona
-from ringlog.simulator.script import CENTS_PER_MINUTE, transcript_text, utterances
+from ringlog.simulator.script import (
+    CENTS_PER_MINUTE,
+    long_call_ended,
+    transcript_text,
+    utterances,
+)
 
 # calls played through the custom-LLM socket -------------------------------------------------
 
@@ -26,9 +31,13 @@ def dialog_ended(
     outcome: Outcome,
     transcript: list[dict[str, str]],
     end_ms: int,
+    two_hours: bool = False,
 ) -> dict[str, Any]:
-    """The ``call_ended`` object of a dialog call: its transcript, duration and outcome."""
+    """The ``call_ended`` object of a dialog call: its transcript, duration and outcome; with
+    ``two_hours``, a call that went on to Retell's longest (see :func:`long_call_ended`)."""
     lines = [(entry["role"], entry["content"]) for entry in transcript]
+    if two_hours:
+        return long_call_ended(started, said=lines, reason=outcome.reason)
     start_ms = int(started["start_timestamp"])
     duration_ms = max(end_ms - start_ms, 0)
     return dict(started) | {

@@ -3,8 +3,10 @@
 The socket I/O around the pure :class:`~ringlog.simulator.dialog.Dialog`: connect to
 ``{llm_websocket_url}/{call_id}``, feed every text frame to the dialog and send what it
 answers, send ``ping_pong`` right away and then every ``ping_interval_s``, and close with 1000
-once the dialog has an outcome. Every way the socket can fail becomes an outcome of the dialog;
-:func:`converse` only raises on cancellation.
+once the dialog has an outcome. When the dialog asks for it (``reconnect_due``) the socket is
+dropped without a close frame, as a lost connection is, and opened again for the same call.
+Every way the socket can fail becomes an outcome of the dialog; :func:`converse` only raises on
+cancellation.
 """
 
 from __future__ import annotations
@@ -44,23 +46,30 @@ async def converse(
     open_timeout_s: float = OPEN_TIMEOUT_S,
 ) -> None:
     """Play ``dialog`` over the socket at ``url``; return once it has an outcome and is closed."""
-    try:
-        async with connect(
-            url, open_timeout=open_timeout_s, ping_interval=None, proxy=None, close_timeout=5
-        ) as ws:
-            pinger = asyncio.create_task(_ping(ws, dialog, ping_interval_s))
-            try:
-                await _talk(ws, dialog, idle_timeout_s)
-            finally:
-                pinger.cancel()
-                await asyncio.gather(pinger, return_exceptions=True)
-    except (OSError, TimeoutError, InvalidURI, InvalidHandshake) as exc:
-        log.warning("llm websocket did not open", url=url, error=f"{type(exc).__name__}: {exc}")
-        dialog.failed_to_open()
+    while True:
+        try:
+            async with connect(
+                url, open_timeout=open_timeout_s, ping_interval=None, proxy=None, close_timeout=5
+            ) as ws:
+                pinger = asyncio.create_task(_ping(ws, dialog, ping_interval_s))
+                try:
+                    await _talk(ws, dialog, idle_timeout_s)
+                finally:
+                    pinger.cancel()
+                    await asyncio.gather(pinger, return_exceptions=True)
+        except (OSError, TimeoutError, InvalidURI, InvalidHandshake) as exc:
+            log.warning("llm websocket did not open", url=url, error=f"{type(exc).__name__}: {exc}")
+            dialog.failed_to_open()
+            return
+        if not dialog.reconnect_due:
+            return
+        log.info("llm websocket lost on purpose; opening it again", url=url)
+        dialog.reconnected()
 
 
 async def _talk(ws: ClientConnection, dialog: Dialog, idle_timeout_s: float) -> None:
-    """Answer frames until the dialog ends, then close with 1000 (or record the server's close)."""
+    """Answer frames until the dialog ends, then close with 1000 (or record the server's
+    close); drop the connection without a close frame when the dialog wants a reconnect."""
     try:
         while dialog.outcome is None:
             try:
@@ -70,6 +79,10 @@ async def _talk(ws: ClientConnection, dialog: Dialog, idle_timeout_s: float) -> 
                 break
             for frame in dialog.receive(raw):
                 await ws.send(_text(frame))
+            if dialog.reconnect_due:
+                ws.transport.abort()  # a lost connection: the server sees 1006
+                await ws.wait_closed()
+                return
         await ws.close(code=NORMAL_CLOSURE)
         dialog.closed_by_simulator()
     except ConnectionClosed as exc:

@@ -1,4 +1,5 @@
-"""What the local Retell accepts and answers: create-call and inbound bodies, Retell's errors."""
+"""What the local Retell accepts and answers: create-call (phone and web) and inbound bodies,
+Retell's errors."""
 
 from __future__ import annotations
 
@@ -29,6 +30,17 @@ class CreatePhoneCall(BaseModel):
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)
     honor_internal_dnc: bool | None = None
     ignore_e164_validation: bool | None = None
+
+
+class CreateWebCall(BaseModel):
+    """``POST /v2/create-web-call`` body: the fields Retell documents, nothing else."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    agent_id: str = Field(min_length=1)
+    agent_version: int | None = None
+    metadata: dict[str, Any] | None = None
+    retell_llm_dynamic_variables: dict[str, str] | None = None
 
 
 class InboundCall(BaseModel):

@@ -58,6 +58,7 @@ class CallRecord:
         dialog = self.dialog
         return {
             "call_id": self.call["call_id"],
+            "call_type": self.call.get("call_type"),
             "direction": self.call.get("direction"),
             "idempotency_key": self.idempotency_key,
             "metadata": self.call.get("metadata"),
@@ -68,6 +69,8 @@ class CallRecord:
             "first_agent_words": dialog.first_agent_words if dialog else None,
             "pings_sent": dialog.pings_sent if dialog else 0,
             "pongs_received": dialog.pongs_received if dialog else 0,
+            "reconnects": dialog.reconnects if dialog else 0,
+            "requests": [list(r) for r in dialog.requests] if dialog else [],
             "inbound_answer": copy.deepcopy(self.inbound_answer),
             "deliveries": list(self.deliveries),
         }

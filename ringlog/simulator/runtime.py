@@ -11,7 +11,10 @@ Without ``settings.simulator.llm_websocket_url`` a call plays the timed script o
 is posted, the scripted patient talks to ringlog's custom-LLM socket
 (``{llm_websocket_url}/{call_id}``) until someone hangs up, and ``call_ended`` and
 ``call_analyzed`` carry that dialog. An inbound call first asks Retell's inbound webhook
-(``{webhook_url}/inbound``) for its metadata and dynamic variables, while it rings.
+(``{webhook_url}/inbound``) for its metadata and dynamic variables, while it rings. A web call
+(``create-web-call``) has no numbers and plays at once. The faults that play real calls'
+situations on the socket (a caller who keeps talking, requests back to back, a lost socket, a
+2-hour call) are described in :mod:`ringlog.simulator.faults`.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from ringlog.simulator.dialog_calls import (
 )
 from ringlog.simulator.faults import Faults
 from ringlog.simulator.llm_client import IDLE_TIMEOUT_S, PING_INTERVAL_S, converse, socket_url
-from ringlog.simulator.models import CreatePhoneCall, InboundCall
+from ringlog.simulator.models import CreatePhoneCall, CreateWebCall, InboundCall
 from ringlog.simulator.patient import Patient, Persona
 from ringlog.simulator.records import CallRecord, NotStarted
 from ringlog.simulator.script import (
@@ -46,6 +49,7 @@ from ringlog.simulator.script import (
     not_connected_plan,
     plan,
     registered_call,
+    registered_web_call,
 )
 from ringlog.simulator.webhooks import WebhookPoster, now_ms
 
@@ -156,6 +160,26 @@ class Simulator:
         log.info("call created", call_id=call["call_id"], faults=self.faults.model_dump())
         return call
 
+    def create_web_call(self, request: CreateWebCall) -> dict[str, Any]:
+        """Register a web call (the patient opens the clinic's page) and start playing it at
+        once, like a connected call: no numbers, no direction, an ``access_token``."""
+        if not self.webhooks.started:
+            raise NotStarted("the simulator's lifespan has not started")
+        call = registered_web_call(
+            call_id=new_call_id(),
+            agent_id=request.agent_id,
+            metadata=request.metadata,
+            dynamic_variables=request.retell_llm_dynamic_variables,
+            agent_version=request.agent_version or 1,
+        )
+        record = CallRecord(
+            call=call, idempotency_key=None, faults=self.faults, persona=self.persona
+        )
+        self.calls[call["call_id"]] = record
+        self._start(record, self._connected(record))
+        log.info("web call created", call_id=call["call_id"], faults=self.faults.model_dump())
+        return call
+
     def inbound(self, request: InboundCall) -> str:
         """Simulate a patient calling in; return the new call's id at once.
 
@@ -252,7 +276,7 @@ class Simulator:
         started = record.call | {"call_status": "ongoing", "start_timestamp": now_ms()}
         yield "call_started", started
         patient = Patient(record.persona, drop_after=record.faults.drop_phrase())
-        dialog = Dialog(copy.deepcopy(started), patient)
+        dialog = Dialog(copy.deepcopy(started), patient, faults=record.faults)
         record.dialog = dialog
         url = socket_url(self.settings.simulator.llm_websocket_url, started["call_id"])
         await converse(
@@ -260,7 +284,11 @@ class Simulator:
         )
         outcome = dialog.outcome or Outcome("error_llm_websocket_lost_connection")
         ended = dialog_ended(
-            started, outcome=outcome, transcript=dialog.transcript, end_ms=now_ms()
+            started,
+            outcome=outcome,
+            transcript=dialog.transcript,
+            end_ms=now_ms(),
+            two_hours=record.faults.two_hours,
         )
         yield "call_ended", ended
         await asyncio.sleep(pacing.analysis_s + record.faults.delay_analyzed_s)

@@ -5,7 +5,9 @@ answers with; :func:`plan` turns it into the ordered :class:`Delivery` list (wha
 how long to wait before each post), shaped by the pacing and the :class:`Faults` in force.
 The conversation is a short flu-shot booking; its analysis carries custom data like a real
 post-call analysis would.
-Calls played through ringlog's custom-LLM socket, and inbound calls, are built by
+:func:`registered_web_call` is what ``create-web-call`` answers with, and
+:func:`long_call_ended` the end of a call as long as Retell allows (2 hours). Calls played
+through ringlog's custom-LLM socket, and inbound calls, are built by
 :mod:`ringlog.simulator.dialog_calls`.
 """
 
@@ -15,9 +17,11 @@ import copy
 import math
 import secrets
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from ringlog.config import SimulatorSettings
 from ringlog.simulator.faults import Faults
@@ -30,6 +34,12 @@ _ALPHABET = string.ascii_letters + string.digits
 _WORD_S = 0.32
 #: Cost in cents per minute of talk (Retell reports ``combined_cost`` in cents).
 CENTS_PER_MINUTE = 7.0
+#: Retell's longest call: ``max_call_duration_ms`` may be set to at most 2 hours.
+MAX_CALL_DURATION_MS = 7_200_000
+#: Words spoken per minute of a long call, both sides together (a 2-hour call: 12,000 words).
+LONG_CALL_WORDS_PER_MINUTE = 100
+#: A long call's tool calls: one invocation and its result after every this many turns.
+LONG_CALL_TOOL_EVERY = 20
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,32 @@ def registered_call(
         "direction": direction,
         "from_number": from_number,
         "to_number": to_number,
+    }
+    if metadata is not None:
+        call["metadata"] = copy.deepcopy(dict(metadata))
+    if dynamic_variables is not None:
+        call["retell_llm_dynamic_variables"] = dict(dynamic_variables)
+    return call
+
+
+def registered_web_call(
+    *,
+    call_id: str,
+    agent_id: str,
+    metadata: Mapping[str, Any] | None = None,
+    dynamic_variables: Mapping[str, str] | None = None,
+    agent_version: int = 1,
+) -> dict[str, Any]:
+    """The call object ``create-web-call`` answers with: ``call_type: "web_call"``, an
+    ``access_token``, and no numbers or direction (``metadata`` and
+    ``retell_llm_dynamic_variables`` omitted when not given)."""
+    call: dict[str, Any] = {
+        "call_id": call_id,
+        "call_type": "web_call",
+        "agent_id": agent_id,
+        "agent_version": agent_version,
+        "call_status": "registered",
+        "access_token": f"eyJ{''.join(secrets.choice(_ALPHABET) for _ in range(40))}",
     }
     if metadata is not None:
         call["metadata"] = copy.deepcopy(dict(metadata))
@@ -171,6 +207,9 @@ def _timeline(
         "transcript": transcript_text(lines),
         "transcript_object": utterances(lines),
     }
+    if faults.two_hours:
+        ended = long_call_ended(started, said=lines, reason=reason)
+        duration_ms = MAX_CALL_DURATION_MS
     seconds = math.ceil(duration_ms / 1000)
     analyzed = ended | {
         "call_analysis": analysis,
@@ -271,27 +310,100 @@ def _opening(name: str) -> list[tuple[str, str]]:
     ]
 
 
+def long_call_ended(
+    started: Mapping[str, Any],
+    *,
+    duration_ms: int = MAX_CALL_DURATION_MS,
+    said: Sequence[tuple[str, str]] = (),
+    reason: str = "max_duration_reached",
+) -> dict[str, Any]:
+    """The ``call_ended`` object of a call that talked for ``duration_ms`` (default Retell's
+    longest, 2 hours) and ended for ``reason``: the ``said`` turns ``(role, text)``, then
+    alternating agent and user turns up to about :data:`LONG_CALL_WORDS_PER_MINUTE` words a
+    minute; ``transcript``, ``transcript_object`` with word timings spread over the whole call,
+    and ``transcript_with_tool_calls`` with the same utterances and a tool call (invocation and
+    result) after every :data:`LONG_CALL_TOOL_EVERY` turns. Deterministic: the same arguments
+    give the same object (a 2-hour call is about 1.4 MiB of compact JSON).
+    """
+    target_words = duration_ms * LONG_CALL_WORDS_PER_MINUTE // 60_000
+    lines: list[tuple[str, str]] = list(said)
+    words = sum(len(text.split()) for _, text in lines)
+    while words < target_words:
+        role, text = _LONG_TURNS[(len(lines) - len(said)) % len(_LONG_TURNS)]
+        lines.append((role, text))
+        words += len(text.split())
+    # the words spread evenly over the call: each turn's words, then a pause of one word
+    word_s = duration_ms / 1000 / (words + len(lines))
+    spoken = utterances(lines, word_s=word_s, gap_s=word_s)
+    with_tools: list[dict[str, Any]] = []
+    for index, entry in enumerate(spoken, start=1):
+        with_tools.append(entry)
+        if index % LONG_CALL_TOOL_EVERY == 0:
+            tool_call_id = f"tool_{index // LONG_CALL_TOOL_EVERY:04d}"
+            arguments = orjson.dumps({"site": SITES_SPOKEN[index % len(SITES_SPOKEN)]}).decode()
+            with_tools += [
+                {
+                    "role": "tool_call_invocation",
+                    "tool_call_id": tool_call_id,
+                    "name": "check_availability",
+                    "arguments": arguments,
+                },
+                {
+                    "role": "tool_call_result",
+                    "tool_call_id": tool_call_id,
+                    "content": '{"slots":["10:00","10:30","14:00"]}',
+                    "successful": True,
+                },
+            ]
+    start_ms = int(started["start_timestamp"])
+    return dict(started) | {
+        "call_status": "ended",
+        "end_timestamp": start_ms + duration_ms,
+        "duration_ms": duration_ms,
+        "disconnection_reason": reason,
+        "transcript": transcript_text(lines),
+        "transcript_object": spoken,
+        "transcript_with_tool_calls": with_tools,
+    }
+
+
+#: The sites a long call's tool calls look up.
+SITES_SPOKEN = ("Main Street Clinic", "Riverside Clinic", "Northgate Pharmacy")
+_LONG_TURNS: tuple[tuple[str, str], ...] = (
+    ("agent", "Let me check which days we still have open at that site for you."),
+    ("user", "Sure, take your time, I was also wondering about my husband's appointment."),
+    ("agent", "Of course. We can book both of you, one after the other, if that is easier."),
+    ("user", "That would be great, but he works until four on most weekdays, you know."),
+    ("agent", "Then the last appointment at four thirty might suit him; shall I look?"),
+    ("user", "Yes please, and could you repeat the address of the Riverside clinic?"),
+)
+
+
 def transcript_text(lines: list[tuple[str, str]]) -> str:
     """Retell's plain ``transcript``: one ``Agent: …``/``User: …`` line per turn."""
     return "".join(f"{role.title()}: {text}\n" for role, text in lines)
 
 
-def utterances(lines: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """``transcript_object`` entries with word timings; agent turns carry a response id."""
+def utterances(
+    lines: list[tuple[str, str]], *, word_s: float = _WORD_S, gap_s: float = 0.6
+) -> list[dict[str, Any]]:
+    """``transcript_object`` entries with word timings (each word ``word_s`` long, ``gap_s``
+    between turns); agent turns carry a response id."""
     entries: list[dict[str, Any]] = []
     clock = 0.3
     response_id = 0
     for role, text in lines:
         words = []
         for word in text.split():
-            words.append({"word": word, "start": round(clock, 2), "end": round(clock + 0.28, 2)})
-            clock += _WORD_S
+            end = clock + word_s * 0.875
+            words.append({"word": word, "start": round(clock, 2), "end": round(end, 2)})
+            clock += word_s
         entry: dict[str, Any] = {"role": role, "content": text, "words": words}
         if role == "agent":
             entry["metadata"] = {"response_id": response_id}
             response_id += 1
         entries.append(entry)
-        clock += 0.6
+        clock += gap_s
     return entries
 
 

@@ -22,6 +22,7 @@ from ringlog.schemas import Envelope, encode, headers
 from ringlog.schemas.codec import AsWritten
 from ringlog.streams.lifecycle import AsyncService
 from ringlog.streams.partitioner import partition_for
+from ringlog.streams.topics import MAX_RECORD_BYTES
 
 Headers = list[tuple[str, bytes]]
 _GRACE_S = 1.0
@@ -61,6 +62,8 @@ class LogProducer(AsyncService):
             "request_timeout_ms": min(kafka.request_timeout_ms, int(kafka.append_timeout_s * 1000)),
             "enable_idempotence": kafka.enable_idempotence,
             "partitioner": partition_for,
+            # a 2-hour call's webhook is ~1.4 MiB; aiokafka's default refuses records over 1 MiB
+            "max_request_size": MAX_RECORD_BYTES,
         }
         if kafka.transactional_id:
             options["transactional_id"] = kafka.transactional_id

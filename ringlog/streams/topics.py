@@ -12,6 +12,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 FOREVER = -1
+#: The largest record ringlog appends: a Retell webhook body up to the API's webhook limit
+#: (``RINGLOG_API_WEBHOOK_MAX_BODY_BYTES``, 8 MiB) in its envelope, with room to spare. The
+#: producer refuses larger ones; the topics that take webhook bodies (``calls``, ``quarantine``
+#: and ``deadletter``) are created with ``max.message.bytes`` at this size.
+MAX_RECORD_BYTES = 10 * 1024 * 1024
+_LARGE_RECORDS = {"max.message.bytes": str(MAX_RECORD_BYTES)}
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         key="call ref",
         holds="call requested/dispatched/failed/cancelled and Retell lifecycle events",
         partitions=6,
+        extra_config=dict(_LARGE_RECORDS),
     ),
     TopicSpec("dialog", key="call ref", holds="dialog turns", partitions=6),
     TopicSpec(
@@ -57,12 +64,14 @@ TOPICS: tuple[TopicSpec, ...] = (
         key="source",
         holds="raw bytes of inputs that failed validation, reason in headers",
         partitions=1,
+        extra_config=dict(_LARGE_RECORDS),
     ),
     TopicSpec(
         "deadletter",
         key="original key",
         holds="records a processor could not handle, error in headers",
         partitions=1,
+        extra_config=dict(_LARGE_RECORDS),
     ),
 )
 

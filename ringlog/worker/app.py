@@ -26,7 +26,7 @@ from aiokafka.errors import KafkaError
 
 from ringlog.adapters.retell import RetellClient
 from ringlog.calls.dispatch import DispatchPolicy
-from ringlog.config import Settings
+from ringlog.config import Settings, require_phone_hash_key
 from ringlog.errors import BrokerUnavailable, ConfigurationError
 from ringlog.projections.base import Event, Projection
 from ringlog.projections.call_records import CallRecordStore
@@ -105,7 +105,12 @@ def worker_store(settings: Settings) -> WorkerStore:
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
-    """Run the worker until ``stop`` is set; placements in flight are abandoned cleanly."""
+    """Run the worker until ``stop`` is set; placements in flight are abandoned cleanly.
+
+    Refuses to start (:class:`ConfigurationError`) with the default phone-hash key outside the
+    embedded stack (:func:`~ringlog.config.require_phone_hash_key`).
+    """
+    require_phone_hash_key(settings)
     started = time.perf_counter()
     worker = settings.worker
     store = worker_store(settings)

@@ -274,8 +274,14 @@ async def test_invalid_call_requests_are_422_with_field_errors(
 
 
 async def test_oversized_body_is_413(client: httpx.AsyncClient, topics: Settings) -> None:
-    """A body over RINGLOG_API_MAX_BODY_BYTES is refused before it is read or verified."""
-    body = b'{"event":"call_ended","call":{"call_id":"x","transcript":"' + b"a" * 70_000 + b'"}}'
+    """A body over RINGLOG_API_MAX_BODY_BYTES (or, on the webhooks, over
+    RINGLOG_API_WEBHOOK_MAX_BODY_BYTES) is refused before it is read or verified."""
+    request = b'{"to_number":"+14155550123","note":"' + b"a" * 70_000 + b'"}'
+    response = await client.post("/v1/calls", content=request, headers=AUTH)
+    assert response.status_code == 413
+    limit = ApiSettings().webhook_max_body_bytes
+    text = b"a" * limit
+    body = b'{"event":"call_ended","call":{"call_id":"x","transcript":"' + text + b'"}}'
     response = await client.post("/v1/webhooks/retell", content=body, headers=signed(body))
     assert response.status_code == 413
     assert await records(topics, "calls", 0) == []

@@ -39,6 +39,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 from sqlalchemy import Connection, Engine, create_engine, text
 
 from ringlog.config import HOME_ENV, Settings
@@ -598,9 +599,17 @@ async def test_crm_projector_killed_inside_its_transaction_recovers_exactly(
 # -- the warehouse on fakesnow ------------------------------------------------------------------
 
 
+#: The phone-hash key of the warehouse test: the projector child reaches the warehouse through
+#: the tap, which is not the embedded stack's address, so it refuses the default key.
+TAP_HASH_KEY = "projector-kill-test-key"
+
+
 def with_warehouse(settings: Settings, database: str) -> Settings:
-    """``settings`` projecting into a warehouse database of its own."""
-    w = settings.warehouse.model_copy(update={"database": database})
+    """``settings`` projecting into a warehouse database of its own, numbers hashed under
+    :data:`TAP_HASH_KEY`."""
+    w = settings.warehouse.model_copy(
+        update={"database": database, "phone_hash_key": SecretStr(TAP_HASH_KEY)}
+    )
     return settings.model_copy(update={"warehouse": w})
 
 
@@ -673,6 +682,7 @@ async def test_warehouse_projector_killed_inside_its_transaction_recovers_exactl
         "RINGLOG_SNOWFLAKE_DATABASE": killed.warehouse.database,
         "RINGLOG_SNOWFLAKE_HOST": "127.0.0.1",
         "RINGLOG_SNOWFLAKE_PORT": str(tap.port),
+        "RINGLOG_SNOWFLAKE_PHONE_HASH_KEY": TAP_HASH_KEY,
     }
     projector = ProjectorProcess(env, tmp_path / "projector.log", only="warehouse")
     store = warehouse_store(killed, login_timeout=10, network_timeout=30)

@@ -4,7 +4,11 @@ The simulator runs in-process (ASGI transport); its WebSocket client and webhook
 sockets to :class:`~tests.support.llm_double.LlmDouble` served by uvicorn in a thread, which
 asks the contract questions, verifies every signature and answers the inbound webhook. Tests
 wait on conditions (``GET /sim/calls/{id}`` until the call is no longer playing), never on
-fixed sleeps. No Kafka is involved.
+fixed sleeps; these involve no Kafka.
+
+The last tests play real calls' situations (a caller who keeps talking, requests back to back,
+a lost socket, a web call, a 2-hour call) against ringlog itself, served as in
+``test_recovery`` on the embedded stack.
 """
 
 from __future__ import annotations
@@ -21,9 +25,14 @@ import pytest
 from ringlog.api.signature import Verdict
 from ringlog.config import RetellSettings, Settings, SimulatorSettings
 from ringlog.devstack.ports import free_port
+from ringlog.schemas.dialog import DialogTurn
 from ringlog.schemas.retell import RetellCallAnalyzed, RetellCallEnded, RetellCallStarted
 from ringlog.simulator import Faults, create_simulator
+from ringlog.simulator.script import MAX_CALL_DURATION_MS
+from tests.integration.test_api_ingest import RETELL_KEY
+from tests.integration.test_recovery import Line, line, recovery_settings
 from tests.support.llm_double import GOODBYE, QUESTIONS, LlmDouble
+from tests.support.logread import envelopes, eventually
 from tests.support.servers import serving
 
 pytestmark = pytest.mark.integration
@@ -61,14 +70,20 @@ def _double() -> Iterator[tuple[LlmDouble, str]]:
 
 @contextlib.asynccontextmanager
 async def simulator(
-    base_url: str, *, llm_url: str | None = None, faults: Faults | None = None
+    base_url: str,
+    *,
+    llm_url: str | None = None,
+    faults: Faults | None = None,
+    webhook_url: str | None = None,
+    key: str = KEY,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The simulator, started, posting to ``{base_url}/hook`` and talking to ``…/llm``."""
+    """The simulator, started, posting to ``{base_url}/hook`` (or ``webhook_url``) and talking
+    to ``…/llm`` (or ``llm_url``)."""
     ws_base = "ws" + base_url.removeprefix("http")
     settings = Settings(
-        retell=RetellSettings(api_key=KEY),
+        retell=RetellSettings(api_key=key),
         simulator=SimulatorSettings(
-            webhook_url=f"{base_url}/hook",
+            webhook_url=webhook_url or f"{base_url}/hook",
             llm_websocket_url=llm_url if llm_url is not None else f"{ws_base}/llm",
             ring_s=0.02,
             analysis_s=0.03,
@@ -113,6 +128,8 @@ async def test_an_outbound_call_plays_the_whole_dialog(double: tuple[LlmDouble, 
         call_id = await outbound(client)
         entry = await finished(client, call_id)
         assert (await client.get("/sim/calls")).json()["calls"] == [entry]
+    assert entry["call_type"] == "phone_call" and entry["reconnects"] == 0
+    assert entry["requests"] == [[i, words] for i, words in enumerate([*JANE, "Yes, please."], 1)]
 
     begin = f"Hello there, this is Riverside Family Clinic. {QUESTIONS[0]}"
     assert entry["status"] == "done" and entry["direction"] == "outbound"
@@ -317,3 +334,121 @@ async def test_unknown_calls_and_bad_inbound_requests(double: tuple[LlmDouble, s
     assert missing.status_code == 404 and missing.json()["status"] == "error"
     assert bad_number.status_code == bad_persona.status_code == 422
     assert "persona" in bad_persona.text or "x" in bad_persona.text
+
+
+# real calls' situations, against ringlog ----------------------------------------------------
+
+CLINIC = "+14155559876"
+PATIENT = "+14155550177"
+AUTH_SIM = {"Authorization": f"Bearer {RETELL_KEY}"}
+
+
+@pytest.fixture(name="ringlog")
+async def _ringlog(topics: Settings, unique: str) -> AsyncIterator[Line]:
+    async with line(recovery_settings(topics, unique)) as served:
+        yield served
+
+
+@contextlib.asynccontextmanager
+async def simulating(api: Line) -> AsyncIterator[httpx.AsyncClient]:
+    """The simulator posting ringlog's webhooks and talking to ringlog's socket."""
+    ws = "ws" + api.url.removeprefix("http")
+    async with simulator(
+        api.url,
+        webhook_url=f"{api.url}/v1/webhooks/retell",
+        llm_url=f"{ws}/v1/llm",
+        key=RETELL_KEY,
+    ) as client:
+        yield client
+
+
+async def call_in(client: httpx.AsyncClient, faults: Faults) -> dict[str, Any]:
+    """The patient calls ringlog in under ``faults``; the finished call's entry."""
+    response = await client.post(
+        "/sim/inbound",
+        json={"from_number": PATIENT, "to_number": CLINIC, "faults": faults.model_dump()},
+    )
+    assert response.status_code == 201, response.text
+    return await finished(client, response.json()["call_id"], timeout_s=30)
+
+
+async def turns_on_log(api: Line, call_id: str) -> list[DialogTurn]:
+    found = await envelopes(api.settings.kafka, api.settings.topic("dialog"), f"retell:{call_id}")
+    return [e.payload for e in found if isinstance(e.payload, DialogTurn)]
+
+
+def booked(entry: dict[str, Any]) -> bool:
+    return entry["disconnection_reason"] == "agent_hangup" and entry["ws_close_code"] == 1000
+
+
+async def test_a_caller_who_keeps_talking_and_is_asked_twice_books_once(ringlog: Line) -> None:
+    """The name is cut short and grows; the date of birth is asked for twice: ringlog books
+    with the whole name, asks each question once and records each answer once."""
+    async with simulating(ringlog) as client:
+        entry = await call_in(client, Faults(keep_talking_at="full name", twice_at="date of birth"))
+    assert booked(entry), entry
+    assert entry["requests"][:4] == [
+        [1, "My name is Jane"],
+        [2, "My name is Jane Doe"],
+        [3, "March 3rd, 1980"],
+        [4, "March 3rd, 1980"],
+    ]
+    agent = said(entry["transcript"], "agent")
+    assert sum("date of birth" in text.lower() for text in agent) == 1
+    assert sum("which day" in text.lower() for text in agent) == 1
+    session = await eventually(
+        lambda: ringlog.session(PATIENT), lambda s: s["status"] == "completed"
+    )
+    assert session["slots"]["name"] == "Jane Doe"
+    turns = await turns_on_log(ringlog, entry["call_id"])
+    assert [t.text for t in turns if t.role == "user"] == [*JANE, "Yes, please."]
+
+
+@pytest.mark.parametrize("details", [True, False], ids=["details-again", "no-details"])
+async def test_a_socket_lost_mid_call_is_opened_again_and_the_call_goes_on(
+    ringlog: Line, details: bool
+) -> None:
+    """The socket drops when the agent asks for the time; the new one continues: one
+    greeting, one session, every answer recorded once."""
+    async with simulating(ringlog) as client:
+        entry = await call_in(client, Faults(reconnect_at="what time", reconnect_details=details))
+    assert booked(entry), entry
+    assert entry["reconnects"] == 1
+    agent = said(entry["transcript"], "agent")
+    assert sum("hello" in text.lower() or "welcome" in text.lower() for text in agent) == 1
+    assert said(entry["transcript"], "user") == [*JANE, "Yes, please."]
+    session = await eventually(
+        lambda: ringlog.session(PATIENT), lambda s: s["status"] == "completed"
+    )
+    assert session["call_refs"] == [f"retell:{entry['call_id']}"]
+    turns = await turns_on_log(ringlog, entry["call_id"])
+    assert [t.text for t in turns if t.role == "user"] == [*JANE, "Yes, please."]
+    assert [t.turn_index for t in turns] == list(range(13))
+
+
+async def test_a_web_call_of_two_hours_is_booked_and_its_webhooks_land(ringlog: Line) -> None:
+    """A web call (create-web-call: no numbers) is booked through ringlog's socket without a
+    session; its webhooks, the call_ended of a 2-hour call among them, are all accepted."""
+    async with simulating(ringlog) as client:
+        await client.put("/sim/faults", json=Faults(two_hours=True).model_dump())
+        response = await client.post(
+            "/v2/create-web-call", json={"agent_id": "ringlog-flu-shot"}, headers=AUTH_SIM
+        )
+        assert response.status_code == 201, response.text
+        web = response.json()
+        assert web["call_type"] == "web_call" and web["access_token"]
+        assert "from_number" not in web and "direction" not in web
+        entry = await finished(client, web["call_id"], timeout_s=30)
+    assert booked(entry), entry
+    assert [(d["event"], d["status_code"]) for d in entry["deliveries"]] == [
+        (event, 204) for event in NORMAL
+    ]
+    turns = await turns_on_log(ringlog, web["call_id"])
+    assert len(turns) == 13 and {t.session_id for t in turns} == {None}
+    calls = await envelopes(
+        ringlog.settings.kafka, ringlog.settings.topic("calls"), f"retell:{web['call_id']}"
+    )
+    ended = [e.payload for e in calls if isinstance(e.payload, RetellCallEnded)]
+    assert len(ended) == 1 and ended[0].call.duration_ms == MAX_CALL_DURATION_MS
+    assert ended[0].call.transcript_object is not None
+    assert ended[0].call.transcript_object[1].content == "My name is Jane Doe"

@@ -1,4 +1,9 @@
-"""Plays Retell's side of the custom-LLM socket in tests: one call, turn by turn."""
+"""Plays Retell's side of the custom-LLM socket in tests: one call, turn by turn.
+
+Besides plain turns it plays what real calls do: a caller who keeps talking after a request
+(Retell asks again with the utterance grown and the unspoken reply left out), two requests back
+to back, a web call (no numbers), and the socket lost and opened again mid-call.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +32,8 @@ class Caller:
     base_url: str
     phone: str
     direction: str = "inbound"
+    #: ``"web_call"`` for a call from a browser: no numbers, an access token
+    call_type: str = "phone_call"
     metadata: dict[str, Any] = field(default_factory=dict)
     call_id: str = field(default_factory=lambda: f"call_{uuid.uuid4().hex[:12]}")
     transcript: list[dict[str, str]] = field(default_factory=list)
@@ -43,18 +50,41 @@ class Caller:
 
     async def open(self) -> str:
         """Connect, answer ``config`` with ``call_details``, and return the begin message."""
+        said = await self._connect(details=True)
+        self.first_words = said.text
+        return said.text
+
+    async def reconnect(self, *, details: bool = True) -> str:
+        """Lose the socket (no close frame: the server sees 1006), open it again for the same
+        call as Retell's ``auto_reconnect`` does, sending ``call_details`` again only if
+        ``details``; return the new begin message."""
+        self.socket.transport.abort()
+        await self.socket.wait_closed()
+        self._next_id = 1  # a new socket numbers its requests afresh
+        return (await self._connect(details=details, spoken=False)).text
+
+    async def _connect(self, *, details: bool, spoken: bool = True) -> Said:
         url = self.base_url.replace("http://", "ws://") + f"/v1/llm/{self.call_id}"
         started = time.perf_counter()
         self._socket = await connect(url)
         config = orjson.loads(await self.socket.recv())
         assert config["response_type"] == "config" and config["config"]["call_details"] is True
-        await self.send({"interaction_type": "call_details", "call": self.call_object()})
-        said = await self._read_response(0, started)
-        self.first_words = said.text
-        return said.text
+        assert config["config"]["auto_reconnect"] is True
+        if details:
+            await self.send({"interaction_type": "call_details", "call": self.call_object()})
+        return await self._read_response(0, started, spoken=spoken)
 
     def call_object(self) -> dict[str, Any]:
         """The call Retell would describe."""
+        if self.call_type == "web_call":
+            return {
+                "call_id": self.call_id,
+                "call_type": "web_call",
+                "agent_id": "agent_test",
+                "call_status": "ongoing",
+                "access_token": f"token_{self.call_id}",
+                "metadata": self.metadata,
+            }
         ringlog = "+14155559876"
         return {
             "call_id": self.call_id,
@@ -79,6 +109,36 @@ class Caller:
         )
         return await self._read_response(response_id)
 
+    async def keep_talking(self, said: str, then: str, *, answered_first: bool = True) -> Said:
+        """Retell's interruption: a request with ``said``, then, because the caller keeps
+        talking, a newer one whose last user entry has grown to ``then`` and which leaves the
+        first reply out (it was not spoken). With ``answered_first`` the newer request goes
+        out after the server's reply to the first is complete, else right after the first.
+        The answer to the newer request."""
+        self.transcript.append({"role": "user", "content": said})
+        first = await self._request(self.transcript)
+        if answered_first:
+            await self._read_response(first, spoken=False)
+        self.transcript[-1] = {"role": "user", "content": then}
+        return await self._read_response(await self._request(self.transcript))
+
+    async def twice(self, words: str, *, answered_first: bool = True) -> Said:
+        """Two requests carrying the same final utterance, back to back: only the second
+        reply is spoken. The answer to the second."""
+        return await self.keep_talking(words, words, answered_first=answered_first)
+
+    async def _request(self, transcript: list[dict[str, str]]) -> int:
+        response_id = self._next_id
+        self._next_id += 1
+        await self.send(
+            {
+                "interaction_type": "response_required",
+                "response_id": response_id,
+                "transcript": [dict(entry) for entry in transcript],
+            }
+        )
+        return response_id
+
     async def send(self, message: dict[str, Any]) -> None:
         await self.socket.send(orjson.dumps(message).decode())
 
@@ -95,7 +155,11 @@ class Caller:
         await self.socket.wait_closed()
         return self.socket.close_code
 
-    async def _read_response(self, response_id: int, started: float | None = None) -> Said:
+    async def _read_response(
+        self, response_id: int, started: float | None = None, *, spoken: bool = True
+    ) -> Said:
+        """Read chunks until ``response_id`` is complete; an unspoken one (``spoken=False``)
+        stays out of the transcript, as Retell leaves it out."""
         chunks: list[str] = []
         while True:
             frame = orjson.loads(await self.socket.recv())
@@ -106,5 +170,6 @@ class Caller:
             chunks.append(frame["content"])
             if frame["content_complete"]:
                 text = "".join(chunks).strip()
-                self.transcript.append({"role": "agent", "content": text})
+                if spoken and text:
+                    self.transcript.append({"role": "agent", "content": text})
                 return Said(text, bool(frame.get("end_call")), response_id)

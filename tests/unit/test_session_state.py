@@ -141,3 +141,29 @@ def test_an_active_session_whose_call_vanished_expires_after_its_last_event() ->
     current = fold(envelopes(started()))[PHONE]
     assert not current.expired_at(T0 + EXPIRY - dt.timedelta(seconds=1), EXPIRY)
     assert current.expired_at(T0 + EXPIRY, EXPIRY)
+
+
+def test_the_same_call_opening_again_is_a_reconnect_that_undoes_its_drop() -> None:
+    current = fold(envelopes(started(), dropped()))[PHONE]
+    opening = open_call(
+        current, phone=PHONE, call_ref="c1", now=T0, expiry=EXPIRY, busy=False, new_session_id="s2"
+    )
+    assert opening.kind == "reconnect" and opening.session_id == "s1"
+    (resumed,) = opening.events
+    assert isinstance(resumed, SessionResumed) and resumed.call_ref == "c1"
+    assert resumed.previous_call_refs == ()
+
+
+def test_a_reconnect_while_the_session_is_active_appends_nothing_even_past_expiry() -> None:
+    current = fold(envelopes(started()))[PHONE]
+    late = T0 + EXPIRY + dt.timedelta(seconds=1)
+    opening = open_call(
+        current,
+        phone=PHONE,
+        call_ref="c1",
+        now=late,
+        expiry=EXPIRY,
+        busy=False,
+        new_session_id="s2",
+    )
+    assert opening.kind == "reconnect" and opening.events == ()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+import orjson
 import pytest
 
 from ringlog.schemas.retell import WEBHOOK_EVENTS
@@ -20,12 +21,15 @@ from ringlog.simulator.dialog_calls import (
 )
 from ringlog.simulator.patient import Persona
 from ringlog.simulator.script import (
+    MAX_CALL_DURATION_MS,
     Delivery,
     Pacing,
+    long_call_ended,
     new_call_id,
     not_connected_plan,
     plan,
     registered_call,
+    registered_web_call,
 )
 
 PACE = Pacing(ring_s=1.0, talk_s=20.0, analysis_s=3.0)
@@ -191,3 +195,62 @@ def test_an_unconnected_call_has_the_given_reason() -> None:
     )
     assert events(steps) == ["call_ended", "call_analyzed"]
     assert steps[0].body["call"]["disconnection_reason"] == "error_inbound_webhook"
+
+
+def test_a_two_hour_call_ended_has_word_timings_over_the_whole_call_and_tool_calls() -> None:
+    """Retell's longest call: ~12,000 words, timings up to 2 h, a tool call every 20 turns,
+    about 1.4 MiB of compact JSON, the same every time."""
+    started = call(call_status="ongoing", start_timestamp=CREATED_MS)
+    said = [("agent", "Hello Ada."), ("user", "Hi.")]
+    ended = long_call_ended(started, said=said, reason="agent_hangup")
+    assert ended == long_call_ended(started, said=said, reason="agent_hangup")
+    assert ended["duration_ms"] == MAX_CALL_DURATION_MS
+    assert ended["end_timestamp"] == CREATED_MS + MAX_CALL_DURATION_MS
+    assert ended["disconnection_reason"] == "agent_hangup"
+    utterances = ended["transcript_object"]
+    assert [(u["role"], u["content"]) for u in utterances[:2]] == said
+    words = [w for u in utterances for w in u["words"]]
+    assert 12_000 <= len(words) < 12_100
+    starts = [w["start"] for w in words]
+    assert starts == sorted(starts) and 7_100 < words[-1]["end"] <= 7_200
+    tools = [e for e in ended["transcript_with_tool_calls"] if e["role"].startswith("tool_call")]
+    assert len(tools) == 2 * (len(utterances) // 20)
+    assert [e for e in ended["transcript_with_tool_calls"] if "words" in e] == utterances
+    size = len(orjson.dumps({"event": "call_ended", "call": ended}))
+    assert 1_200_000 < size < 1_600_000
+    WEBHOOK_EVENTS["call_ended"].model_validate({"event": "call_ended", "call": ended})
+
+
+def test_the_two_hours_fault_lengthens_timed_and_dialog_calls() -> None:
+    timed = plan(call(), created_ms=CREATED_MS, pacing=PACE, faults=Faults(two_hours=True))
+    ended, analyzed = timed[1].body["call"], timed[2].body["call"]
+    assert ended["duration_ms"] == MAX_CALL_DURATION_MS
+    assert ended["disconnection_reason"] == "agent_hangup"
+    assert analyzed["call_cost"]["total_duration_seconds"] == 7200
+    started = call(call_status="ongoing", start_timestamp=CREATED_MS)
+    transcript = [{"role": "agent", "content": "Hello."}, {"role": "user", "content": "Hi."}]
+    dialog = dialog_ended(
+        started,
+        outcome=Outcome("user_hangup"),
+        transcript=transcript,
+        end_ms=CREATED_MS + 1,
+        two_hours=True,
+    )
+    assert dialog["duration_ms"] == MAX_CALL_DURATION_MS
+    assert dialog["disconnection_reason"] == "user_hangup"
+    assert dialog["transcript"].startswith("Agent: Hello.\nUser: Hi.\n")
+
+
+def test_a_web_call_has_an_access_token_and_no_numbers() -> None:
+    web = registered_web_call(call_id="w" * 32, agent_id="agent_1")
+    assert web["call_type"] == "web_call" and web["access_token"].startswith("eyJ")
+    assert not {"from_number", "to_number", "direction", "metadata"} & set(web)
+    with_ref = registered_web_call(call_id="w" * 32, agent_id="a", metadata={"call_ref": "r"})
+    assert with_ref["metadata"] == {"call_ref": "r"}
+
+
+def test_the_situations_on_the_socket_are_named_by_their_question() -> None:
+    faults = Faults(keep_talking_at="Full Name", twice_at="date of birth")
+    assert faults.phrase("keep_talking_at") == "full name"
+    assert faults.phrase("twice_at") == "date of birth"
+    assert faults.phrase("reconnect_at") is None and faults.reconnect_details is True

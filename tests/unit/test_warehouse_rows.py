@@ -1,4 +1,5 @@
-"""The warehouse projection's pure parts: phone hashing, redaction, rows, folds and SQL text."""
+"""The warehouse projection's pure parts: phone hashing, redaction, withholding of personal
+details, rows, folds and SQL text."""
 
 from __future__ import annotations
 
@@ -101,9 +102,13 @@ def dispatched() -> Envelope:
 
 
 def folded(
-    table: str, evts: Sequence[Event], stored: Mapping[str, Stored] | None = None
+    table: str,
+    evts: Sequence[Event],
+    stored: Mapping[str, Stored] | None = None,
+    *,
+    transcripts: bool = False,
 ) -> list[dict[str, Any]]:
-    ops = project(evts, protect)
+    ops = project(evts, protect, transcripts=transcripts)
     return fold_rows(table, stored or {}, [op for op in ops if isinstance(op, Fold)])
 
 
@@ -183,6 +188,103 @@ def test_no_clear_number_reaches_any_row() -> None:
     assert h(PHONE) in text
 
 
+def test_numbers_in_writebacks_metadata_and_failure_reasons_are_hashed() -> None:
+    writeback = TaskFieldWriteback(
+        task_id="t1", fields={"callback_number": PHONE, "outcome": "booked"}
+    )
+    fields = redact(env(writeback), protect).payload.fields  # type: ignore[attr-defined]
+    assert fields == {"callback_number": h(PHONE), "outcome": "booked"}
+
+    request = requested().payload.model_copy(update={"metadata": {"alt": PHONE, "k": "v"}})
+    call = redact(env(request), protect).payload
+    assert isinstance(call, CallRequested) and call.metadata == {"alt": h(PHONE), "k": "v"}
+
+    hook = webhook("call_ended", metadata={"call_ref": REF, "alt": PHONE})
+    wire = redact(hook, protect).payload.to_wire()["call"]
+    assert wire["metadata"] == {"call_ref": REF, "alt": h(PHONE)}
+
+    failed = CallDispatchFailed(
+        call_ref=REF, reason=f"422: {PHONE} is not callable", permanent=True, attempts=1
+    )
+    reason = redact(env(failed), protect).payload.reason  # type: ignore[attr-defined]
+    assert reason == f"422: {h(PHONE)} is not callable"
+
+
+NAME, DOB, SAID = "Ada Lovelace", "1815-12-10", "I'd like a flu shot."
+
+
+def personal_story() -> list[Envelope]:
+    """Every event that carries a name, a date of birth or an utterance."""
+    s = {"session_id": "s1", "phone": PHONE}
+    return [
+        requested(),
+        webhook("call_ended"),
+        webhook("call_analyzed"),
+        env(DialogTurn(call_ref=REF, call_id=RETELL_ID, turn_index=0, role="user", text=SAID)),
+        env(SessionStarted(**s, call_ref=REF, stage="identity")),
+        env(
+            SessionProgressed(
+                **s,
+                call_ref=REF,
+                stage="date",
+                slots={"name": NAME, "date_of_birth": DOB},
+                last_user_text=SAID,
+                last_agent_text=f"Thanks {NAME}.",
+            )
+        ),
+        env(
+            SessionCompleted(
+                **s,
+                call_ref=REF,
+                call_refs=(REF,),
+                appointment=Appointment(date=dt.date(2024, 10, 8), time="10:30", site="Main St"),
+                patient=Patient(name=NAME, date_of_birth=dt.date.fromisoformat(DOB)),
+            )
+        ),
+        env(TaskFieldWriteback(task_id="t1", fields={"notes": f"{NAME} prefers mornings"})),
+        env(TaskIncomingCall(task_id="t2", from_number=PHONE, to_number=CLINIC, notes=NAME)),
+    ]
+
+
+def written(evts: Sequence[Event], *, transcripts: bool) -> str:
+    """Everything the warehouse would write for ``evts``, as JSON text."""
+    ops = project(evts, protect, transcripts=transcripts)
+    text = orjson.dumps([op.values for op in ops if isinstance(op, Row)]).decode()
+    for table in (schema.CALLS.name, schema.SESSIONS.name, schema.TASKS.name):
+        text += orjson.dumps(folded(table, evts, transcripts=transcripts)).decode()
+    return text
+
+
+def test_names_dates_of_birth_and_utterances_are_withheld_by_default() -> None:
+    text = written(events(personal_story()), transcripts=False)
+    for personal in (NAME, "Lovelace", DOB, SAID, "flu shot", "patient_name"):
+        assert personal not in text, personal
+    assert PHONE not in text and h(PHONE) in text
+    assert "Main St" in text and "Positive" in text  # the facts analysts count stay
+
+
+def test_the_transcripts_setting_keeps_them_and_still_hashes_numbers() -> None:
+    text = written(events(personal_story()), transcripts=True)
+    for personal in (NAME, DOB, SAID, "Patient booked a flu shot."):
+        assert personal in text, personal
+    assert PHONE not in text and CLINIC not in text
+
+
+def test_withheld_retell_payloads_keep_an_allow_list_of_the_call() -> None:
+    row = operations_for(Event("t.calls", 0, 1, webhook("call_analyzed")), protect)[0]
+    assert isinstance(row, Row)
+    call = row.values["PAYLOAD"]["call"]
+    assert "transcript" not in call and "transcript_object" not in call
+    assert "retell_llm_dynamic_variables" not in call
+    assert call["call_analysis"] == {
+        "user_sentiment": "Positive",
+        "call_successful": True,
+        "in_voicemail": False,
+    }
+    assert (call["call_id"], call["to_number"]) == (RETELL_ID, h(PHONE))
+    assert call["latency"]["e2e"]["p50"] == 812.0
+
+
 # -- rows of each family ------------------------------------------------------------------------
 
 
@@ -249,7 +351,10 @@ def test_each_family_routes_to_its_table() -> None:
         else:
             assert set(second.values) == set(schema.BY_NAME[table].names)
             assert second.values["VERSION"] == 5
-    turn = operations_for(Event("t.dialog", 0, 5, cases["dialog"][0]), protect)[1]
+    said = Event("t.dialog", 0, 5, cases["dialog"][0])
+    withheld = operations_for(said, protect)[1]
+    assert isinstance(withheld, Row) and withheld.values["TEXT"] is None
+    turn = operations_for(said, protect, transcripts=True)[1]
     assert isinstance(turn, Row)
     assert turn.values | {"OCCURRED_AT": None, "EVENT_ID": None} == {
         "CALL_REF": REF,
@@ -305,7 +410,7 @@ def test_calls_row_of_a_completed_call() -> None:
     assert row["STARTED_AT"] == dt.datetime.fromtimestamp(1714608475.945, dt.UTC)
     assert row["ENDED_AT"] == dt.datetime.fromtimestamp(1714608491.736, dt.UTC)
     assert (row["DURATION_MS"], row["DISCONNECTION_REASON"]) == (15791, "user_hangup")
-    assert (row["SUMMARY"], row["SENTIMENT"]) == ("Patient booked a flu shot.", "Positive")
+    assert (row["SUMMARY"], row["SENTIMENT"]) == (None, "Positive")  # a summary may name
     assert (row["SUCCESSFUL"], row["COST"], row["DISPATCH_ATTEMPTS"]) == (True, 12.5, 1)
     assert (row["EVENTS"], row["VERSION"]) == (5, 4)
     assert set(row) == set(schema.CALLS.names)

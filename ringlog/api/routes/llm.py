@@ -1,19 +1,36 @@
 """``WS /v1/llm/{call_id}``: the dialog over Retell's custom-LLM socket.
 
-Retell connects when the call starts. ringlog sends ``config`` (call details on), learns the
-caller from ``call_details``, opens or resumes the caller's session, and speaks the begin
-message as response 0. Every ``response_required`` / ``reminder_required`` is answered with
-streamed ``response`` chunks (``content_complete`` on the last, ``end_call`` when the booking
-is done); work for a ``response_id`` that a newer request superseded is dropped. ``ping_pong``
-is echoed. A frame that is not protocol JSON is logged and ignored. After ``end_call`` the socket
-is closed with 1000. Every turn is appended to
-``dialog`` and every session change to ``sessions`` before the words are sent.
+Retell connects when the call starts. ringlog sends ``config`` (call details on, auto-reconnect
+on), learns the caller from ``call_details``, opens or resumes the caller's session, and speaks
+the begin message as response 0. ``ping_pong`` is echoed; a frame that is not protocol JSON is
+logged and ignored.
+
+Requests (``response_required`` / ``reminder_required``) are answered with streamed
+``response`` chunks (``content_complete`` on the last, ``end_call`` when the booking is done,
+then the socket is closed with 1000). Only the newest request is worked on: an older one still
+waiting is skipped, and one a newer request supersedes while it is worked out or spoken says
+no more and records nothing. Each request's transcript is the truth: a reply is recorded only
+once a later transcript (a request, or an ``update_only``) shows the agent spoke after it (see
+:mod:`ringlog.api.dialog_call`).
+
+``update_only`` frames are used for two things: their transcript records the open reply once
+it shows it heard, and their ``turntaking`` holds a reply back while the caller is mid-turn
+(``user_turn`` after the request; released by ``agent_turn``, a newer request, or after
+:data:`TURN_HOLD_S`). Their ``transcript_with_tool_calls`` is ignored.
+
+A socket for a call this process is serving, or lost lately, is that call coming back
+(``auto_reconnect``): it goes on where the call stands, with ``""`` as the begin message, whether
+or not Retell sends ``call_details`` again. A socket whose first frame is a request or a
+transcript (a call in progress that another process served) is served without a session
+unless its ``call_details`` come first. Web calls (no numbers) get a dialog without a session.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -21,48 +38,80 @@ import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from ringlog.api.deps import Services
-from ringlog.api.dialog_call import DialogCall
+from ringlog.api.dialog_call import DialogCall, LiveCalls
 
 router = APIRouter(tags=["dialog"])
 log = structlog.get_logger("ringlog.dialog")
 
 #: how long to wait for Retell's ``call_details`` after sending ``config``
 DETAILS_TIMEOUT_S = 5.0
+#: the longest a reply waits for a caller who is mid-turn (``turntaking: user_turn``)
+TURN_HOLD_S = 2.0
+#: close codes after which the call is over (anything else may be Retell reconnecting)
+NORMAL_CLOSES = (1000, 1001)
+_REQUESTS = ("response_required", "reminder_required")
+
+
+def live_calls(app: Any) -> LiveCalls:
+    """The app's :class:`LiveCalls` (made on first use)."""
+    state = app.state
+    calls: LiveCalls | None = getattr(state, "dialog_calls", None)
+    if calls is None:
+        calls = state.dialog_calls = LiveCalls()
+    return calls
 
 
 @router.websocket("/v1/llm/{call_id}")
 async def llm_socket(websocket: WebSocket, call_id: str) -> None:
     """Serve one call's dialog until Retell closes the socket."""
     services: Services = websocket.app.state.services
+    calls = live_calls(websocket.app)
     await websocket.accept()
     await _send(websocket, {"response_type": "config", "config": _CONFIG})
+    early: list[dict[str, Any]] = []
+    dialog = calls.get(call_id)
+    if dialog is None:
+        try:
+            call, early = await asyncio.wait_for(_call_details(websocket), DETAILS_TIMEOUT_S)
+        except (TimeoutError, WebSocketDisconnect):
+            log.warning("no call details; closing", call_id=call_id)
+            with contextlib.suppress(RuntimeError):
+                await websocket.close(code=1011)
+            return
+        dialog = DialogCall(services, call_id, call, in_progress=bool(early))
+        calls.add(dialog)
+        socket = dialog.attach()
+        opening = dialog.begin
+    else:
+        log.info("the call's socket came back", call_ref=dialog.call_ref)
+        calls.add(dialog)
+        socket = dialog.attach()
+        opening = dialog.rejoin if dialog.begun else dialog.begin
+    reason, lost = "socket_closed", False
     try:
-        call = await asyncio.wait_for(_call_details(websocket), DETAILS_TIMEOUT_S)
-    except (TimeoutError, WebSocketDisconnect):
-        log.warning("no call details; closing", call_id=call_id)
-        with contextlib.suppress(RuntimeError):
-            await websocket.close(code=1011)
-        return
-    dialog = DialogCall(services, call_id, call)
-    reason = "socket_closed"
-    try:
-        text, end_call = await dialog.begin()
+        text, end_call = await opening()
         await _send_text(websocket, 0, text, end_call=end_call)
         if end_call:
             await websocket.close(code=1000)
         else:
-            await _serve(websocket, dialog)
+            await _serve(websocket, dialog, early)
     except WebSocketDisconnect as exc:
-        reason = "socket_closed" if exc.code in (1000, 1001) else f"socket_closed_{exc.code}"
+        lost = exc.code not in NORMAL_CLOSES
+        reason = "socket_closed" if not lost else f"socket_closed_{exc.code}"
+    except Exception:
+        lost, reason = True, "socket_error"
+        raise
     finally:
-        await dialog.end(reason)
+        await dialog.end(reason, socket=socket, lost=lost)
+        calls.closed(dialog, socket)
 
 
 _CONFIG = {"auto_reconnect": True, "call_details": True}
 
 
-async def _call_details(websocket: WebSocket) -> dict[str, Any]:
-    """Read frames until ``call_details``; echo pings on the way."""
+async def _call_details(websocket: WebSocket) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """Read frames until ``call_details`` (the call, no frames), or until a request or a
+    non-empty transcript shows a call in progress (``None`` and that frame); echo pings."""
     while True:
         frame = await _receive(websocket)
         if frame is None:
@@ -72,27 +121,92 @@ async def _call_details(websocket: WebSocket) -> dict[str, Any]:
             await _pong(websocket, frame)
         elif kind == "call_details" and isinstance(frame.get("call"), dict):
             call: dict[str, Any] = frame["call"]
-            return call
+            return call, []
+        elif kind in _REQUESTS or (kind == "update_only" and frame.get("transcript")):
+            return None, [frame]
 
 
-async def _serve(websocket: WebSocket, dialog: DialogCall) -> None:
+class _Turns:
+    """What the receive loop has seen, for the worker: the newest request id, whose turn
+    Retell says it is, and a wake-up for replies held back."""
+
+    def __init__(self) -> None:
+        self.latest = 0
+        self.user_speaking = False
+        self._changed = asyncio.Event()
+
+    def request(self, response_id: int) -> None:
+        self.latest = max(self.latest, response_id)
+        self.user_speaking = False  # Retell asks for a reply: the caller's turn is over
+        self._changed.set()
+
+    def turntaking(self, value: Any) -> None:
+        if value in ("user_turn", "agent_turn"):
+            self.user_speaking = value == "user_turn"
+            self._changed.set()
+
+    def newer_than(self, response_id: int) -> bool:
+        """Whether a newer request than ``response_id`` came."""
+        return self.latest > response_id
+
+    async def hold(self, response_id: int) -> None:
+        """Return once the caller is not mid-turn, or a newer request came."""
+        while self.user_speaking and not self.newer_than(response_id):
+            self._changed.clear()
+            await self._changed.wait()
+
+
+async def _serve(websocket: WebSocket, dialog: DialogCall, early: list[dict[str, Any]]) -> None:
     """Answer requests until the socket closes; only the newest request is worked on."""
-    latest = 0
+    turns = _Turns()
     pending: asyncio.Queue[tuple[int, str, list[Any]]] = asyncio.Queue()
 
     async def answer() -> None:
         while True:
             response_id, kind, transcript = await pending.get()
-            if response_id < latest:
+            if kind == "update_only":
+                await dialog.update(transcript)
+                continue
+            if response_id < turns.latest:
                 continue  # superseded before we started
-            text, end_call = await dialog.answer(kind, transcript)
-            if response_id < latest:
-                continue  # superseded while we worked: say nothing
-            await _send_text(websocket, response_id, text, end_call=end_call, latest=lambda: latest)
-            if end_call:
+            superseded = functools.partial(turns.newer_than, response_id)
+            reply = await dialog.answer(response_id, kind, transcript, superseded=superseded)
+            if reply is None:
+                continue  # superseded while we worked: say nothing, record nothing
+            if turns.user_speaking:  # the caller went on talking: wait for the turn
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(turns.hold(response_id), TURN_HOLD_S)
+            if superseded():
+                continue
+            if await _send_text(
+                websocket,
+                response_id,
+                reply.text,
+                end_call=reply.step.end_call,
+                latest=lambda: turns.latest,
+            ):
+                dialog.sent(reply)
+            if reply.step.end_call:
                 await websocket.close(code=1000)  # a normal end: Retell hangs up after speaking
                 return
 
+    def take(frame: dict[str, Any]) -> None:
+        kind = frame.get("interaction_type")
+        transcript = frame.get("transcript")
+        if kind == "update_only":
+            turns.turntaking(frame.get("turntaking"))
+            if isinstance(transcript, list):
+                pending.put_nowait((0, "update_only", transcript))
+        elif kind in _REQUESTS:
+            response_id = frame.get("response_id")
+            if not isinstance(response_id, int) or not isinstance(transcript, list):
+                log.warning("request without response_id or transcript", call_id=dialog.call_id)
+                return
+            turns.request(response_id)
+            pending.put_nowait((response_id, str(kind), transcript))
+
+    for first in early:
+        take(first)
     worker = asyncio.create_task(answer(), name=f"dialog {dialog.call_id}")
     try:
         while True:
@@ -105,17 +219,10 @@ async def _serve(websocket: WebSocket, dialog: DialogCall) -> None:
             frame = receiving.result()
             if frame is None:
                 continue
-            kind = frame.get("interaction_type")
-            if kind == "ping_pong":
+            if frame.get("interaction_type") == "ping_pong":
                 await _pong(websocket, frame)
-            elif kind in ("response_required", "reminder_required"):
-                response_id = frame.get("response_id")
-                transcript = frame.get("transcript")
-                if not isinstance(response_id, int) or not isinstance(transcript, list):
-                    log.warning("request without response_id or transcript", call_id=dialog.call_id)
-                    continue
-                latest = max(latest, response_id)
-                pending.put_nowait((response_id, str(kind), transcript))
+            else:
+                take(frame)
     finally:
         worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -150,13 +257,14 @@ async def _send_text(
     text: str,
     *,
     end_call: bool = False,
-    latest: Any = None,
-) -> None:
-    """Stream ``text`` sentence by sentence; stop if a newer request supersedes this one."""
+    latest: Callable[[], int] | None = None,
+) -> bool:
+    """Stream ``text`` sentence by sentence; stop if a newer request supersedes this one.
+    Whether the last chunk (``content_complete``) went out."""
     chunks = _sentences(text)
     for index, chunk in enumerate(chunks):
         if latest is not None and latest() > response_id:
-            return
+            return False
         last = index == len(chunks) - 1
         message: dict[str, Any] = {
             "response_type": "response",
@@ -167,6 +275,7 @@ async def _send_text(
         if last and end_call:
             message["end_call"] = True
         await _send(websocket, message)
+    return True
 
 
 def _sentences(text: str) -> list[str]:

@@ -52,11 +52,17 @@ def protector(settings: Settings) -> Protect:
 
 
 def warehouse_projection(settings: Settings) -> Projection[Operation]:
-    """The warehouse projection over this deployment's five event topics (every event type)."""
+    """The warehouse projection over this deployment's five event topics (every event type):
+    phone numbers as :func:`protector` says, names, dates of birth and utterances only with
+    ``RINGLOG_WAREHOUSE_TRANSCRIPTS`` (:mod:`.personal`)."""
     return Projection(
         name=NAME,
         topics=tuple(settings.topic(t) for t in TOPICS),
-        project=functools.partial(rows.project, protect=protector(settings)),
+        project=functools.partial(
+            rows.project,
+            protect=protector(settings),
+            transcripts=settings.warehouse.transcripts,
+        ),
         handles=None,
     )
 

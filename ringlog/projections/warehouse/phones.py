@@ -1,21 +1,26 @@
 """Phone numbers in the warehouse: hashed (HMAC-SHA256 under a secret key) or kept clear.
 
-:func:`redact` replaces every phone number of an envelope (payload fields, and the key of
-``sessions`` events) with :func:`hash_phone`, or leaves them clear when hashing is off. Pure.
+:func:`redact` replaces every phone number of an envelope (payload fields, numbers in
+metadata and in a dispatch failure's reason, the key of ``sessions`` events) with
+:func:`hash_phone`, or leaves them clear when hashing is off. Pure.
 """
 
 from __future__ import annotations
 
 import functools
 import hmac
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ringlog.schemas import (
+    CallDispatchFailed,
     CallRequested,
     Envelope,
     EventModel,
     RetellCallInbound,
     RetellWebhook,
+    TaskFieldWriteback,
     TaskIncomingCall,
 )
 
@@ -23,6 +28,11 @@ from ringlog.schemas import (
 Protect = Callable[[str], str]
 #: The call-key prefix of inbound calls ringlog names by the caller's number.
 INBOUND_KEY = "inbound:"
+#: Task fields that hold a phone number (see :class:`ringlog.tasks.fields.TaskFields`).
+PHONE_FIELDS = frozenset({"callback_number"})
+#: A whole value that is an E.164 number, and an E.164 number inside free text.
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_E164_IN_TEXT = re.compile(r"\+[1-9]\d{6,14}\b")
 
 
 def hash_phone(number: str, key: bytes) -> str:
@@ -48,32 +58,54 @@ def phone_protector(key: str, *, enabled: bool = True) -> Protect:
     return protect
 
 
-def _opt(protect: Protect, number: str | None) -> str | None:
-    return protect(number) if number else number
+def _numbers_in(values: Mapping[str, Any], protect: Protect) -> dict[str, Any]:
+    """``values`` with every value that is an E.164 number protected (metadata, variables)."""
+    return {
+        k: protect(v) if isinstance(v, str) and _E164.match(v) else v for k, v in values.items()
+    }
+
+
+def _numbers_in_text(text: str, protect: Protect) -> str:
+    return _E164_IN_TEXT.sub(lambda m: protect(m.group(0)), text)
 
 
 def redact(envelope: Envelope, protect: Protect) -> Envelope:
     """The envelope with every phone number it carries passed through ``protect``.
 
-    Covers ``call.requested`` (to/from), Retell webhooks (``call.from_number``, ``to_number``,
-    ``transfer_destination``), ``retell.call_inbound``, every ``sessions`` event (``phone`` and
-    the key) and ``task.incoming_call``. Copies are made without re-validation, since a hash is
-    not an E.164 number.
+    Covers ``call.requested`` (to/from, and metadata values that are numbers), the reason of
+    ``call.dispatch_failed`` (numbers inside it), Retell webhooks (``call.from_number``,
+    ``to_number``, ``transfer_destination``, and number values of ``metadata`` and
+    ``retell_llm_dynamic_variables``), ``retell.call_inbound``, every ``sessions`` event
+    (``phone`` and the key), ``task.incoming_call``, ``callback_number`` of
+    ``task.field_writeback``, and a correlation id that is a number. Copies are made without
+    re-validation, since a hash is not an E.164 number.
     """
     p = envelope.payload
     payload: EventModel = p
     key = envelope.key
     if isinstance(p, CallRequested):
         payload = p.model_copy(
-            update={"to_number": protect(p.to_number), "from_number": protect(p.from_number)}
+            update={
+                "to_number": protect(p.to_number),
+                "from_number": protect(p.from_number),
+                "metadata": _numbers_in(p.metadata, protect),
+            }
         )
+    elif isinstance(p, CallDispatchFailed):
+        reason = _numbers_in_text(p.reason, protect)
+        if reason != p.reason:
+            payload = p.model_copy(update={"reason": reason})
     elif isinstance(p, RetellWebhook):
         call = p.call
-        changes = {
+        changes: dict[str, Any] = {
             name: protect(value)
             for name in ("from_number", "to_number", "transfer_destination")
             if (value := getattr(call, name))
         }
+        for name in ("metadata", "retell_llm_dynamic_variables"):
+            values = getattr(call, name)
+            if values and (hashed := _numbers_in(values, protect)) != values:
+                changes[name] = hashed
         if changes:
             payload = p.model_copy(update={"call": call.model_copy(update=changes)})
     elif isinstance(p, RetellCallInbound):
@@ -87,11 +119,22 @@ def redact(envelope: Envelope, protect: Protect) -> Envelope:
         payload = p.model_copy(
             update={"from_number": protect(p.from_number), "to_number": protect(p.to_number)}
         )
+    elif isinstance(p, TaskFieldWriteback) and PHONE_FIELDS & p.fields.keys():
+        fields = {
+            name: protect(value) if name in PHONE_FIELDS and isinstance(value, str) else value
+            for name, value in p.fields.items()
+        }
+        payload = p.model_copy(update={"fields": fields})
     elif p.topic == "sessions" and isinstance(getattr(p, "phone", None), str):
         payload = p.model_copy(update={"phone": protect(p.phone)})  # type: ignore[attr-defined]
         key = protect(key)
     if key.startswith(INBOUND_KEY):
         key = INBOUND_KEY + protect(key.removeprefix(INBOUND_KEY))
-    if payload is p and key == envelope.key:
+    correlation = envelope.correlation_id
+    if correlation and _E164.match(correlation):
+        correlation = protect(correlation)
+    if payload is p and key == envelope.key and correlation == envelope.correlation_id:
         return envelope
-    return envelope.model_copy(update={"payload": payload, "key": key})
+    return envelope.model_copy(
+        update={"payload": payload, "key": key, "correlation_id": correlation}
+    )

@@ -9,9 +9,10 @@
   by task id) — whose row depends on the key's earlier events too.
 
 Folds are applied by :mod:`.folds` (all events of one key sit on one partition, so the offset
-orders them exactly and a replay folds nothing twice). Phone numbers are passed through
-:mod:`.phones` before anything else sees them, so no clear number reaches the warehouse when
-hashing is on.
+orders them exactly and a replay folds nothing twice). Before anything else sees an event, its
+phone numbers are passed through :mod:`.phones` (no clear number reaches the warehouse when
+hashing is on) and, unless transcripts are kept, its names, dates of birth and utterances are
+withheld by :mod:`.personal`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ringlog.projections.base import Event
+from ringlog.projections.warehouse.personal import withhold
 from ringlog.projections.warehouse.phones import INBOUND_KEY, Protect, redact
 from ringlog.projections.warehouse.schema import (
     ABT_EVENTS,
@@ -62,14 +64,24 @@ Operation = Row | Fold
 # -- events → operations ------------------------------------------------------------------------
 
 
-def project(events: Sequence[Event], protect: Protect) -> list[Operation]:
+def project(
+    events: Sequence[Event], protect: Protect, *, transcripts: bool = False
+) -> list[Operation]:
     """The operations of ``events``, in order (per event: see :func:`operations_for`)."""
-    return [op for event in events for op in operations_for(event, protect)]
+    return [
+        op for event in events for op in operations_for(event, protect, transcripts=transcripts)
+    ]
 
 
-def operations_for(event: Event, protect: Protect) -> list[Operation]:
-    """What one event writes: its ``CALL_EVENTS`` row, plus its family's row or fold."""
+def operations_for(event: Event, protect: Protect, *, transcripts: bool = False) -> list[Operation]:
+    """What one event writes: its ``CALL_EVENTS`` row, plus its family's row or fold.
+
+    Phone numbers go through ``protect``; names, dates of birth and utterances are withheld
+    unless ``transcripts`` (:func:`.personal.withhold`).
+    """
     envelope = redact(event.envelope, protect)
+    if not transcripts:
+        envelope = withhold(envelope)
     offset = event.offset
     p = envelope.payload
     ops: list[Operation] = [Row(CALL_EVENTS.name, call_event_row(event, envelope))]
@@ -126,7 +138,7 @@ def call_event_row(event: Event, envelope: Envelope) -> dict[str, Any]:
 
 
 def dialog_turn_row(envelope: Envelope, turn: DialogTurn, version: int) -> dict[str, Any]:
-    """One ``DIALOG_TURNS`` row."""
+    """One ``DIALOG_TURNS`` row (``TEXT`` is ``NULL`` when utterances are withheld)."""
     return {
         "CALL_REF": turn.call_ref,
         "TURN_INDEX": turn.turn_index,
