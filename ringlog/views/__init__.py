@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from ringlog.config import Settings
-from ringlog.projections.base import Event, Projection
+from ringlog.projections.base import Event, Projection, Target
 from ringlog.projections.metrics import ProjectionMetrics
 from ringlog.projections.runner import ProjectionRunner
 from ringlog.views.store import (
@@ -61,31 +62,25 @@ def view_runners(
 ) -> list[ProjectionRunner[TimelineRow] | ProjectionRunner[Event]]:
     """One runner per view named in ``views``, each in its own consumer group."""
     metrics = ProjectionMetrics.shared(registry)
-    runners: list[ProjectionRunner[TimelineRow] | ProjectionRunner[Event]] = []
     deadletter = settings.topic("deadletter")
-    if TIMELINE_VIEW in views:
-        runners.append(
-            ProjectionRunner(
-                settings.kafka,
-                timeline_projection(settings),
-                store.timeline_target(),
-                group_id=view_group_id(settings, TIMELINE_VIEW) + group_suffix,
-                deadletter_topic=deadletter,
-                metrics=metrics,
+    built: list[ProjectionRunner[TimelineRow] | ProjectionRunner[Event]] = []
+    pairs: list[tuple[Projection[Any], Target[Any]]] = [
+        (timeline_projection(settings), store.timeline_target()),
+        (sessions_projection(settings), store.sessions_target()),
+    ]
+    for projection, target in pairs:
+        if projection.name in views:
+            built.append(
+                ProjectionRunner[Any](
+                    settings.kafka,
+                    projection,
+                    target,
+                    group_id=view_group_id(settings, projection.name) + group_suffix,
+                    deadletter_topic=deadletter,
+                    metrics=metrics,
+                )
             )
-        )
-    if SESSIONS_VIEW in views:
-        runners.append(
-            ProjectionRunner(
-                settings.kafka,
-                sessions_projection(settings),
-                store.sessions_target(),
-                group_id=view_group_id(settings, SESSIONS_VIEW) + group_suffix,
-                deadletter_topic=deadletter,
-                metrics=metrics,
-            )
-        )
-    return runners
+    return built
 
 
 async def run_views(

@@ -201,8 +201,8 @@ class ViewStore:
         return SessionsTarget(self)
 
 
-class TimelineTarget:
-    """Writes timeline rows and the checkpoint in one transaction (a :class:`Target`)."""
+class _ViewTarget:
+    """A view as a projection target: its checkpoint is read from the view's store."""
 
     def __init__(self, store: ViewStore) -> None:
         self._store = store
@@ -210,6 +210,10 @@ class TimelineTarget:
     async def load_checkpoint(self, projection: str) -> dict[Position, int]:
         """See :meth:`ViewStore.load_checkpoint`."""
         return await self._store.load_checkpoint(projection)
+
+
+class TimelineTarget(_ViewTarget):
+    """Writes timeline rows and the checkpoint in one transaction (a :class:`Target`)."""
 
     async def apply(
         self,
@@ -233,16 +237,9 @@ class TimelineTarget:
             write_checkpoint(connection, CHECKPOINTS, projection, positions)
 
 
-class SessionsTarget:
+class SessionsTarget(_ViewTarget):
     """Folds ``sessions`` events into stored sessions, with the checkpoint, in one transaction
     (a :class:`Target` whose operations are the events themselves)."""
-
-    def __init__(self, store: ViewStore) -> None:
-        self._store = store
-
-    async def load_checkpoint(self, projection: str) -> dict[Position, int]:
-        """See :meth:`ViewStore.load_checkpoint`."""
-        return await self._store.load_checkpoint(projection)
 
     async def apply(
         self, projection: str, operations: Sequence[Event], positions: Mapping[Position, int]

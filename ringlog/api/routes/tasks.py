@@ -134,7 +134,7 @@ async def delete_task(
 ) -> TaskAccepted:
     """Append ``task.deleted`` for a task the log knows: 404 if it knows none, 409 if the task
     is already deleted or another delete of it is in flight in this process."""
-    index = task_index(request, services)
+    index = task_index(request)
     given = body or DeleteIn()
     if not index.claim(task_id):
         raise HTTPException(
@@ -188,7 +188,7 @@ async def record_incoming_call(
     return TaskAccepted(task_id=task_id or _generated_task_id(event_id), event_id=str(event_id))
 
 
-def task_index(request: Request, services: Services) -> TaskIndex:
+def task_index(request: Request) -> TaskIndex:
     """The app's :class:`TaskIndex` (see :func:`ringlog.api.views.views_of`)."""
     return views_of(request).tasks
 
