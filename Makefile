@@ -20,7 +20,7 @@ install: $(STAMP)  ## create .venv if missing and install ringlog with its dev t
 run: install  ## start the platform on the embedded stack; Ctrl-C stops it
 	$(BIN)/ringlog run
 
-demo: install  ## run the two end-to-end stories and show what landed where
+demo: install  ## play the end-to-end stories and show what landed where
 	$(BIN)/ringlog demo
 
 lint: install  ## ruff

@@ -88,7 +88,8 @@ from ringlog.streams.admin import delete_topics, ensure_topics
 from ringlog.streams.offsets import Position, end_offsets
 from ringlog.streams.producer import LogProducer
 from ringlog.streams.topics import TOPICS
-from ringlog.worker.store import PROCESSOR, WorkerViews
+from ringlog.worker.schema import PROCESSOR
+from ringlog.worker.views import WorkerViews
 from tests.support.servers import WorkerProcess, serving
 
 API_KEY = "bench-api-key"

@@ -253,6 +253,16 @@ class DialogSettings(_Section):
     model_timeout_s: float = 3.0
     #: An incomplete session stays resumable this long after its last call drops.
     session_expiry_s: int = 24 * 3600
+    #: Retell's longest call (the agent's ``max_call_duration_ms``; Retell allows 2 h at most).
+    #: A number's claim lasts this long at most, and a call's announcement this plus ringing.
+    max_call_s: int = 7200
+    #: A dialog socket that receives no frame this long is closed (Retell pings every 2 s).
+    idle_timeout_s: float = 60.0
+    #: The largest frame the dialog socket reads; a larger one closes the socket (1009).
+    max_frame_bytes: int = 1_048_576
+    #: Dialog sockets open at once from one client address; more are closed (1013). Retell
+    #: connects from few addresses: keep this above the workspace's call concurrency.
+    max_sockets_per_address: int = 200
 
 
 class ApiSettings(_Section):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import math
 from collections.abc import AsyncIterator
+from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
@@ -12,13 +14,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from ringlog import __version__, heap
+from ringlog import __version__, heap, logs
+from ringlog.adapters.retell import RetellClient
 from ringlog.api.deps import Services
+from ringlog.api.dialog_gate import OpenSockets, TrustedCalls
 from ringlog.api.idempotency import IdempotencyStore
 from ringlog.api.metrics import ApiMetrics
 from ringlog.api.middleware import BodyLimit, RequestMetrics
 from ringlog.api.routes import calls, health, llm, reads, tasks, webhooks
 from ringlog.api.views import Views
+from ringlog.calls.directory import CallDirectory
 from ringlog.config import Settings
 from ringlog.dialog.model import ChatModel
 from ringlog.errors import BrokerUnavailable, RetryableError
@@ -58,13 +63,21 @@ def create_app(settings: Settings) -> FastAPI:
             state, _coverage = await views.session(phone, timeout_s=SESSION_LOOKUP_WAIT_S)
             return state
 
-        sessions = SessionCache(redis, prefix=settings.redis.key_prefix, view=session_in_view)
+        prefix = settings.redis.key_prefix
+        sessions = SessionCache(redis, prefix=prefix, view=session_in_view)
+        max_call = dt.timedelta(seconds=settings.dialog.max_call_s)
+        calls = TrustedCalls(
+            CallDirectory(redis, prefix=prefix, max_call=max_call),
+            RetellClient(settings.retell, settings.worker) if settings.retell.api_key else None,
+        )
         app.state.services = Services(
             settings=settings,
             log=producer,
             metrics=metrics,
-            idempotency=IdempotencyStore(redis, prefix=settings.redis.key_prefix),
+            idempotency=IdempotencyStore(redis, prefix=prefix),
             sessions=sessions,
+            calls=calls,
+            sockets=OpenSockets(settings.dialog.max_sockets_per_address),
             dialog_model=ChatModel(settings.dialog) if settings.dialog.model_enabled else None,
         )
         heap.settle()  # what is built so far lives as long as the process
@@ -72,6 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             await producer.stop()
+            await calls.aclose()
             await redis.aclose()
             await views.close()
             if app.state.services.dialog_model is not None:
@@ -100,6 +114,18 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.run`` / ``uvicorn.Config`` serving the API: its address,
+    WebSocket frames no larger than the dialog reads (``dialog.max_frame_bytes``), and logging
+    left to :mod:`ringlog.logs`."""
+    return {
+        "host": settings.api.host,
+        "port": settings.api.port,
+        "ws_max_size": settings.dialog.max_frame_bytes,
+        **logs.uvicorn_options(),
+    }
 
 
 async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
 
+from ringlog.api.dialog_gate import OpenSockets, TrustedCalls
 from ringlog.api.idempotency import IdempotencyStore
 from ringlog.api.metrics import ApiMetrics
 from ringlog.config import Settings
@@ -22,14 +23,16 @@ from ringlog.streams.producer import LogProducer
 
 @dataclass(frozen=True)
 class Services:
-    """What request handlers use: settings, the log producer, metrics, idempotency store, and
-    the session cache."""
+    """What request handlers use: settings, the log producer, metrics, idempotency store, the
+    session cache, the calls the dialog may serve and the dialog sockets open."""
 
     settings: Settings
     log: LogProducer
     metrics: ApiMetrics
     idempotency: IdempotencyStore
     sessions: SessionCache
+    calls: TrustedCalls
+    sockets: OpenSockets
     #: words the dialog's replies when ``RINGLOG_DIALOG_MODEL_ENABLED``; else None
     dialog_model: ChatModel | None = None
 

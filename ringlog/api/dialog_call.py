@@ -18,20 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import re
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 import structlog
 
 from ringlog.api.deps import Services
+from ringlog.calls.known import KnownCall
 from ringlog.dialog.model import DialogContext
 from ringlog.schemas import Envelope
 from ringlog.schemas.base import EventModel
 from ringlog.schemas.dialog import DialogTurn
 from ringlog.schemas.envelope import new_event_id
-from ringlog.schemas.retell import call_ref_for
 from ringlog.sessions.conversation import (
     Answer,
     Conversation,
@@ -60,54 +59,30 @@ log = structlog.get_logger("ringlog.dialog")
 
 SOURCE = "dialog"
 Role = Literal["agent", "user"]
-#: the longest a call may hold its number's session claim (a crashed process frees it then)
-CLAIM_TTL = dt.timedelta(hours=2)
 #: how long a call whose socket was lost is kept for the socket to come back
 REJOIN_WINDOW_S = 600.0
 #: at most this many lost calls are kept (the oldest are forgotten first)
 MAX_LOST_CALLS = 10_000
-_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
-
-
-def caller_of(call: dict[str, Any]) -> str:
-    """The patient's number: the caller on an inbound call, the callee on an outbound one;
-    ``""`` when there is none (a web call, or no E.164 number)."""
-    if call.get("call_type") == "web_call":
-        return ""
-    key = "to_number" if call.get("direction") == "outbound" else "from_number"
-    number = str(call.get(key) or "")
-    return number if _E164.match(number) else ""
-
-
-def call_ref_of(call_id: str, call: dict[str, Any]) -> str:
-    """The call ref of the socket's call (``call_details``): :func:`call_ref_for`, the rule
-    the webhooks use, so the dialog and the call's webhooks name the call alike."""
-    return call_ref_for(call_id, call.get("metadata"))
 
 
 class DialogCall:
     """The dialog of one call, from the begin message to the hang-up, across its sockets.
 
-    ``call`` is Retell's ``call_details`` (``None`` if a socket of a call in progress asked
-    before sending them: the call is then served without a session). ``in_progress`` says the
-    socket joins a conversation already under way (no greeting).
+    ``call`` is the call as a trusted source announced it (:mod:`ringlog.calls.known`): its
+    number, direction and ref, never those the socket's ``call_details`` claim.
+    ``in_progress`` says the socket joins a conversation already under way (no greeting).
     """
 
-    def __init__(
-        self,
-        services: Services,
-        call_id: str,
-        call: dict[str, Any] | None,
-        *,
-        in_progress: bool = False,
-    ) -> None:
+    def __init__(self, services: Services, call: KnownCall, *, in_progress: bool = False) -> None:
         self._services = services
         self._settings = services.settings
-        self.call_id = call_id
-        self.call_ref = call_ref_of(call_id, call or {})
-        self.phone = caller_of(call or {})
+        self.call_id = call.call_id
+        self.call_ref = call.call_ref
+        self.phone = call.phone
         self.in_progress = in_progress
         self._expiry = dt.timedelta(seconds=self._settings.dialog.session_expiry_s)
+        #: a number's claim lasts as long as the longest call, at most
+        self._claim_ttl = dt.timedelta(seconds=self._settings.dialog.max_call_s)
         self._session: SessionState | None = None
         self._ledger: Ledger | None = None
         self._claimed = False
@@ -138,40 +113,63 @@ class DialogCall:
     async def begin(self) -> tuple[str, bool]:
         """Open or resume the session; append it; return the begin message and whether the
         call ends with it (a second call while the number is busy). A call without a number
-        gets a dialog without a session; a call in progress gets ``""`` (no greeting)."""
+        gets a dialog without a session; a call in progress gets ``""`` (no greeting), and no
+        session unless the number's open session already counts it. A start that fails gives
+        the number's claim back."""
         async with self._lock:
             if not self.phone:
-                step = begin_without_session(self.call_ref)
-                if self.in_progress:
-                    self._ledger = Ledger(step.conversation, recorded=None)
-                    return "", False
-                self._ledger = Ledger(step.conversation)
-                await self._append_turns([("agent", step.text, 0)], step.conversation)
-                log.info("dialog begins", call_ref=self.call_ref, opening="no session")
-                return step.text, False
+                return await self._without_session()
             sessions = self._services.sessions
             now = dt.datetime.now(dt.UTC)
             current = await sessions.get(self.phone)
-            self._claimed = await sessions.claim(self.phone, self.call_ref, CLAIM_TTL)
-            opening = open_call(
-                current,
-                phone=self.phone,
-                call_ref=self.call_ref,
-                now=now,
-                expiry=self._expiry,
-                busy=not self._claimed,
-                new_session_id=f"ses_{new_event_id().hex}",
-            )
-            self._session = current
-            await self._record(opening.events, now)
-            step = begin(opening, self._session, phone=self.phone, call_ref=self.call_ref)
-            if opening.kind == "reconnect":
-                self._ledger = Ledger(step.conversation, recorded=None)
-            else:
-                self._ledger = Ledger(step.conversation)
-                await self._append_turns([("agent", step.text, 0)], step.conversation)
-            log.info("dialog begins", call_ref=self.call_ref, opening=opening.kind)
-            return step.text, step.end_call
+            self._claimed = await sessions.claim(self.phone, self.call_ref, self._claim_ttl)
+            try:
+                return await self._open(current, now)
+            except BaseException:
+                await self._release()
+                raise
+
+    async def _open(self, current: SessionState | None, now: dt.datetime) -> tuple[str, bool]:
+        """Open or resume the number's session (claimed, or found busy) and record it."""
+        opening = open_call(
+            current,
+            phone=self.phone,
+            call_ref=self.call_ref,
+            now=now,
+            expiry=self._expiry,
+            busy=not self._claimed,
+            new_session_id=f"ses_{new_event_id().hex}",
+        )
+        if self.in_progress and opening.kind != "reconnect":
+            await self._release()  # nothing to go on from: the call continues without one
+            return await self._without_session()
+        self._session = current
+        await self._record(opening.events, now)
+        step = begin(opening, self._session, phone=self.phone, call_ref=self.call_ref)
+        if opening.kind == "reconnect":
+            self._ledger = Ledger(step.conversation, recorded=None)
+        else:
+            self._ledger = Ledger(step.conversation)
+            await self._append_turns([("agent", step.text, 0)], step.conversation)
+        log.info("dialog begins", call_ref=self.call_ref, opening=opening.kind)
+        return step.text, step.end_call
+
+    async def _without_session(self) -> tuple[str, bool]:
+        """Begin a dialog with no session (greeted unless the call is in progress)."""
+        step = begin_without_session(self.call_ref)
+        if self.in_progress:
+            self._ledger = Ledger(step.conversation, recorded=None)
+            return "", False
+        self._ledger = Ledger(step.conversation)
+        await self._append_turns([("agent", step.text, 0)], step.conversation)
+        log.info("dialog begins", call_ref=self.call_ref, opening="no session")
+        return step.text, False
+
+    async def _release(self) -> None:
+        """Give the number back if this call holds it."""
+        if self._claimed:
+            self._claimed = False
+            await self._services.sessions.release(self.phone, self.call_ref)
 
     async def rejoin(self) -> tuple[str, bool]:
         """The call's socket came back: go on where the call stands, saying nothing (``""``).
@@ -188,7 +186,7 @@ class DialogCall:
             if not self.phone:
                 return "", False
             self._claimed = await self._services.sessions.claim(
-                self.phone, self.call_ref, CLAIM_TTL
+                self.phone, self.call_ref, self._claim_ttl
             )
             if not self._claimed:
                 step = busy(self.phone, self.call_ref)
@@ -305,9 +303,7 @@ class DialogCall:
                     "dialog ends", call_ref=self.call_ref, reason=reason, mode=conversation.mode
                 )
             finally:
-                if self._claimed:
-                    self._claimed = False
-                    await self._services.sessions.release(self.phone, self.call_ref)
+                await self._release()
 
     async def _commit(self, before: Ledger, answer: Answer) -> None:
         """Record a reply that stands: its session events, then its turns."""

@@ -22,7 +22,7 @@ from ringlog.streams.offsets import Position
 from ringlog.streams.producer import LogProducer
 from ringlog.tasks.index import TaskIndex
 from ringlog.views.store import SESSIONS_VIEW, TIMELINE_VIEW, ViewStore
-from ringlog.worker.store import WorkerViews
+from ringlog.worker.views import WorkerViews
 
 #: How long a read waits for a view to reach the log's end before answering from behind.
 READ_WAIT_S = 2.0

@@ -6,7 +6,7 @@ import typer
 import uvicorn
 
 from ringlog import logs
-from ringlog.api.app import create_app
+from ringlog.api.app import create_app, server_options
 from ringlog.config import Settings, require_phone_hash_key
 
 
@@ -18,9 +18,8 @@ def api(
     settings = Settings.load()
     require_phone_hash_key(settings)
     logs.configure()
+    options = server_options(settings)
     uvicorn.run(
         create_app(settings),
-        host=host or settings.api.host,
-        port=port or settings.api.port,
-        **logs.uvicorn_options(),
+        **(options | {"host": host or options["host"], "port": port or options["port"]}),
     )

@@ -13,7 +13,7 @@ import uvicorn
 from pydantic import SecretStr
 
 from ringlog import devstack, logs
-from ringlog.api.app import create_app
+from ringlog.api.app import create_app, server_options
 from ringlog.cli.dev import show_status
 from ringlog.cli.output import console, print_table
 from ringlog.config import Settings, require_phone_hash_key
@@ -106,12 +106,7 @@ def run() -> None:
         settings, env = with_local_retell(settings)
         with platform_processes(settings, env) as processes:
             server = uvicorn.Server(
-                uvicorn.Config(
-                    create_app(settings),
-                    host=settings.api.host,
-                    port=settings.api.port,
-                    **logs.uvicorn_options(),
-                )
+                uvicorn.Config(create_app(settings), **server_options(settings))
             )
             for line in processes:
                 console.print(line)
@@ -134,7 +129,8 @@ def run() -> None:
 
 
 def demo() -> None:
-    """Run the seed-000 and seed-003 stories end to end; exit 0 only if every effect is seen."""
+    """Play the end-to-end stories (a dropped booking recovered, an outbound call, real
+    calls' situations); exit 0 only if every effect is seen."""
     from ringlog.demo.main import run_demo
 
     raise SystemExit(run_demo())

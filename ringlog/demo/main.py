@@ -1,4 +1,4 @@
-"""``ringlog demo``: start the platform on the embedded stack, play both stories, report.
+"""``ringlog demo``: start the platform on the embedded stack, play the stories, report.
 
 Everything runs isolated from a ``make run`` that may be up: the demo's topics, Redis keys,
 worker group and ports are its own, and it stops what it started. The platform runs as child
@@ -19,6 +19,7 @@ from ringlog.cli.output import console
 from ringlog.cli.run import platform_processes
 from ringlog.config import Settings
 from ringlog.demo.checks import Story, wait_for
+from ringlog.demo.real_calls import real_calls
 from ringlog.demo.stories import World, outbound, recovery
 from ringlog.devstack.ports import free_port
 from ringlog.streams.admin import delete_topics, ensure_topics
@@ -49,7 +50,7 @@ def demo_environment(token: str) -> dict[str, str]:
 
 
 def run_demo() -> int:
-    """Run both stories; print transcripts and what landed where; 0 only if all was seen."""
+    """Run the stories; print transcripts and what landed where; 0 only if all was seen."""
     started = time.monotonic()
     home = Settings.load().home
     was_running = devstack.is_running(home=home)
@@ -80,7 +81,7 @@ async def _play(settings: Settings, env: dict[str, str]) -> list[Story]:
         await _ready(api, "/readyz")
         await _ready(sim, "/sim/calls")
         world = World(settings, api, sim, env["RINGLOG_API_KEYS"])
-        return [await recovery(world), await outbound(world)]
+        return [await recovery(world), await outbound(world), await real_calls(world)]
 
 
 async def _ready(client: httpx.AsyncClient, path: str) -> None:

@@ -69,7 +69,7 @@ def random_number() -> str:
 
 async def recovery(world: World) -> Story:
     """Seed 000: book a flu shot, drop at the date, call back, resume, complete."""
-    story = Story("seed 000: call recovery")
+    story = Story("a dropped booking call recovered")
     phone = random_number()
     story.say(f"Jane Doe calls from {phone}; she hangs up when asked which day.")
     first = await world.sim.post(
@@ -187,7 +187,7 @@ async def _crm(world: World, story: Story, phone: str, session_id: object, refs:
 
 async def outbound(world: World) -> Story:
     """Seed 003: an upstream trigger asks for a call; three ABT events follow, in order."""
-    story = Story("seed 003: outbound call")
+    story = Story("an outbound call")
     phone = random_number()
     response = await world.api.post(
         "/v1/calls",

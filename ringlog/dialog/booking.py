@@ -34,6 +34,8 @@ __all__ = [
     "after_identity",
     "check_identity",
     "greeting",
+    "identity_fact",
+    "identity_question",
     "is_complete",
     "needs_identity_check",
     "question",
@@ -182,32 +184,71 @@ def reminder(booking: Booking) -> str:
 
 def welcome_back(booking: Booking) -> str:
     """The greeting of a resumed call. It names the stage but never a slot value (no name,
-    date of birth, date, time or site): a caller must prove who they are first. Ends with a
-    request to confirm the date of birth when one is known, else the stage's question (at
-    confirm, a value-free "Shall I book the appointment we set up?")."""
+    date of birth, date, time or site): a caller must prove who they are first. Ends with
+    :func:`identity_question` when a detail is on file to confirm, else the stage's question."""
     text = f"Welcome back! You were booking a flu shot. We were at {stage_phrase(booking.stage)}."
     if needs_identity_check(booking):
-        return f"{text} Before we go on, please confirm your date of birth."
-    if booking.stage == "confirm":
-        return f"{text} Shall I book the appointment we set up?"
+        return f"{text} Before we go on, {identity_question(booking)}"
     return f"{text} {question(booking)}"
 
 
+IdentityFact = Literal["date_of_birth", "name"]
+
+
+def identity_fact(booking: Booking) -> IdentityFact | None:
+    """The detail a returning caller must repeat before anything personal is said back: the
+    date of birth when one is on file, else the name; ``None`` when neither is (nothing is on
+    file to read back, so the booking simply asks again)."""
+    if booking.slots.get("date_of_birth"):
+        return "date_of_birth"
+    if booking.slots.get("name"):
+        return "name"
+    return None
+
+
 def needs_identity_check(booking: Booking) -> bool:
-    """True when a date of birth is known, so a returning caller must repeat it."""
-    return bool(booking.slots.get("date_of_birth"))
+    """True when a detail is on file (see :func:`identity_fact`), so a returning caller must
+    repeat it."""
+    return identity_fact(booking) is not None
+
+
+def identity_question(booking: Booking) -> str:
+    """The request to repeat the detail on file (it names the detail, never its value)."""
+    if identity_fact(booking) == "name":
+        return "please tell me your full name."
+    return "please confirm your date of birth."
 
 
 def check_identity(
     booking: Booking, utterance: str, today: date
 ) -> Literal["confirmed", "wrong", "unclear"]:
-    """Compare a spoken date of birth to the known one: "confirmed" when equal, "wrong" when
-    a different date was heard, "unclear" when no date was heard or none is known."""
-    known = booking.slots.get("date_of_birth")
-    heard = parse_date_of_birth(utterance, today)
-    if not known or heard is None:
-        return "unclear"
-    return "confirmed" if heard.isoformat() == known else "wrong"
+    """Compare what the caller said to the detail on file (:func:`identity_fact`).
+
+    A date of birth is "confirmed" when the same date is heard, "wrong" for another date. A
+    name is "confirmed" when the same words are heard (case and punctuation aside), "unclear"
+    when only some of them are (e.g. the first name alone), "wrong" otherwise. "unclear" too
+    when nothing usable was heard or nothing is on file.
+    """
+    fact = identity_fact(booking)
+    if fact == "date_of_birth":
+        heard = parse_date_of_birth(utterance, today)
+        if heard is None:
+            return "unclear"
+        return "confirmed" if heard.isoformat() == booking.slots["date_of_birth"] else "wrong"
+    if fact == "name":
+        name = parse_name(utterance)
+        if name is None:
+            return "unclear"
+        said, known = _name_words(name), _name_words(booking.slots["name"])
+        if said == known:
+            return "confirmed"
+        return "unclear" if said < known else "wrong"
+    return "unclear"
+
+
+def _name_words(name: str) -> frozenset[str]:
+    """A name's words, case and punctuation aside."""
+    return frozenset("".join(c for c in w if c.isalpha()).casefold() for w in name.split())
 
 
 def after_identity(booking: Booking) -> str:

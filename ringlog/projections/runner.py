@@ -15,19 +15,10 @@ twice, and a target rebuilt from nothing is refilled from the beginning of the l
   connection, a timeout, the broker, the server — is retried with exponential backoff for as
   long as it lasts (until stopped), while the lag gauge keeps rising; nothing is skipped.
   Reading the checkpoint and the log's ends, and dead-lettering, retry every failure so.
-* A *data* failure of a write — the target refuses a row (a value too long, a NUL in text, a
-  constraint), or any failure not known to be transient — is retried ``data_attempts`` times
-  (:class:`~.base.RetryPolicy`). Then the batch's records are projected again and written in
-  halves, in log order, a failing half split again: each record whose own write still fails
-  with a data failure goes to the dead-letter topic (the error in headers) and its position is
-  checkpointed, every other record is applied with its position, and the partition moves on.
-  A batch without a bad record costs nothing more; one bad record among *n* costs about
-  2·log2(*n*) extra transactions.
-* A record that cannot be decoded, or whose projection raises, is *poison*: it goes to the
-  dead-letter topic (error in headers) before the batch is applied, its position is
-  checkpointed with the rest, and the partition carries on. A crash before the target commit
-  dead-letters it again on restart (at least once; the origin header identifies duplicates),
-  as it does a record the target refused.
+* A *data* failure of a write (the target refuses a row), after ``data_attempts`` retries,
+  and a *poison* record (it cannot be decoded, or its projection raises) are settled by
+  :mod:`.isolation`: the records at fault go to the dead-letter topic with their positions
+  checkpointed, every other record is applied, and the partition moves on.
 * A record of a type the projection does not handle is skipped and checkpointed.
 
 Metrics: ``ringlog_projection_lag{projection,topic,partition}`` (records not yet applied) and
@@ -49,12 +40,13 @@ from tenacity import AsyncRetrying, RetryCallState
 
 from ringlog.config import KafkaSettings
 from ringlog.errors import BrokerUnavailable
-from ringlog.projections.base import Event, OpT, Projection, RetryPolicy, Target
+from ringlog.projections.base import OpT, Projection, RetryPolicy, Target
+from ringlog.projections.isolation import Isolation
 from ringlog.projections.metrics import ProjectionMetrics
-from ringlog.projections.prepared import Prepared, event_type
+from ringlog.projections.ownership import Ownership
+from ringlog.projections.prepared import Prepared
 from ringlog.projections.retrying import classify, describe, is_transient, retrying
 from ringlog.streams.consumer import Batch, LogConsumer, LogRecord, next_offsets
-from ringlog.streams.deadletter import dead_letter
 from ringlog.streams.offsets import Position, end_offsets
 from ringlog.streams.producer import LogProducer
 
@@ -63,12 +55,13 @@ log = structlog.get_logger("ringlog.projections")
 __all__ = ["ProjectionRunner"]
 
 
-class ProjectionRunner(Generic[OpT]):
+class ProjectionRunner(Ownership, Generic[OpT]):
     """Runs one projection against one target as a member of consumer group ``group_id``.
 
     :meth:`run` loops until ``stop`` is set; :meth:`caught_up` waits until the target has
     applied everything on the log at the time of the call. Subclasses may override
-    :meth:`on_applied` (called between the target commit and the Kafka commit).
+    :meth:`on_applied` (called between the target commit and the Kafka commit), and the
+    hooks of :class:`~.ownership.Ownership` (which partitions it holds).
     """
 
     def __init__(
@@ -87,28 +80,29 @@ class ProjectionRunner(Generic[OpT]):
         poll_timeout_ms: int = 500,
         lag_interval_s: float = 5.0,
     ) -> None:
+        super().__init__()
         self.projection = projection
         self.target = target
         self.metrics = metrics or ProjectionMetrics()
         self._kafka = kafka
         self._group_id = group_id
-        self._deadletter_topic = deadletter_topic
-        self._producer = producer
-        self._owns_producer = producer is None
         self._retry = retry or RetryPolicy()
         self._max_records = max_records
         #: records merged into the next write while one is in flight (default 4 fetches)
         self._max_pending = max_pending or 4 * max_records
         self._poll_timeout_ms = poll_timeout_ms
         self._lag_interval_s = lag_interval_s
-        #: next offset per partition known to be applied (the target's checkpoint)
-        self.checkpoint: dict[Position, int] = {}
-        self._positioned: set[Position] = set()
-        #: per partition taken on, the log's end when it was assigned (see :meth:`restored`)
-        self._restore_ends: dict[Position, int] = {}
         self._ends: dict[Position, int] = {}
         self._failure: BaseException | None = None
-        self._consumer: LogConsumer | None = None
+        self._isolation = Isolation(
+            self,
+            kafka,
+            deadletter_topic=deadletter_topic,
+            producer=producer,
+            data_attempts=self._retry.data_attempts,
+            retrying=self._retrying,
+            applied=self._applied,
+        )
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -147,9 +141,7 @@ class ProjectionRunner(Generic[OpT]):
             raise
         finally:
             self._consumer = None
-            if self._owns_producer and self._producer is not None:
-                await self._producer.stop()
-                self._producer = None
+            await self._isolation.close()
             log.info("projection stopped", projection=name)
 
     async def _consume(self, consumer: LogConsumer, stop: asyncio.Event) -> None:
@@ -275,7 +267,7 @@ class ProjectionRunner(Generic[OpT]):
                 projection=self.projection.name,
                 count=len(records) - len(todo),
             )
-        operations, poison = self._project(todo)
+        operations, poison = self._isolation.project(todo)
         return Prepared(
             operations=operations,
             poison=poison,
@@ -292,10 +284,10 @@ class ProjectionRunner(Generic[OpT]):
         """Dead-letter the poison, apply the rest with its positions, then commit offsets.
 
         When the target keeps refusing the batch with a data failure, the records at fault
-        are found and dead-lettered, the others applied (:meth:`_isolate`)."""
+        are found and dead-lettered, the others applied (:meth:`.Isolation.isolate`)."""
         name = self.projection.name
         for record, error in batch.poison:
-            await self._retrying(stop)(self._dead_letter, record, error)
+            await self._retrying(stop)(self._isolation.dead_letter, record, error)
         if batch.positions:
             try:
                 await self._retrying(stop, data_attempts=self._retry.data_attempts)(
@@ -304,7 +296,7 @@ class ProjectionRunner(Generic[OpT]):
             except Exception as exc:
                 if stop.is_set() or is_transient(exc):
                     raise
-                await self._isolate(batch.sources, exc, stop)
+                await self._isolation.isolate(batch.sources, exc, stop)
             else:
                 await self._applied(batch.positions, batch.applied)
         await self._commit(consumer, batch.partitions)
@@ -317,125 +309,6 @@ class ProjectionRunner(Generic[OpT]):
         for topic, count in applied.items():
             self.metrics.applied.labels(self.projection.name, topic).inc(count)
         await self.on_applied(positions)
-
-    async def _isolate(
-        self, records: Sequence[LogRecord], error: Exception, stop: asyncio.Event
-    ) -> None:
-        """Apply ``records`` (a batch's, in log order), whose write as one failed with the data
-        failure ``error``, leaving out the record(s) at fault: those are dead-lettered and
-        their positions checkpointed. Each record is projected again on its own."""
-        log.warning(
-            "batch refused by the target; isolating the records at fault",
-            projection=self.projection.name,
-            records=len(records),
-            error=describe(error),
-        )
-        operations = [self._operations_of(record) for record in records]
-        await self._split(records, operations, error, stop)
-
-    async def _split(
-        self,
-        records: Sequence[LogRecord],
-        operations: Sequence[list[OpT]],
-        error: Exception,
-        stop: asyncio.Event,
-    ) -> None:
-        """Settle ``records`` (``operations[i]`` are ``records[i]``'s), whose write together
-        just failed with the data failure ``error``.
-
-        One record is at fault: dead-lettered with ``error``, then its position checkpointed.
-        More are split in two halves written one after the other (log order is kept), each
-        with its own positions; a half refused with a data failure is split in turn. A half
-        of one record is tried ``data_attempts`` times before it is judged, a larger one once.
-        Transient failures are retried without end, as everywhere."""
-        name = self.projection.name
-        if len(records) == 1:
-            await self._retrying(stop)(self._dead_letter, records[0], describe(error))
-            positions = next_offsets(records)
-            await self._retrying(stop)(self.target.apply, name, [], positions)
-            await self._applied(positions, collections.Counter([records[0].topic]))
-            return
-        middle = len(records) // 2
-        for part in (slice(0, middle), slice(middle, len(records))):
-            part_records, part_operations = records[part], operations[part]
-            positions = next_offsets(part_records)
-            attempts = self._retry.data_attempts if len(part_records) == 1 else 1
-            try:
-                await self._retrying(stop, data_attempts=attempts)(
-                    self.target.apply,
-                    name,
-                    [op for ops in part_operations for op in ops],
-                    positions,
-                )
-            except Exception as exc:
-                if stop.is_set() or is_transient(exc):
-                    raise
-                await self._split(part_records, part_operations, exc, stop)
-            else:
-                applied = collections.Counter(r.topic for r in part_records)
-                await self._applied(positions, applied)
-
-    def _operations_of(self, record: LogRecord) -> list[OpT]:
-        """``record``'s operations, projected on their own: none when the projection does not
-        read it, it did not decode, or its projection raises (then it was dead-lettered when
-        its batch was prepared)."""
-        if record.envelope is None or not self.projection.reads(record.envelope.type):
-            return []
-        event = Event(record.topic, record.partition, record.offset, record.envelope)
-        try:
-            return self.projection.project([event])
-        except Exception:  # noqa: BLE001 - poison, already dead-lettered by _project
-            return []
-
-    def _project(
-        self, records: Sequence[LogRecord]
-    ) -> tuple[list[OpT], list[tuple[LogRecord, str]]]:
-        """Project the batch; when that raises, project record by record to find the poison."""
-        poison: list[tuple[LogRecord, str]] = []
-        events: list[Event] = []
-        for record in records:
-            if not self.projection.reads(event_type(record)):
-                continue
-            if record.error is not None:
-                poison.append((record, f"{type(record.error).__name__}: {record.error}"))
-            elif record.envelope is not None:
-                events.append(Event(record.topic, record.partition, record.offset, record.envelope))
-        try:
-            return self.projection.project(events), poison
-        except Exception:  # noqa: BLE001 - isolate the failing record(s) below
-            pass
-        operations: list[OpT] = []
-        by_position = {(r.topic, r.partition, r.offset): r for r in records}
-        for event in events:
-            try:
-                operations.extend(self.projection.project([event]))
-            except Exception as exc:  # noqa: BLE001 - one bad event is dead-lettered
-                record = by_position[(event.topic, event.partition, event.offset)]
-                poison.append((record, f"{type(exc).__name__}: {exc}"))
-        return operations, poison
-
-    async def _dead_letter(self, record: LogRecord, error: str) -> None:
-        if self._producer is None:
-            self._producer = LogProducer(self._kafka)
-        log.warning(
-            "dead-lettered",
-            projection=self.projection.name,
-            origin=f"{record.topic}/{record.partition}/{record.offset}",
-            error=error,
-        )
-        await dead_letter(
-            self._producer,
-            self._deadletter_topic,
-            processor=f"projection:{self.projection.name}",
-            error=error,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value,
-            headers=list(record.headers),
-        )
-        self.metrics.deadlettered.labels(self.projection.name, record.topic).inc()
 
     def _retrying(self, stop: asyncio.Event, *, data_attempts: int | None = None) -> AsyncRetrying:
         """Retries of one call: transient failures without end (until ``stop``); data failures
@@ -467,42 +340,6 @@ class ProjectionRunner(Generic[OpT]):
             log.warning("offset commit failed", projection=self.projection.name, error=str(exc))
 
     # -- positions and lag ------------------------------------------------------------------
-
-    def _new_partitions(self, consumer: LogConsumer) -> set[Position]:
-        """Forget revoked partitions (telling :meth:`on_revoked`); return the assigned ones
-        not positioned yet."""
-        assigned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
-        revoked = self._positioned - assigned
-        if revoked:
-            self._positioned -= revoked
-            for position in revoked:
-                self._restore_ends.pop(position, None)
-            self.on_revoked(revoked)
-        return assigned - self._positioned
-
-    @property
-    def owned(self) -> frozenset[Position]:
-        """The partitions this member holds and has positioned (it alone acts on their keys).
-
-        Read against the consumer's live assignment, so a partition revoked by a rebalance
-        stops counting at once, before the batch loop notices."""
-        consumer = self._consumer
-        if consumer is None:
-            return frozenset()
-        assigned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
-        return frozenset(self._positioned & assigned)
-
-    def restored(self, position: Position) -> bool:
-        """Whether an owned partition has been applied up to where the log ended when it was
-        assigned: from then on, every output its previous owner appended has been read."""
-        end = self._restore_ends.get(position)
-        return end is not None and self.checkpoint.get(position, 0) >= end
-
-    def on_assigned(self, positions: frozenset[Position]) -> None:
-        """Called once ``positions`` are assigned and positioned. Does nothing; a hook."""
-
-    def on_revoked(self, positions: frozenset[Position] | set[Position]) -> None:
-        """Called when ``positions`` were taken from this member. Does nothing; a hook."""
 
     async def _position(
         self, consumer: LogConsumer, new: set[Position], stop: asyncio.Event

@@ -12,9 +12,10 @@ reply is worked out from the same starting point with the caller's final words (
 (:func:`stands_at_once`).
 
 On a resume the agent names the task and the stage at once, but repeats personal details only
-after the caller confirms the date of birth on file (caller ID can be spoofed). A wrong answer
-closes the old session without revealing it and starts a fresh one; an unclear answer is asked
-again once.
+after the caller confirms a detail on file: the date of birth, else the name (caller ID can be
+spoofed). With nothing on file the booking simply asks again. A wrong answer closes the old
+session without revealing it or changing what it holds and starts a fresh one; an unclear
+answer is asked again once.
 
 A call without a number (a web call) has a dialog but no session: nothing is claimed and no
 session event is recorded, only its turns.
@@ -32,6 +33,8 @@ from ringlog.dialog import (
     after_identity,
     check_identity,
     greeting,
+    identity_fact,
+    identity_question,
     is_complete,
     needs_identity_check,
     question,
@@ -59,7 +62,7 @@ BUSY_TEXT = (
     "Please continue on that call. Goodbye."
 )
 IDENTITY_FAILED_TEXT = "I'm sorry, I couldn't match that. Let's start a new booking. "
-UNCLEAR_IDENTITY_TEXT = "Sorry, I didn't catch that. Please tell me your date of birth."
+UNCLEAR_IDENTITY_TEXT = "Sorry, I didn't catch that. "
 #: unclear answers to the identity question before it counts as a failure
 MAX_UNCLEAR = 2
 
@@ -167,7 +170,7 @@ def hear(
 def remind(conversation: Conversation) -> str:
     """What to say after the caller has been silent."""
     if conversation.mode == "verifying":
-        return UNCLEAR_IDENTITY_TEXT
+        return _ask_identity_again(conversation)
     return reminder(conversation.booking)
 
 
@@ -195,12 +198,13 @@ def _verify(conversation: Conversation, utterance: str, today: dt.date, new_id: 
         after = replace(conversation, mode="booking", unclear=0)
         return Step(after, after_identity(conversation.booking))
     if verdict == "unclear" and conversation.unclear + 1 < MAX_UNCLEAR:
-        return Step(replace(conversation, unclear=conversation.unclear + 1), UNCLEAR_IDENTITY_TEXT)
+        again = replace(conversation, unclear=conversation.unclear + 1)
+        return Step(again, _ask_identity_again(conversation))
     failed = SessionIdentityFailed(
         session_id=_session(conversation),
         phone=conversation.phone,
         call_ref=conversation.call_ref,
-        fact="date_of_birth",
+        fact=identity_fact(conversation.booking) or "date_of_birth",
     )
     started = SessionStarted(
         session_id=new_id,
@@ -219,6 +223,11 @@ def _verify(conversation: Conversation, utterance: str, today: dt.date, new_id: 
         "booking",
     )
     return Step(after, IDENTITY_FAILED_TEXT + question(fresh), events=(failed, started))
+
+
+def _ask_identity_again(conversation: Conversation) -> str:
+    """ "Sorry, I didn't catch that. Please tell me your full name." (or date of birth)."""
+    return UNCLEAR_IDENTITY_TEXT + identity_question(conversation.booking).capitalize()
 
 
 def _completed(conversation: Conversation) -> SessionCompleted:

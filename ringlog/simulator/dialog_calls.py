@@ -15,12 +15,8 @@ from typing import Any
 
 from ringlog.simulator.dialog import Outcome
 from ringlog.simulator.patient import Persona
-from ringlog.simulator.script import (
-    CENTS_PER_MINUTE,
-    long_call_ended,
-    transcript_text,
-    utterances,
-)
+from ringlog.simulator.script import CENTS_PER_MINUTE
+from ringlog.simulator.transcripts import long_call_ended, transcript_text, utterances
 
 # calls played through the custom-LLM socket -------------------------------------------------
 

@@ -4,7 +4,7 @@ A task is *known* once the log holds any event for it: a record on ``tasks`` key
 or a ``call.requested`` on ``calls`` whose ``task_ref`` is the id. It is *deleted* once a
 ``task.deleted`` is on ``tasks``; deletion is final (later events for the id do not revive it).
 The worker folds both topics into its store's ``worker_tasks`` table (see
-:mod:`ringlog.worker.store`), in the same transaction as its checkpoint.
+:mod:`ringlog.worker.schema`), in the same transaction as its checkpoint.
 
 :class:`TaskIndex` answers from that table. Before each answer it waits, bounded, until the
 worker's checkpoint covers every partition of ``tasks`` and ``calls`` up to their ends at the
@@ -19,7 +19,7 @@ from typing import Literal
 
 from ringlog.errors import RetryableError
 from ringlog.streams.head import LogHead, wait_covered
-from ringlog.worker.store import WorkerViews
+from ringlog.worker.views import WorkerViews
 
 TaskStatus = Literal["unknown", "live", "deleted"]
 

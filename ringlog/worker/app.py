@@ -21,10 +21,12 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
+import redis.asyncio as aioredis
 import structlog
 from aiokafka.errors import KafkaError
 
 from ringlog.adapters.retell import RetellClient
+from ringlog.calls.directory import CallDirectory
 from ringlog.calls.dispatch import DispatchPolicy
 from ringlog.config import Settings, require_phone_hash_key
 from ringlog.errors import BrokerUnavailable, ConfigurationError
@@ -36,7 +38,8 @@ from ringlog.streams.offsets import Position
 from ringlog.streams.producer import LogProducer
 from ringlog.worker.dispatcher import Dispatcher
 from ringlog.worker.processor import Effects
-from ringlog.worker.store import PROCESSOR, WorkerStore, now_ms
+from ringlog.worker.schema import PROCESSOR, now_ms
+from ringlog.worker.store import WorkerStore
 
 log = structlog.get_logger("ringlog.worker")
 
@@ -120,7 +123,15 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     runtime = WorkerRuntime(settings, store, producer)
     effects = Effects(store, producer, records)
     owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    dispatcher = Dispatcher(store, producer, retell, owner=owner, lease_s=worker.dispatch_lease_s)
+    redis = aioredis.Redis.from_url(settings.redis.url, socket_timeout=2)
+    directory = CallDirectory(
+        redis,
+        prefix=settings.redis.key_prefix,
+        max_call=timedelta(seconds=settings.dialog.max_call_s),
+    )
+    dispatcher = Dispatcher(
+        store, producer, retell, directory, owner=owner, lease_s=worker.dispatch_lease_s
+    )
 
     async def serve() -> None:
         announced = False
@@ -165,6 +176,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         stop.set()
         await dispatcher.aclose()
         await retell.aclose()
+        await redis.aclose()
         await producer.stop()
         records.close()
         store.close()

@@ -5,7 +5,9 @@ first, within Retell's concurrency cap counted across every worker, skipping hel
 calls), then places each one in its own task, so a slow or failing Retell never holds back the
 runtime that folds the webhooks which free slots:
 
-* Retell creates the call (retrying 429/5xx with backoff) → ``call.dispatched``;
+* Retell creates the call (retrying 429/5xx with backoff) → the call is announced in the
+  :class:`~ringlog.calls.directory.CallDirectory` (so its dialog socket is served), then
+  ``call.dispatched``;
 * Retell refuses it (other 4xx) → ``call.dispatch_failed`` (permanent);
 * retries run out → ``call.dispatch_failed`` (not permanent): the request stays pending and is
   placed again after the cool-down — an outage never loses a request.
@@ -26,6 +28,8 @@ from collections.abc import Collection
 import structlog
 
 from ringlog.adapters.retell import CreatePhoneCall, RetellClient, RetellRejected, RetellUnavailable
+from ringlog.calls.directory import CallDirectory
+from ringlog.calls.known import known_from_call
 from ringlog.calls.state import CallState
 from ringlog.schemas import Envelope
 from ringlog.schemas.base import EventModel
@@ -50,6 +54,7 @@ class Dispatcher:
         store: WorkerStore,
         producer: LogProducer,
         retell: RetellClient,
+        directory: CallDirectory,
         *,
         owner: str,
         lease_s: float,
@@ -57,6 +62,7 @@ class Dispatcher:
         self._store = store
         self._log = producer
         self._retell = retell
+        self._directory = directory
         self._owner = owner
         self._lease_ms = int(lease_s * 1000)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -92,6 +98,7 @@ class Dispatcher:
                     metadata=request.metadata,
                 )
             )
+            await self._announce(created.call)
             outcome = CallDispatched(
                 call_ref=ref,
                 retell_call_id=created.call_id,
@@ -116,3 +123,14 @@ class Dispatcher:
         except Exception as exc:  # noqa: BLE001 - the lease may then expire before the fold
             log.warning("lease not held", call_ref=ref, error=f"{type(exc).__name__}: {exc}")
         log.info("dispatch", call_ref=ref, outcome=outcome.event_type)
+
+    async def _announce(self, call: dict[str, object]) -> None:
+        """Announce the call Retell created, so its socket is served without asking get-call
+        (if Redis fails, the socket asks get-call: the placement goes on)."""
+        known = known_from_call(call)
+        if known is None:
+            return
+        try:
+            await self._directory.announce(known)
+        except Exception as exc:  # noqa: BLE001 - the socket falls back to get-call
+            log.warning("call not announced", call_ref=known.call_ref, error=type(exc).__name__)

@@ -28,7 +28,8 @@ from ringlog.calls.tracking import abt_owed, record_owed
 from ringlog.projections.call_records import CallRecordStore
 from ringlog.schemas import CallRecorded, Envelope
 from ringlog.streams.producer import LogProducer
-from ringlog.worker.store import PROCESSOR, WorkerStore
+from ringlog.worker.schema import PROCESSOR
+from ringlog.worker.store import WorkerStore
 
 log = structlog.get_logger("ringlog.worker")
 

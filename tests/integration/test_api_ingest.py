@@ -18,10 +18,10 @@ from ringlog.schemas.retell import RetellCallEnded, RetellCallStarted
 from ringlog.streams.consumer import LogConsumer, LogRecord
 from ringlog.streams.quarantine import HEADER_REASON
 from tests.support.examples import REF, retell_call
+from tests.support.retell_double import RETELL_KEY
 
 pytestmark = pytest.mark.integration
 
-RETELL_KEY = "key_retell_test"
 API_KEY = "upstream-key-1"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 

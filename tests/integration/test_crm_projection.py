@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
 from ringlog.config import Settings
 from ringlog.projections.base import Event, RetryPolicy
@@ -36,7 +36,6 @@ from ringlog.schemas import (
     Appointment,
     DialogTurn,
     Envelope,
-    EventModel,
     Patient,
     SessionCompleted,
     SessionDropped,
@@ -51,6 +50,7 @@ from ringlog.schemas import (
 from ringlog.streams.deadletter import HEADER_ERROR, HEADER_ORIGIN, HEADER_PROCESSOR
 from ringlog.streams.offsets import Position, end_offsets
 from ringlog.streams.producer import LogProducer
+from tests.support.crm import T0, crm_store, env, rows
 from tests.support.logread import eventually, records
 from tests.support.postgres import fresh_schemas
 from tests.support.projections import applied, runner_for
@@ -61,7 +61,6 @@ PHONE = "+14155550123"
 SESSION = "sess-000"
 FIRST, SECOND = "in_first", "in_second"
 DOB = dt.date(1815, 12, 10)
-T0 = dt.datetime(2024, 10, 1, 9, 0, tzinfo=dt.UTC)
 FIRST_TRANSCRIPT = (
     "agent: Hello, this is the clinic. How can I help?\n"
     "user: I'd like to book a flu shot.\n"
@@ -105,10 +104,6 @@ class FlakyStore:
 
 
 # -- the story ----------------------------------------------------------------------------------
-
-
-def env(payload: EventModel, minutes: int) -> Envelope:
-    return Envelope.new(payload, source="test", occurred_at=T0 + dt.timedelta(minutes=minutes))
 
 
 def story() -> list[Envelope]:
@@ -229,9 +224,8 @@ def crm_url(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iter
 
 @pytest.fixture
 def store(crm_url: str) -> Iterator[CrmStore]:
-    crm = CrmStore(crm_url)
-    yield crm
-    crm.close()
+    with crm_store(crm_url) as crm:
+        yield crm
 
 
 def make_runner(
@@ -252,12 +246,6 @@ def make_runner(
         cls=cls,
         max_records=max_records,
     )
-
-
-def rows(store: CrmStore, table: Any) -> list[dict[str, Any]]:
-    with store.engine.connect() as connection:
-        found = connection.execute(select(table).order_by(*table.primary_key.columns))
-        return [dict(r._mapping) for r in found]
 
 
 def naive(value: dt.datetime | None) -> dt.datetime | None:

@@ -17,7 +17,6 @@ from typing import Any
 import psycopg
 import pytest
 from prometheus_client import CollectorRegistry
-from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from ringlog.config import Settings
@@ -32,7 +31,6 @@ from ringlog.schemas import (
     Appointment,
     DialogTurn,
     Envelope,
-    EventModel,
     Patient,
     SessionCompleted,
     SessionDropped,
@@ -42,6 +40,7 @@ from ringlog.schemas import (
 from ringlog.streams.deadletter import HEADER_ERROR, HEADER_ORIGIN, HEADER_PROCESSOR
 from ringlog.streams.offsets import Position, end_offsets
 from ringlog.streams.producer import LogProducer, RecordPosition
+from tests.support.crm import T0, crm_store, env, rows
 from tests.support.logread import eventually, records
 from tests.support.postgres import fresh_schemas
 from tests.support.projections import applied, lag
@@ -51,7 +50,6 @@ pytestmark = pytest.mark.integration
 PHONE = "+14155550123"
 SESSION = "sess-poison"
 FIRST, SECOND = "in_first", "in_second"
-T0 = dt.datetime(2024, 10, 1, 9, 0, tzinfo=dt.UTC)
 RETRY = RetryPolicy(backoff_s=0.01, backoff_max_s=0.05, data_attempts=3)
 
 
@@ -88,10 +86,6 @@ class Recorded:
 
 
 # -- events -------------------------------------------------------------------------------------
-
-
-def env(payload: EventModel, minutes: int = 0) -> Envelope:
-    return Envelope.new(payload, source="test", occurred_at=T0 + dt.timedelta(minutes=minutes))
 
 
 def turn(call_ref: str, index: int, words: str) -> Envelope:
@@ -175,12 +169,8 @@ async def append(settings: Settings, envelopes: Sequence[Envelope]) -> list[Reco
 @pytest.fixture
 def store(unique: str) -> Iterator[CrmStore]:
     """A CRM store on a fresh schema of the test PostgreSQL."""
-    with fresh_schemas(f"poison_{unique}") as (url,):
-        crm = CrmStore(url)
-        try:
-            yield crm
-        finally:
-            crm.close()
+    with fresh_schemas(f"poison_{unique}") as (url,), crm_store(url) as crm:
+        yield crm
 
 
 def make_runner(
@@ -196,12 +186,6 @@ def make_runner(
         retry=RETRY,
         lag_interval_s=lag_interval_s,
     )
-
-
-def rows(store: CrmStore, table: Any) -> list[dict[str, Any]]:
-    with store.engine.connect() as connection:
-        found = connection.execute(select(table).order_by(*table.primary_key.columns))
-        return [dict(r._mapping) for r in found]
 
 
 def metric(runner: ProjectionRunner[Upsert], name: str) -> float:

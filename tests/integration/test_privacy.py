@@ -12,8 +12,6 @@ views, the CRM projection and two warehouse projections (default, and with
 
 from __future__ import annotations
 
-import io
-import logging
 import os
 import subprocess
 import sys
@@ -29,7 +27,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import structlog
 import uvicorn
 from fastapi import FastAPI
 
@@ -48,6 +45,7 @@ from tests.integration.test_recovery import book_until_the_date, finish_booking,
 from tests.integration.test_warehouse_projection import make_runner, with_database
 from tests.support.examples import retell_call
 from tests.support.llm_caller import Caller
+from tests.support.logcapture import captured_logs
 from tests.support.logread import eventually
 from tests.support.worker_runtime import folding_worker, keeping_views
 
@@ -85,21 +83,6 @@ class Story:
 
 
 # -- serving with the production logging set-up -------------------------------------------------
-
-
-@contextmanager
-def captured_logs() -> Iterator[io.StringIO]:
-    """``logs.configure`` into a buffer; the process's logging put back afterwards."""
-    out = io.StringIO()
-    logs.configure(stream=out, cache_loggers=False)
-    root = logging.getLogger()
-    try:
-        yield out
-    finally:
-        structlog.reset_defaults()
-        for handler in [h for h in root.handlers if h.get_name() == "ringlog"]:
-            root.removeHandler(handler)
-        root.setLevel(logging.WARNING)
 
 
 @contextmanager
@@ -167,17 +150,7 @@ def webhook_body(event: str, call_id: str, call_ref: str) -> bytes:
 async def play(url: str, http: httpx.AsyncClient) -> list[httpx.Response]:
     """The story against the served API; returns the answers that refused something."""
     caller = Caller(url, JANE)
-    ringing = orjson.dumps(
-        {
-            "event": "call_inbound",
-            "call_inbound": {"from_number": JANE, "to_number": CLINIC, "call_id": caller.call_id},
-        }
-    )
-    answer = await http.post(
-        "/v1/webhooks/retell/inbound", content=ringing, headers=signed(ringing)
-    )
-    assert answer.status_code == 200, answer.text
-    caller.metadata = answer.json()["call_inbound"]["metadata"]
+    await caller.announce()  # Retell's signed inbound webhook
     call_ref = caller.metadata["call_ref"]
 
     hook = webhook_body("call_started", caller.call_id, call_ref)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,6 +26,7 @@ from ringlog.schemas.sessions import SessionCompleted
 from tests.integration.test_api_ingest import AUTH, api_settings, signed
 from tests.support.llm_caller import Caller
 from tests.support.logread import envelopes, eventually
+from tests.support.retell_double import RetellDouble
 from tests.support.servers import serving
 from tests.support.worker_runtime import folding_worker, keeping_views
 
@@ -44,9 +46,13 @@ class Line:
     url: str
     http: httpx.AsyncClient
     redis: aioredis.Redis
+    #: Retell's get-call for calls no inbound webhook announces (outbound, web)
+    retell: RetellDouble
 
-    def caller(self, phone: str) -> Caller:
-        return Caller(self.url, phone)
+    def caller(self, phone: str, **call: Any) -> Caller:
+        """An inbound call from ``phone`` (announced by the inbound webhook); with ``call``
+        fields (``direction``, ``call_type`` …) a call Retell's get-call describes."""
+        return Caller(self.url, phone, retell=self.retell if call else None, **call)
 
     async def session(self, phone: str) -> dict[str, object]:
         response = await self.http.get(f"/v1/sessions/{phone}", headers=AUTH)
@@ -68,13 +74,17 @@ async def line(settings: Settings) -> AsyncIterator[Line]:
 
 @asynccontextmanager
 async def _served(settings: Settings) -> AsyncIterator[Line]:
-    with serving(create_app(settings)) as url:
-        redis = aioredis.Redis.from_url(settings.redis.url)
-        async with httpx.AsyncClient(base_url=url) as http:
-            try:
-                yield Line(settings, url, http, redis)
-            finally:
-                await redis.aclose()
+    retell = RetellDouble()
+    with serving(retell.app) as retell_url:
+        retell_settings = settings.retell.model_copy(update={"base_url": retell_url})
+        settings = settings.model_copy(update={"retell": retell_settings})
+        with serving(create_app(settings)) as url:
+            redis = aioredis.Redis.from_url(settings.redis.url)
+            async with httpx.AsyncClient(base_url=url) as http:
+                try:
+                    yield Line(settings, url, http, redis, retell)
+                finally:
+                    await redis.aclose()
 
 
 def recovery_settings(topics: Settings, unique: str, **dialog: object) -> Settings:
@@ -276,8 +286,8 @@ async def test_the_read_api_shows_a_calls_timeline_and_refuses_without_a_key(api
     events = await api.http.get(f"/v1/calls/{ref}/events", headers=AUTH)
     assert events.status_code == 200, events.text
     timeline = events.json()
-    assert [e["type"] for e in timeline] == ["dialog.turn"] * 5
-    assert timeline[1]["payload"]["text"] == "My name is Jane Doe"
+    assert [e["type"] for e in timeline] == ["retell.call_inbound"] + ["dialog.turn"] * 5
+    assert timeline[2]["payload"]["text"] == "My name is Jane Doe"
     assert (await api.http.get(f"/v1/calls/{ref}/events")).status_code == 401
     assert (await api.http.get(f"/v1/sessions/{JANE}")).status_code == 401
     assert (await api.http.get("/v1/calls/nope", headers=AUTH)).status_code == 404

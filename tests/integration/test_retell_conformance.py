@@ -17,7 +17,8 @@ from ringlog.config import ApiSettings, Settings
 from ringlog.schemas.dialog import DialogTurn
 from ringlog.schemas.retell import RetellCallEnded
 from ringlog.schemas.sessions import SessionProgressed
-from ringlog.simulator.script import MAX_CALL_DURATION_MS, long_call_ended, registered_call
+from ringlog.simulator.script import registered_call
+from ringlog.simulator.transcripts import MAX_CALL_DURATION_MS, long_call_ended
 from tests.integration.test_api_ingest import AUTH, signed
 from tests.integration.test_recovery import JANE, Line, line, recovery_settings
 from tests.support.llm_caller import Caller
@@ -100,7 +101,7 @@ async def test_back_to_back_requests_with_the_same_words(api: Line, answered_fir
 async def test_a_web_call_from_begin_to_end(api: Line) -> None:
     """A web call (no numbers) is booked through to the end: no session, no claim, its turns
     recorded."""
-    caller = Caller(api.url, phone="", call_type="web_call")
+    caller = api.caller("", call_type="web_call")
     assert "full name" in (await caller.open()).lower()
     assert "date of birth" in (await caller.say("My name is Jane Doe")).text.lower()
     assert "which day" in (await caller.say("March 3rd, 1980")).text.lower()

@@ -28,7 +28,7 @@ from ringlog.devstack.ports import free_port
 from ringlog.schemas.dialog import DialogTurn
 from ringlog.schemas.retell import RetellCallAnalyzed, RetellCallEnded, RetellCallStarted
 from ringlog.simulator import Faults, create_simulator
-from ringlog.simulator.script import MAX_CALL_DURATION_MS
+from ringlog.simulator.transcripts import MAX_CALL_DURATION_MS
 from tests.integration.test_api_ingest import RETELL_KEY
 from tests.integration.test_recovery import Line, line, recovery_settings
 from tests.support.llm_double import GOODBYE, QUESTIONS, LlmDouble
@@ -68,6 +68,27 @@ def _double() -> Iterator[tuple[LlmDouble, str]]:
         yield served
 
 
+def simulator_settings(
+    base_url: str,
+    *,
+    llm_url: str | None = None,
+    webhook_url: str | None = None,
+    key: str = KEY,
+) -> Settings:
+    """The simulator's settings: webhooks to ``{base_url}/hook`` (or ``webhook_url``), the
+    socket at ``…/llm`` (or ``llm_url``), quick rings and analyses."""
+    ws_base = "ws" + base_url.removeprefix("http")
+    return Settings(
+        retell=RetellSettings(api_key=key),
+        simulator=SimulatorSettings(
+            webhook_url=webhook_url or f"{base_url}/hook",
+            llm_websocket_url=llm_url if llm_url is not None else f"{ws_base}/llm",
+            ring_s=0.02,
+            analysis_s=0.03,
+        ),
+    )
+
+
 @contextlib.asynccontextmanager
 async def simulator(
     base_url: str,
@@ -79,17 +100,9 @@ async def simulator(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The simulator, started, posting to ``{base_url}/hook`` (or ``webhook_url``) and talking
     to ``…/llm`` (or ``llm_url``)."""
-    ws_base = "ws" + base_url.removeprefix("http")
-    settings = Settings(
-        retell=RetellSettings(api_key=key),
-        simulator=SimulatorSettings(
-            webhook_url=webhook_url or f"{base_url}/hook",
-            llm_websocket_url=llm_url if llm_url is not None else f"{ws_base}/llm",
-            ring_s=0.02,
-            analysis_s=0.03,
-        ),
+    app = create_simulator(
+        simulator_settings(base_url, llm_url=llm_url, webhook_url=webhook_url, key=key), faults
     )
-    app = create_simulator(settings, faults)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://retell") as client:
@@ -351,15 +364,22 @@ async def _ringlog(topics: Settings, unique: str) -> AsyncIterator[Line]:
 
 @contextlib.asynccontextmanager
 async def simulating(api: Line) -> AsyncIterator[httpx.AsyncClient]:
-    """The simulator posting ringlog's webhooks and talking to ringlog's socket."""
+    """The simulator, served, posting ringlog's webhooks and talking to ringlog's socket; the
+    API's get-call reaches it (through the API's Retell stand-in), as on the embedded stack."""
     ws = "ws" + api.url.removeprefix("http")
-    async with simulator(
-        api.url,
-        webhook_url=f"{api.url}/v1/webhooks/retell",
-        llm_url=f"{ws}/v1/llm",
-        key=RETELL_KEY,
-    ) as client:
-        yield client
+    app = create_simulator(
+        simulator_settings(
+            api.url,
+            webhook_url=f"{api.url}/v1/webhooks/retell",
+            llm_url=f"{ws}/v1/llm",
+            key=RETELL_KEY,
+        ),
+        None,
+    )
+    with serving(app) as url:
+        api.retell.forward_to = url
+        async with httpx.AsyncClient(base_url=url, headers=AUTH_SIM) as client:
+            yield client
 
 
 async def call_in(client: httpx.AsyncClient, faults: Faults) -> dict[str, Any]:

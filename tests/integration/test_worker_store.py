@@ -27,7 +27,8 @@ from ringlog.schemas import (
     TaskRescheduled,
 )
 from ringlog.schemas.base import EventModel
-from ringlog.worker.store import PROCESSOR, WorkerStore
+from ringlog.worker.schema import PROCESSOR
+from ringlog.worker.store import WorkerStore
 from tests.support.postgres import fresh_schemas
 
 pytestmark = pytest.mark.integration

@@ -3,6 +3,10 @@
 Besides plain turns it plays what real calls do: a caller who keeps talking after a request
 (Retell asks again with the utterance grown and the unspoken reply left out), two requests back
 to back, a web call (no numbers), and the socket lost and opened again mid-call.
+
+Before its socket opens, a call is announced as Retell would announce it: an inbound phone call
+through ringlog's signed inbound webhook (its answer's ``metadata`` becomes the call's), any
+other call as a record a Retell stand-in answers get-call with (``retell``).
 """
 
 from __future__ import annotations
@@ -12,8 +16,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
+
+from ringlog.api.signature import sign
+from tests.support.retell_double import RETELL_KEY, RetellDouble
 
 
 @dataclass
@@ -36,11 +44,16 @@ class Caller:
     call_type: str = "phone_call"
     metadata: dict[str, Any] = field(default_factory=dict)
     call_id: str = field(default_factory=lambda: f"call_{uuid.uuid4().hex[:12]}")
+    #: answers get-call for this call; ``None``: an inbound phone call, announced by webhook
+    retell: RetellDouble | None = None
+    #: the key Retell signs webhooks with
+    retell_key: str = RETELL_KEY
     transcript: list[dict[str, str]] = field(default_factory=list)
     first_words: str = ""
     #: seconds from opening the socket to the first chunk of the begin message
     first_chunk_s: float = 0.0
     _socket: ClientConnection | None = None
+    _announced: bool = False
     _next_id: int = 1
 
     @property
@@ -49,7 +62,9 @@ class Caller:
         return self._socket
 
     async def open(self) -> str:
-        """Connect, answer ``config`` with ``call_details``, and return the begin message."""
+        """Announce the call, connect, answer ``config`` with ``call_details``, and return the
+        begin message."""
+        await self.announce()
         said = await self._connect(details=True)
         self.first_words = said.text
         return said.text
@@ -73,6 +88,37 @@ class Caller:
         if details:
             await self.send({"interaction_type": "call_details", "call": self.call_object()})
         return await self._read_response(0, started, spoken=spoken)
+
+    async def announce(self) -> None:
+        """Make the call known as Retell would (see the module's docstring); once."""
+        if self._announced:
+            return
+        self._announced = True
+        if self.retell is not None:
+            self.retell.add(self.call_object())
+            return
+        assert self.call_type == "phone_call" and self.direction == "inbound", "needs retell"
+        call = self.call_object()
+        body = orjson.dumps(
+            {
+                "event": "call_inbound",
+                "call_inbound": {
+                    "from_number": call["from_number"],
+                    "to_number": call["to_number"],
+                    "agent_id": call["agent_id"],
+                    "call_id": self.call_id,
+                },
+            }
+        )
+        signature = sign(body, self.retell_key, int(time.time() * 1000))
+        async with httpx.AsyncClient(base_url=self.base_url) as http:
+            answer = await http.post(
+                "/v1/webhooks/retell/inbound",
+                content=body,
+                headers={"x-retell-signature": signature, "content-type": "application/json"},
+            )
+        assert answer.status_code == 200, answer.text
+        self.metadata = {**self.metadata, **answer.json()["call_inbound"]["metadata"]}
 
     def call_object(self) -> dict[str, Any]:
         """The call Retell would describe."""

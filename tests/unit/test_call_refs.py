@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ringlog.api.dialog_call import call_ref_of
+from ringlog.calls.known import known_from_call
 from ringlog.projections.crm.rows import direction
 from ringlog.schemas import RetellCallEnded, RetellCallInbound
 from ringlog.schemas.retell import (
@@ -29,8 +29,11 @@ def webhook_ref(call: dict[str, Any]) -> str:
 
 
 def dialog_ref(call: dict[str, Any]) -> str:
-    """The ref the dialog socket uses, from ``call_details`` (call id from the socket path)."""
-    return call_ref_of(str(call["call_id"]), call)
+    """The ref the dialog socket serves the call under: that of the call's known record (as
+    get-call or create-call describe the call)."""
+    known = known_from_call({**call, "call_status": "ongoing"})
+    assert known is not None
+    return known.call_ref
 
 
 def inbound_answer(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:

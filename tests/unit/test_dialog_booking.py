@@ -17,6 +17,7 @@ from ringlog.dialog import (
     after_identity,
     check_identity,
     greeting,
+    identity_fact,
     is_complete,
     needs_identity_check,
     question,
@@ -226,10 +227,17 @@ def test_welcome_back_asks_for_identity_when_a_birth_date_is_known() -> None:
     text = welcome_back(at("time"))
     assert text.startswith("Welcome back! You were booking a flu shot. We were at choosing a time.")
     assert text.endswith("please confirm your date of birth.")
-    assert needs_identity_check(at("time"))
-    fresh = welcome_back(at("date_of_birth"))  # nothing to check yet: ask the stage's question
-    assert not needs_identity_check(at("date_of_birth"))
-    assert fresh.endswith(question(at("date_of_birth")))
+    assert needs_identity_check(at("time")) and identity_fact(at("time")) == "date_of_birth"
+
+
+def test_without_a_birth_date_on_file_the_name_is_asked_again() -> None:
+    text = welcome_back(at("date_of_birth"))
+    assert identity_fact(at("date_of_birth")) == "name"
+    assert text.endswith("Before we go on, please tell me your full name.")
+    assert "Jane" not in text
+    fresh = welcome_back(at("name"))  # nothing on file: just the stage's question
+    assert not needs_identity_check(at("name")) and identity_fact(at("name")) is None
+    assert fresh.endswith(question(at("name")))
 
 
 names = st.from_regex(r"[A-Z][a-z]{3,9}", fullmatch=True)
@@ -275,6 +283,24 @@ def test_check_identity() -> None:
     assert check_identity(booking, "March 4th, 1980", MONDAY) == "wrong"
     assert check_identity(booking, "I don't remember", MONDAY) == "unclear"
     assert check_identity(at("date_of_birth"), "March 3rd, 1980", MONDAY) == "unclear"
+    assert check_identity(at("name"), "Jane Doe", MONDAY) == "unclear"
+
+
+@pytest.mark.parametrize(
+    ("said", "verdict"),
+    [
+        ("My name is Jane Doe", "confirmed"),
+        ("jane doe", "confirmed"),
+        ("It's Jane Doe.", "confirmed"),
+        ("Jane", "unclear"),
+        ("I don't know", "unclear"),
+        ("John Smith", "wrong"),
+        ("Jane Smith", "wrong"),
+        ("Jane Doe Smith", "wrong"),
+    ],
+)
+def test_check_identity_by_name_when_no_birth_date_is_on_file(said: str, verdict: str) -> None:
+    assert check_identity(at("date_of_birth"), said, MONDAY) == verdict
 
 
 def test_after_identity_thanks_by_first_name_and_recaps() -> None:

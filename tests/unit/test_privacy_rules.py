@@ -28,6 +28,7 @@ from ringlog.config import (
 from ringlog.errors import ConfigurationError
 from ringlog.schemas import Patient, RetellCallInbound, RetellCallStarted
 from tests.support.examples import retell_call
+from tests.support.logcapture import captured_logs
 
 PHONE = "+14155550123"
 NAME = "Ada Lovelace"
@@ -40,16 +41,8 @@ DOB = "1815-12-10"
 @pytest.fixture(name="captured")
 def _captured() -> Iterator[io.StringIO]:
     """The process's logs configured into a buffer; the set-up undone afterwards."""
-    out = io.StringIO()
-    logs.configure(stream=out, cache_loggers=False)
-    root = logging.getLogger()
-    try:
+    with captured_logs() as out:
         yield out
-    finally:
-        structlog.reset_defaults()
-        for handler in [h for h in root.handlers if h.get_name() == "ringlog"]:
-            root.removeHandler(handler)
-        root.setLevel(logging.WARNING)
 
 
 def lines(out: io.StringIO) -> list[dict[str, object]]:

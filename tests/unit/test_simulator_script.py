@@ -21,16 +21,15 @@ from ringlog.simulator.dialog_calls import (
 )
 from ringlog.simulator.patient import Persona
 from ringlog.simulator.script import (
-    MAX_CALL_DURATION_MS,
     Delivery,
     Pacing,
-    long_call_ended,
     new_call_id,
     not_connected_plan,
     plan,
     registered_call,
     registered_web_call,
 )
+from ringlog.simulator.transcripts import MAX_CALL_DURATION_MS, long_call_ended
 
 PACE = Pacing(ring_s=1.0, talk_s=20.0, analysis_s=3.0)
 CREATED_MS = 1_714_608_475_000

@@ -1,9 +1,17 @@
 """``WS /v1/llm/{call_id}``: the dialog over Retell's custom-LLM socket.
 
-Retell connects when the call starts. ringlog sends ``config`` (call details on, auto-reconnect
-on), learns the caller from ``call_details``, opens or resumes the caller's session, and speaks
-the begin message as response 0. ``ping_pong`` is echoed; a frame that is not protocol JSON is
-logged and ignored.
+Retell connects when the call starts. The socket carries no signature, so it is served only for
+a call a trusted source announced (:mod:`ringlog.api.dialog_gate`): any other call id is closed
+with 1008 before anything is sent, spoken, appended or claimed. The caller's number, the
+direction and the call ref come from that record; ``call_details`` that disagree are logged
+(field names only) and ignored. ringlog sends ``config`` (call details on, auto-reconnect on),
+opens or resumes the caller's session, and speaks the begin message as response 0.
+``ping_pong`` is echoed; a frame that is not protocol JSON is logged and ignored.
+
+Sockets are bounded: at most ``dialog.max_sockets_per_address`` open per client address (more
+are closed with 1013), a socket silent for ``dialog.idle_timeout_s`` is closed (1000, "idle"),
+and a frame over ``dialog.max_frame_bytes`` closes it (1009). Every way a socket ends releases
+the number's claim.
 
 Requests (``response_required`` / ``reminder_required``) are answered with streamed
 ``response`` chunks (``content_complete`` on the last, ``end_call`` when the booking is done,
@@ -31,20 +39,26 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from redis.exceptions import RedisError
 
 from ringlog.api.deps import Services
 from ringlog.api.dialog_call import DialogCall, LiveCalls
+from ringlog.calls.known import KnownCall, disagreements
+from ringlog.errors import RetryableError
 
 router = APIRouter(tags=["dialog"])
 log = structlog.get_logger("ringlog.dialog")
 
 #: how long to wait for Retell's ``call_details`` after sending ``config``
 DETAILS_TIMEOUT_S = 5.0
+#: how long the socket's call may take to look up (the directory, then Retell's get-call)
+LOOKUP_TIMEOUT_S = 5.0
 #: the longest a reply waits for a caller who is mid-turn (``turntaking: user_turn``)
 TURN_HOLD_S = 2.0
 #: close codes after which the call is over (anything else may be Retell reconnecting)
@@ -63,22 +77,53 @@ def live_calls(app: Any) -> LiveCalls:
 
 @router.websocket("/v1/llm/{call_id}")
 async def llm_socket(websocket: WebSocket, call_id: str) -> None:
-    """Serve one call's dialog until Retell closes the socket."""
+    """Serve one call's dialog until Retell closes the socket; refuse a call nobody announced
+    (1008) and a socket over the per-address cap (1013), saying nothing."""
     services: Services = websocket.app.state.services
-    calls = live_calls(websocket.app)
+    address = websocket.client.host if websocket.client else ""
     await websocket.accept()
+    with services.sockets.held(address) as admitted:
+        if not admitted:
+            log.warning("too many dialog sockets from one address; refused")
+            await websocket.close(code=1013)
+            return
+        try:
+            known = await asyncio.wait_for(services.calls.lookup(call_id), LOOKUP_TIMEOUT_S)
+        except (TimeoutError, RetryableError, RedisError) as exc:
+            log.warning("could not check the socket's call; refused", error=type(exc).__name__)
+            await websocket.close(code=1011)
+            return
+        if known is None:
+            log.warning("socket for a call no trusted source announced; refused")
+            await websocket.close(code=1008)
+            return
+        await _serve_call(websocket, services, known)
+
+
+async def _serve_call(websocket: WebSocket, services: Services, known: KnownCall) -> None:
+    """Begin (or go on with) the known call's dialog and serve it until the socket closes."""
+    calls = live_calls(websocket.app)
+    limits = _Limits.of(services)
     await _send(websocket, {"response_type": "config", "config": _CONFIG})
     early: list[dict[str, Any]] = []
-    dialog = calls.get(call_id)
+    dialog = calls.get(known.call_id)
     if dialog is None:
         try:
-            call, early = await asyncio.wait_for(_call_details(websocket), DETAILS_TIMEOUT_S)
-        except (TimeoutError, WebSocketDisconnect):
-            log.warning("no call details; closing", call_id=call_id)
+            details, early = await asyncio.wait_for(
+                _call_details(websocket, limits), DETAILS_TIMEOUT_S
+            )
+        except (TimeoutError, WebSocketDisconnect, _FrameTooLarge):
+            log.warning("no call details; closing", call_ref=known.call_ref)
             with contextlib.suppress(RuntimeError):
                 await websocket.close(code=1011)
             return
-        dialog = DialogCall(services, call_id, call, in_progress=bool(early))
+        if details is not None and (differing := disagreements(known, details)):
+            log.warning(
+                "call_details differ from the announced call; the record wins",
+                call_ref=known.call_ref,
+                fields=differing,
+            )
+        dialog = DialogCall(services, known, in_progress=bool(early))
         calls.add(dialog)
         socket = dialog.attach()
         opening = dialog.begin
@@ -94,13 +139,25 @@ async def llm_socket(websocket: WebSocket, call_id: str) -> None:
         if end_call:
             await websocket.close(code=1000)
         else:
-            await _serve(websocket, dialog, early)
+            await _serve(websocket, dialog, early, limits)
     except WebSocketDisconnect as exc:
         lost = exc.code not in NORMAL_CLOSES
         reason = "socket_closed" if not lost else f"socket_closed_{exc.code}"
+    except TimeoutError:
+        reason = "idle_timeout"
+        log.info("dialog socket idle; closing", call_ref=dialog.call_ref)
+        with contextlib.suppress(RuntimeError):
+            await websocket.close(code=1000, reason="idle")
+    except _FrameTooLarge:
+        reason = "frame_too_large"
+        log.warning("frame over the limit; closing", call_ref=dialog.call_ref)
+        with contextlib.suppress(RuntimeError):
+            await websocket.close(code=1009)
     except Exception:
         lost, reason = True, "socket_error"
-        raise
+        log.exception("dialog failed; closing", call_ref=dialog.call_ref)
+        with contextlib.suppress(RuntimeError):
+            await websocket.close(code=1011)
     finally:
         await dialog.end(reason, socket=socket, lost=lost)
         calls.closed(dialog, socket)
@@ -109,11 +166,30 @@ async def llm_socket(websocket: WebSocket, call_id: str) -> None:
 _CONFIG = {"auto_reconnect": True, "call_details": True}
 
 
-async def _call_details(websocket: WebSocket) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+class _FrameTooLarge(Exception):
+    """A frame over ``dialog.max_frame_bytes`` came."""
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """What one socket may do: the longest silence, the largest frame."""
+
+    idle_s: float
+    max_frame_bytes: int
+
+    @classmethod
+    def of(cls, services: Services) -> _Limits:
+        dialog = services.settings.dialog
+        return cls(dialog.idle_timeout_s, dialog.max_frame_bytes)
+
+
+async def _call_details(
+    websocket: WebSocket, limits: _Limits
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """Read frames until ``call_details`` (the call, no frames), or until a request or a
     non-empty transcript shows a call in progress (``None`` and that frame); echo pings."""
     while True:
-        frame = await _receive(websocket)
+        frame = await _receive(websocket, limits)
         if frame is None:
             continue
         kind = frame.get("interaction_type")
@@ -156,8 +232,12 @@ class _Turns:
             await self._changed.wait()
 
 
-async def _serve(websocket: WebSocket, dialog: DialogCall, early: list[dict[str, Any]]) -> None:
-    """Answer requests until the socket closes; only the newest request is worked on."""
+async def _serve(
+    websocket: WebSocket, dialog: DialogCall, early: list[dict[str, Any]], limits: _Limits
+) -> None:
+    """Answer requests until the socket closes; only the newest request is worked on. Raises
+    ``TimeoutError`` when no frame came for ``limits.idle_s``, :class:`_FrameTooLarge` for a
+    frame over the limit."""
     turns = _Turns()
     pending: asyncio.Queue[tuple[int, str, list[Any]]] = asyncio.Queue()
 
@@ -210,7 +290,7 @@ async def _serve(websocket: WebSocket, dialog: DialogCall, early: list[dict[str,
     worker = asyncio.create_task(answer(), name=f"dialog {dialog.call_id}")
     try:
         while True:
-            receiving = asyncio.ensure_future(_receive(websocket))
+            receiving = asyncio.ensure_future(_receive(websocket, limits))
             await asyncio.wait({receiving, worker}, return_when=asyncio.FIRST_COMPLETED)
             if worker.done():
                 receiving.cancel()
@@ -229,9 +309,14 @@ async def _serve(websocket: WebSocket, dialog: DialogCall, early: list[dict[str,
             await worker
 
 
-async def _receive(websocket: WebSocket) -> dict[str, Any] | None:
-    """The next frame as a dict, or None for a frame that is not protocol JSON (logged)."""
-    text = await websocket.receive_text()
+async def _receive(websocket: WebSocket, limits: _Limits) -> dict[str, Any] | None:
+    """The next frame as a dict, or None for a frame that is not protocol JSON (logged).
+    ``TimeoutError`` when none comes within ``limits.idle_s``; :class:`_FrameTooLarge` for one
+    over ``limits.max_frame_bytes`` (uvicorn refuses larger ones before they are read when
+    served with :func:`ringlog.api.app.server_options`)."""
+    text = await asyncio.wait_for(websocket.receive_text(), limits.idle_s)
+    if len(text) * 4 > limits.max_frame_bytes and len(text.encode()) > limits.max_frame_bytes:
+        raise _FrameTooLarge
     try:
         frame = orjson.loads(text)
     except orjson.JSONDecodeError:

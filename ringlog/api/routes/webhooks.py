@@ -4,6 +4,10 @@ The signature is checked on the raw bytes before anything is parsed; a bad or mi
 answered 401 and nothing is written. A signed body that cannot be used is answered 400 and kept
 on the quarantine topic. Every accepted delivery is appended as it arrived, duplicates included
 (consumers deduplicate on ``(call_id, event)``), before the 2xx.
+
+The inbound webhook also announces the ringing call to the dialog socket
+(:mod:`ringlog.api.dialog_gate`); ``call_ended`` releases the number's claim if the call still
+holds it.
 """
 
 from __future__ import annotations
@@ -11,18 +15,22 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, HTTPException, Request, Response, status
+from redis.exceptions import RedisError
 
 from ringlog.api.appending import append_event, quarantine_input
 from ringlog.api.deps import Services, ServicesDep, services_of
 from ringlog.api.ingest import Rejected, parse_call_inbound, parse_retell_webhook
 from ringlog.api.models import Problem
 from ringlog.api.signature import HEADER, Verdict, verify
+from ringlog.calls.known import known_from_inbound, patient_number
 from ringlog.config import Settings
 from ringlog.dialog import stage_phrase
-from ringlog.schemas import Envelope
+from ringlog.schemas import Envelope, RetellCallEnded
 
 router = APIRouter(prefix="/v1/webhooks", tags=["retell"])
+log = structlog.get_logger("ringlog.api")
 
 _JSON_BODY: dict[str, Any] = {
     "requestBody": {
@@ -88,12 +96,28 @@ async def retell_webhook(request: Request) -> Response:
         payload, source="retell-webhook", correlation_id=payload.partition_key()
     )
     await append_event(services.log, services.metrics, envelope, as_written=parsed.as_written)
+    if isinstance(payload, RetellCallEnded):
+        await _free_number(services, payload)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+async def _free_number(services: Services, ended: RetellCallEnded) -> None:
+    """The call is over: release its number's claim if the call still holds it (its socket's
+    process may have died before releasing it). A failure is logged: the event is durable."""
+    call = ended.call.model_dump(include={"call_type", "direction", "from_number", "to_number"})
+    phone = patient_number(call)
+    if not phone:
+        return
+    try:
+        await services.sessions.release(phone, ended.partition_key())
+    except RedisError as exc:
+        log.warning("claim not released at call_ended", error=type(exc).__name__)
 
 
 @router.post("/retell/inbound", responses=_ERRORS, openapi_extra=_JSON_BODY)
 async def retell_inbound(request: Request, services: ServicesDep) -> dict[str, Any]:
-    """Append Retell's ``call_inbound`` and answer with the call ref Retell will echo back.
+    """Append Retell's ``call_inbound``, announce the call (its dialog socket is then served),
+    and answer with the call ref Retell will echo back.
 
     When the caller's number has an open session, the dynamic variables carry the resume
     context: the task and the stage reached, never personal details (caller ID can be spoofed).
@@ -108,9 +132,13 @@ async def retell_inbound(request: Request, services: ServicesDep) -> dict[str, A
         parsed.payload, source="retell-inbound", key=call_ref, correlation_id=call_ref
     )
     await append_event(services.log, services.metrics, envelope)
+    known = known_from_inbound(inbound, call_ref)
+    if known is not None:  # its socket is served without asking get-call
+        await services.calls.directory.announce(known)
     metadata: dict[str, str] = {"call_ref": call_ref}
     variables: dict[str, str] = {"call_ref": call_ref}
-    session = await services.sessions.get(inbound.from_number)
+    phone = patient_number({"direction": "inbound", "from_number": inbound.from_number})
+    session = await services.sessions.get(phone) if phone else None
     if session is not None and session.open:
         metadata["session_id"] = session.session_id
         variables |= {
