@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_serializer
 
 from ringlog.schemas import Envelope
 from ringlog.schemas.abt import AbtEvent
@@ -93,6 +93,11 @@ class CallState(BaseModel):
     events: int = 0
     #: ids of the task events already applied to this call (reschedules, deletions)
     causes: frozenset[str] = frozenset()
+
+    @field_serializer("seen", "abt_emitted", "causes")
+    def _sorted(self, names: frozenset[str]) -> list[str]:
+        """Sets as sorted lists, so the same state always reads the same."""
+        return sorted(names)
 
     @property
     def connected(self) -> bool:

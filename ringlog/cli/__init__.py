@@ -1,38 +1,82 @@
-"""The ``ringlog`` command line: one typer app assembled from small command modules."""
+"""The ``ringlog`` command line: one typer app assembled from small command modules.
+
+The modules are imported only when their command runs (:mod:`ringlog.cli.lazy`), so
+``ringlog --help`` answers at once; the summaries below are what it lists.
+"""
 
 from __future__ import annotations
 
 import typer
 
-from ringlog.cli import (
-    api,
-    dev,
-    projector,
-    rebuild,
-    run,
-    schemas,
-    simulator,
-    topics,
-    worker,
-)
+from ringlog.cli.lazy import Lazy, LazyGroup
 from ringlog.cli.output import fail_cleanly
+
+#: Every command, in the order ``ringlog --help`` lists them.
+COMMANDS: tuple[Lazy, ...] = (
+    Lazy(
+        "run",
+        "ringlog.cli.run:run",
+        "Start the stack and the platform; serve the API until Ctrl-C.",
+    ),
+    Lazy(
+        "demo",
+        "ringlog.cli.run:demo",
+        "Play the end-to-end stories; exit 0 only if every effect is seen.",
+    ),
+    Lazy("api", "ringlog.cli.api:api", "Serve the ingest API."),
+    Lazy(
+        "worker",
+        "ringlog.cli.worker:worker",
+        "Dispatch calls to Retell; turn call events into ABT events and call records.",
+    ),
+    Lazy(
+        "projector",
+        "ringlog.cli.projector:projector",
+        "Keep the read views, the CRM and the warehouse in step with the log.",
+    ),
+    Lazy(
+        "simulator",
+        "ringlog.cli.simulator:simulator",
+        "Serve a local Retell that places scripted calls and posts signed webhooks.",
+    ),
+    Lazy(
+        "tail",
+        "ringlog.cli.tail:tail",
+        "Follow the log, one line per event, phone numbers masked.",
+    ),
+    Lazy(
+        "lag",
+        "ringlog.cli.lag:lag",
+        "Each consumer group's and projection's position against the log's end.",
+    ),
+    Lazy(
+        "sql",
+        "ringlog.cli.sql:sql",
+        "Query the warehouse, or show how to connect to it.",
+    ),
+    Lazy("topics", "ringlog.cli.topics:app", "Create, check and list the declared topics."),
+    Lazy("dev", "ringlog.cli.dev:app", "The embedded stack: broker, Redis, warehouse, SQS, CRM."),
+    Lazy("schemas", "ringlog.cli.schemas:app", "JSON Schema snapshots of the event contract."),
+    Lazy("rebuild", "ringlog.cli.rebuild:app", "Rebuild projections from the log."),
+)
+
+
+class _Commands(LazyGroup):
+    lazy = COMMANDS
+
 
 app = typer.Typer(
     name="ringlog",
+    cls=_Commands,
     help="Event-sourced backbone for voice-AI phone calls.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.add_typer(topics.app, name="topics")
-app.add_typer(dev.app, name="dev")
-app.add_typer(schemas.app, name="schemas")
-app.add_typer(rebuild.app, name="rebuild")
-app.command("api")(api.api)
-app.command("worker")(worker.worker)
-app.command("projector")(projector.projector)
-app.command("simulator")(simulator.simulator)
-app.command("run")(run.run)
-app.command("demo")(run.demo)
+
+
+@app.callback()
+def _root() -> None:
+    """Event-sourced backbone for voice-AI phone calls."""
 
 
 def main() -> None:

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from ringlog.errors import RinglogError
+from ringlog.errors import BrokerUnavailable, RinglogError
 
 console = Console()
-err_console = Console(stderr=True)
+#: Errors are single lines: never wrapped at the terminal's width.
+err_console = Console(stderr=True, soft_wrap=True)
+
+#: What to run next when a part of the stack (the broker, the warehouse) does not answer.
+STACK_HINT = "`ringlog dev status` shows what answers; `ringlog dev up` starts the embedded stack"
+
+
+def quiet_libraries() -> None:
+    """Keep the clients' own log lines (aiokafka's connection warnings) off a command's
+    output; what fails reaches the command as an error, said once."""
+    for name in ("aiokafka", "kafka", "snowflake.connector"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def print_json(data: Any) -> None:
@@ -32,11 +45,27 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     console.print(table)
 
 
+def error_line(message: str) -> None:
+    """Print ``message`` as one red ``error:`` line on stderr (rich markup in it is shown as
+    written, not interpreted)."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``message`` as one error line and exit with ``code``."""
+    error_line(message)
+    raise SystemExit(code)
+
+
 @contextmanager
 def fail_cleanly() -> Iterator[None]:
-    """Turn ringlog's own errors into one red line on stderr and exit code 2."""
+    """Turn ringlog's own errors into one red line on stderr and exit code 2; an unreachable
+    broker's line says what to run next. Ctrl-C ends a command with 130, without a traceback."""
     try:
         yield
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except BrokerUnavailable as exc:
+        fail(f"{exc} ({STACK_HINT})", 2)
     except RinglogError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
-        raise SystemExit(2) from None
+        fail(str(exc), 2)

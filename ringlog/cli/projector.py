@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 
 import typer
 
@@ -20,10 +19,12 @@ def projector(
     ),
 ) -> None:
     """Project the log into the read views (each call's timeline, each number's session), the
-    CRM (sessions, dialog, tasks) and the warehouse (every topic) until SIGINT/SIGTERM; each
-    resumes from its own checkpoint."""
+    CRM (sessions, dialog, tasks) and the warehouse (every topic), each from its own
+    checkpoint; stops on SIGINT/SIGTERM, within a few seconds even when the broker or a store
+    is gone."""
     from prometheus_client import CollectorRegistry, start_http_server
 
+    from ringlog.devstack.supervise import run_until_stopped
     from ringlog.projections.crm import run_crm_projector
     from ringlog.projections.warehouse import run_warehouse_projector
     from ringlog.views import VIEWS, run_views
@@ -35,11 +36,7 @@ def projector(
     if metrics_port:
         start_http_server(metrics_port, addr="127.0.0.1", registry=registry)
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+    async def main(stop: asyncio.Event) -> None:
         runs = []
         views = [view for view in VIEWS if only in (None, view)]
         if views:
@@ -53,4 +50,4 @@ def projector(
         heap.settle()
         await asyncio.gather(*runs)
 
-    asyncio.run(main())
+    run_until_stopped(main, name="projector")

@@ -1,26 +1,45 @@
-"""``ringlog run`` and ``ringlog demo``: the platform on the embedded stack."""
+"""``ringlog run`` and ``ringlog demo``: the platform on the embedded stack.
+
+``ringlog run`` is one per home (:func:`~ringlog.devstack.supervise.run_lock`). It starts the
+embedded stack (unless one runs already), then the platform's children (worker, projector,
+simulator), then serves the API in-process. On SIGTERM or SIGINT it stops them the other way
+round, within :data:`STOP_DEADLINE_S`: the children get SIGTERM at once and stop while the API
+drains its requests (those still running :data:`CHILDREN_STOP_S` after the signal are
+killed), then the stack it started is stopped. Everything it starts is tied to it
+(:mod:`ringlog.devstack.processes`): killed with SIGKILL, it takes its children and the stack
+it started with it; a stack started by ``ringlog dev up`` is left running.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import secrets
+import signal
+import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from types import FrameType
 
 import uvicorn
 from pydantic import SecretStr
 
 from ringlog import devstack, logs
-from ringlog.api.app import create_app, server_options
-from ringlog.cli.dev import show_status
-from ringlog.cli.output import console, print_table
+from ringlog.cli.output import console
 from ringlog.config import Settings, require_phone_hash_key
+from ringlog.devstack import processes
+from ringlog.devstack.errors import DevstackError
 from ringlog.devstack.ports import free_port, tcp_answers
-from ringlog.devstack.processes import ProcessRecord, spawn, stop
-from ringlog.streams.admin import ensure_topics
-from ringlog.streams.topics import TOPICS
+from ringlog.devstack.processes import ProcessRecord, spawn, stop_all, terminate
+from ringlog.devstack.supervise import StopRequest, run_lock
+
+#: ``ringlog run`` is gone this long after the first SIGTERM/SIGINT, finished or not (its
+#: children and the stack it started end with it).
+STOP_DEADLINE_S = 9.5
+#: How long after the signal the platform's children may take before they are killed.
+CHILDREN_STOP_S = 6.5
+#: How long the API waits for requests in flight when it stops.
+API_DRAIN_S = 2
 
 
 def with_local_retell(settings: Settings) -> tuple[Settings, dict[str, str]]:
@@ -64,10 +83,15 @@ def with_local_retell(settings: Settings) -> tuple[Settings, dict[str, str]]:
 
 @contextlib.contextmanager
 def platform_processes(
-    settings: Settings, env: dict[str, str], *, api: bool = False
+    settings: Settings,
+    env: dict[str, str],
+    *,
+    api: bool = False,
+    stop: StopRequest | None = None,
 ) -> Iterator[list[str]]:
     """Run the worker, the projector, the simulator (when it stands in for Retell) and, if
-    asked, the API as child processes; stop them on exit."""
+    asked, the API as child processes, tied to this one (they get SIGTERM when it ends, even
+    killed); stop them together on exit, and at once when ``stop`` is asked for."""
     commands = {"worker": ["worker"], "projector": ["projector"]}
     if "RINGLOG_RETELL_API_KEY" in env:
         commands["simulator"] = ["simulator"]
@@ -75,56 +99,122 @@ def platform_processes(
         commands["api"] = ["api"]
     records: list[ProcessRecord] = []
     lines: list[str] = []
+
+    def terminate_all() -> None:
+        for record in records:
+            terminate(record)
+
+    if stop is not None:
+        stop.on_stop(terminate_all)
     try:
         for name, args in commands.items():
             log = settings.home / "logs" / f"{name}.log"
-            record = spawn([sys.executable, "-m", "ringlog", *args], log, env={**os.environ, **env})
+            record = spawn(
+                [sys.executable, "-m", "ringlog", *args],
+                log,
+                env={**os.environ, **env},
+                death_signal=signal.SIGTERM,
+            )
             records.append(record)
             lines.append(f"{name}: pid {record.pid}, log {log}")
         yield lines
     finally:
-        for record in records:
-            stop(record)
+        budget = stop.left(CHILDREN_STOP_S) if stop is not None else CHILDREN_STOP_S
+        stop_all(records, timeout_s=budget)
+
+
+class ApiServer(uvicorn.Server):
+    """uvicorn serving the API in ``ringlog run``: ``started`` is called once the port
+    answers; a stop signal is also handed to ``stop`` (which stops the children at once)."""
+
+    def __init__(
+        self, config: uvicorn.Config, *, stop: StopRequest, started: Callable[[], None]
+    ) -> None:
+        super().__init__(config)
+        self._stop = stop
+        self._started = started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start as uvicorn does, then say so: the port is bound and listening now."""
+        await super().startup(sockets=sockets)
+        if self.started and not self.should_exit:
+            self._started()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Record the stop, then stop serving as uvicorn does (draining for
+        :data:`API_DRAIN_S` at most)."""
+        self._stop.request(sig)
+        super().handle_exit(sig, frame)
 
 
 def run() -> None:
-    """Start the stack (unless it already runs), ensure topics, serve the API until Ctrl-C."""
+    """Start the stack (unless it already runs), ensure topics, start the platform's
+    processes and serve the API until SIGINT/SIGTERM; refuse when ``ringlog run`` already
+    runs on this home or the API's port is taken."""
     settings = Settings.load()
-    was_running = devstack.is_running(home=settings.home)
-    devstack.up(settings, home=settings.home)
+    api = f"http://{settings.api.host}:{settings.api.port}"
+    with run_lock(settings.home, api=api):
+        if tcp_answers(settings.api.host, settings.api.port):
+            raise DevstackError(
+                f"the API's address {settings.api.host}:{settings.api.port} is taken by another "
+                "program; stop it or set RINGLOG_API_PORT to a free port"
+            )
+        stop = StopRequest("ringlog run", deadline_s=STOP_DEADLINE_S)
+        # from here on the first SIGTERM/SIGINT unwinds whatever runs, like Ctrl-C
+        stop.install(interrupt=True)
+        try:
+            _run(settings, stop)
+        except KeyboardInterrupt:
+            if not stop.requested:
+                raise
+        # a stop that was asked for is a normal exit
+
+
+def _run(settings: Settings, stop: StopRequest) -> None:
+    # imported here, so a refused second run answers at once
+    from ringlog.api.app import create_app, server_options
+    from ringlog.cli.dev import show_status
+    from ringlog.cli.topics import ensure_declared
+
+    home = settings.home
+    was_running = devstack.is_running(home=home)
     try:
+        with processes.tied_to_this_process():  # the stack started here ends with this process
+            devstack.up(settings, home=home)
         settings = Settings.load()  # now with the stack's addresses
         require_phone_hash_key(settings)
-        results = asyncio.run(ensure_topics(settings.kafka, TOPICS))
         show_status(settings)
-        print_table(
-            "topics",
-            ["topic", "partitions", "status"],
-            [(r.physical, r.partitions_actual, r.status) for r in results],
-        )
+        ensure_declared(settings)
         logs.configure()
         settings, env = with_local_retell(settings)
-        with platform_processes(settings, env) as processes:
-            server = uvicorn.Server(
-                uvicorn.Config(create_app(settings), **server_options(settings))
-            )
-            for line in processes:
+        with platform_processes(settings, env, stop=stop) as lines:
+            for line in lines:
                 console.print(line)
             if "RINGLOG_RETELL_API_KEY" in env:
                 console.print(f"Retell: the local simulator at {settings.retell.base_url}")
             if "RINGLOG_API_KEYS" in env:
                 console.print(f"API key for this run: {env['RINGLOG_API_KEYS']}")
-            console.print(
-                f"API on http://{settings.api.host}:{settings.api.port} (docs at /docs)\n"
-                "ringlog is running; press Ctrl-C to stop."
+            address = f"http://{settings.api.host}:{settings.api.port}"
+
+            def started() -> None:
+                console.print(
+                    f"API on {address} (docs at /docs)\n"
+                    "ringlog is running; press Ctrl-C (or send SIGTERM) to stop."
+                )
+
+            config = uvicorn.Config(
+                create_app(settings),
+                **server_options(settings),
+                timeout_graceful_shutdown=API_DRAIN_S,
             )
-            # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal; a
-            # stop that was asked for is a normal exit
-            with contextlib.suppress(KeyboardInterrupt):
-                server.run()
+            if not stop.requested:
+                # uvicorn takes SIGINT/SIGTERM while it serves and raises the signal again
+                # once it has stopped; the handler installed by `run` then finds the stop
+                # already recorded and lets the children and the stack be stopped
+                ApiServer(config, stop=stop, started=started).run()
     finally:
         if not was_running:
-            stopped = devstack.down(home=settings.home)
+            stopped = devstack.down(home=home)
             console.print(f"stopped: {', '.join(stopped) or 'nothing'}")
 
 

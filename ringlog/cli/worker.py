@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 
 from ringlog import heap, logs
 from ringlog.config import Settings
@@ -11,18 +10,16 @@ from ringlog.config import Settings
 
 def worker() -> None:
     """Dispatch call requests to Retell and turn call events into ABT events and call records,
-    for the partitions of ``calls`` this process is given; stops cleanly on SIGINT/SIGTERM."""
+    for the partitions of ``calls`` this process is given; stops on SIGINT/SIGTERM, within
+    a few seconds even when the broker or a store is gone."""
+    from ringlog.devstack.supervise import run_until_stopped
     from ringlog.worker.app import run_worker
 
     settings = Settings.load()
     logs.configure()
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+    async def main(stop: asyncio.Event) -> None:
         heap.settle()
         await run_worker(settings, stop)
 
-    asyncio.run(main())
+    run_until_stopped(main, name="worker")

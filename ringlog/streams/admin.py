@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -16,6 +16,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from ringlog.config import KafkaSettings
 from ringlog.errors import BrokerUnavailable
 from ringlog.streams.consumer import standalone_consumer
+from ringlog.streams.offsets import Position, end_offsets
 from ringlog.streams.topics import TopicSpec
 
 TOPIC_ALREADY_EXISTS = 36
@@ -34,7 +35,7 @@ class EnsureResult:
 
 @dataclass(frozen=True)
 class TopicInfo:
-    """One topic as the cluster reports it; ``records`` is end minus start offsets."""
+    """One topic as the cluster reports it; ``records`` is the exact number it holds."""
 
     name: str
     partitions: int
@@ -72,7 +73,7 @@ async def ensure_topics(
     by_physical = {f"{prefix}{s.name}": s for s in specs}
     async with admin_client(kafka) as admin:
         present = set(await admin.list_topics())
-        existing = await _partition_counts(admin, list(by_physical), present)
+        existing = await partition_counts(admin, list(by_physical), present)
         missing = [p for p in by_physical if p not in existing]
         created: set[str] = set()
         if missing:
@@ -91,7 +92,7 @@ async def ensure_topics(
                     raise BrokerUnavailable(kafka.bootstrap, f"create {topic}: error {code}")
                 if code == 0:
                     created.add(topic)
-            existing.update(await _partition_counts(admin, missing, set(missing)))
+            existing.update(await partition_counts(admin, missing, set(missing)))
     results = []
     for physical, s in by_physical.items():
         actual = existing.get(physical, 0)
@@ -112,27 +113,41 @@ async def topic_names(kafka: KafkaSettings) -> set[str]:
 
 
 async def list_topics(kafka: KafkaSettings, prefix: str | None = None) -> list[TopicInfo]:
-    """List topics whose name starts with ``prefix`` with partition and record counts."""
+    """List topics whose name starts with ``prefix`` with partition and exact record counts.
+
+    A partition holds its end offset minus its start offset records (no topic is compacted and
+    no record is transactional, so offsets are dense). The end is the exact one of
+    :func:`~ringlog.streams.offsets.end_offsets`: on the embedded broker ListOffsets alone
+    reports less (1 once a partition holds anything, with the log in object storage).
+    """
     prefix = kafka.topic_prefix if prefix is None else prefix
     async with admin_client(kafka) as admin:
         names = sorted(t for t in await admin.list_topics() if t.startswith(prefix))
-        counts = await _partition_counts(admin, names, set(names))
+        counts = await partition_counts(admin, names, set(names))
     if not names:
         return []
+    ends = await end_offsets(kafka, names)
+    starts = await start_offsets(kafka, list(ends))
+    records = dict.fromkeys(names, 0)
+    for (topic, partition), end in ends.items():
+        records[topic] += end - starts[(topic, partition)]
+    return [TopicInfo(n, counts.get(n, 0), records[n]) for n in names]
+
+
+async def start_offsets(kafka: KafkaSettings, positions: Sequence[Position]) -> dict[Position, int]:
+    """The first offset still held by each partition (ListOffsets, earliest)."""
+    if not positions:
+        return {}
     consumer = standalone_consumer(kafka, "lister")
+    tps = [TopicPartition(topic, partition) for topic, partition in positions]
     try:
         await asyncio.wait_for(consumer.start(), timeout=kafka.request_timeout_ms / 1000)
-        tps = [TopicPartition(n, p) for n in names for p in range(counts.get(n, 0))]
-        ends = await consumer.end_offsets(tps)
         starts = await consumer.beginning_offsets(tps)
     except (KafkaError, OSError, TimeoutError) as exc:
         raise BrokerUnavailable(kafka.bootstrap, _describe(exc)) from exc
     finally:
         await consumer.stop()
-    records = dict.fromkeys(names, 0)
-    for tp in tps:
-        records[tp.topic] += ends[tp] - starts[tp]
-    return [TopicInfo(n, counts.get(n, 0), records[n]) for n in names]
+    return {(tp.topic, tp.partition): int(offset) for tp, offset in starts.items()}
 
 
 async def delete_topics(kafka: KafkaSettings, physical_names: Sequence[str]) -> None:
@@ -144,11 +159,12 @@ async def delete_topics(kafka: KafkaSettings, physical_names: Sequence[str]) -> 
             await admin.delete_topics(doomed)
 
 
-async def _partition_counts(
-    admin: AIOKafkaAdminClient, names: list[str], present: set[str]
+async def partition_counts(
+    admin: AIOKafkaAdminClient, names: Sequence[str], present: Collection[str] | None = None
 ) -> dict[str, int]:
-    """Partition counts of those ``names`` that are in ``present`` (one describe request)."""
-    wanted = [n for n in names if n in present]
+    """Partition counts of those ``names`` that exist (are in ``present``, when given): one
+    describe request."""
+    wanted = [n for n in names if present is None or n in present]
     if not wanted:
         return {}
     described = await admin.describe_topics(wanted)

@@ -38,7 +38,8 @@ class Broker:
         return f"127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        self.record = processes.spawn(tansu_command(self.home, self.port), self.home / "tansu.log")
+        command = tansu_command(self.home, self.port, {})
+        self.record = processes.spawn(command, self.home / "tansu.log")
         for _ in range(200):
             if tcp_answers("127.0.0.1", self.port):
                 return

@@ -1,4 +1,8 @@
-"""`ringlog topics ensure|list` against the real broker, as a script would use them."""
+"""`ringlog topics ensure|list` against the real broker, as a script would use them.
+
+Each test has a topic prefix of its own; its topics stay on the session's broker (deleting
+topics fails on the embedded broker's object store: localbucket does not implement S3's
+multi-object delete)."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +19,7 @@ from typer.testing import CliRunner
 from ringlog.cli import app
 from ringlog.config import Settings
 from ringlog.schemas import Envelope
-from ringlog.streams.admin import delete_topics, ensure_topics
+from ringlog.streams.admin import ensure_topics
 from ringlog.streams.producer import LogProducer, RecordPosition
 from ringlog.streams.topics import TOPICS
 from tests.support.examples import example_events
@@ -37,43 +42,50 @@ def test_ensure_creates_then_finds_every_declared_topic(
     settings: Settings, cli_env: dict[str, str]
 ) -> None:
     """First `ensure` creates all topics, the second finds them all existing."""
-    try:
-        code, out = invoke(["topics", "ensure", "--json"], cli_env)
-        assert code == 0, out
-        first = json.loads(out)
-        assert {r["name"] for r in first} == {t.name for t in TOPICS}
-        assert {r["status"] for r in first} == {"created"}
+    code, out = invoke(["topics", "ensure", "--json"], cli_env)
+    assert code == 0, out
+    first = json.loads(out)
+    assert {r["name"] for r in first} == {t.name for t in TOPICS}
+    assert {r["status"] for r in first} == {"created"}
 
-        code, out = invoke(["topics", "ensure", "--json"], cli_env)
-        second = json.loads(out)
-        assert code == 0
-        assert {r["status"] for r in second} == {"exists"}
-        assert all(r["partitions_actual"] == r["partitions_declared"] for r in second)
-    finally:
-        asyncio.run(delete_topics(settings.kafka, [settings.topic(t.name) for t in TOPICS]))
+    code, out = invoke(["topics", "ensure", "--json"], cli_env)
+    second = json.loads(out)
+    assert code == 0
+    assert {r["status"] for r in second} == {"exists"}
+    assert all(r["partitions_actual"] == r["partitions_declared"] for r in second)
 
 
-async def append_examples(settings: Settings) -> list[RecordPosition]:
-    """Append one envelope of every example event, one request each; return the positions.
-
-    One record per request because the embedded Tansu broker reports a partition's end offset
-    as the last *batch's* base offset + 1: after a multi-record batch, ListOffsets undercounts
-    (fetching is unaffected). A real Kafka cluster reports the true end either way.
-    """
-    async with LogProducer(settings.kafka) as log:
-        return [await log.append(Envelope.new(e, source="test")) for e in example_events()]
-
-
-def test_list_reports_partitions_and_record_counts(
+def test_ensure_names_a_topic_of_the_wrong_shape_and_what_to_do(
     settings: Settings, cli_env: dict[str, str]
 ) -> None:
-    """`topics list --json` gives each topic's partition count and end-minus-start records."""
+    """A topic made before `ensure` with other partitions (as auto-creation would) is left
+    alone, and the exit code and one line per topic say so and what to run."""
+    calls = TOPICS[0]
+    assert calls.name == "calls"
+    wrong = replace(calls, partitions=calls.partitions - 2)
+    asyncio.run(ensure_topics(settings.kafka, [wrong]))
+    result = CliRunner().invoke(app, ["topics", "ensure"], env=cli_env)
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: {settings.topic('calls')} has {wrong.partitions} partitions")
+    assert "`ringlog topics ensure`" in line and "RINGLOG_KAFKA_TOPIC_PREFIX" in line
+
+
+async def append_examples(settings: Settings, copies: int = 3) -> list[RecordPosition]:
+    """Append ``copies`` envelopes of every example event, all at once, so the producer sends
+    them in multi-record batches; return the positions."""
+    events = [Envelope.new(e, source="test") for e in example_events()] * copies
+    async with LogProducer(settings.kafka) as log:
+        return list(await asyncio.gather(*(log.append(e) for e in events)))
+
+
+def test_list_counts_every_record_exactly(settings: Settings, cli_env: dict[str, str]) -> None:
+    """`topics list --json` gives each topic's partition count and exactly the number of
+    records appended to it, multi-record batches included (ListOffsets alone undercounts on
+    the embedded broker)."""
     asyncio.run(ensure_topics(settings.kafka, TOPICS))
-    try:
-        positions = asyncio.run(append_examples(settings))
-        code, out = invoke(["topics", "list", "--json"], cli_env)
-    finally:
-        asyncio.run(delete_topics(settings.kafka, [settings.topic(t.name) for t in TOPICS]))
+    positions = asyncio.run(append_examples(settings))
+    code, out = invoke(["topics", "list", "--json"], cli_env)
     expected: dict[str, int] = {}
     for p in positions:
         expected[p.topic] = expected.get(p.topic, 0) + 1
@@ -84,6 +96,7 @@ def test_list_reports_partitions_and_record_counts(
         row = listed[settings.topic(spec.name)]
         assert row["partitions"] == spec.partitions
         assert row["records"] == expected.get(settings.topic(spec.name), 0)
+    assert sum(row["records"] for row in listed.values()) == len(positions)
 
 
 def test_unreachable_broker_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from ringlog.devstack.processes import ProcessRecord, is_alive
 
 pytestmark = pytest.mark.integration
 
-PARTS = {"kafka", "redis", "warehouse", "sqs", "crm"}
+PARTS = {"kafka", "log-keeper", "redis", "warehouse", "sqs", "crm"}
 
 
 @pytest.fixture(name="home")
@@ -50,7 +50,7 @@ def test_up_starts_every_part_and_later_settings_find_them(home: Path) -> None:
     """After `up`, every part answers and Settings.load() reads the addresses it wrote."""
     state = devstack.up(Settings.load(), home=home)
     assert set(state) == PARTS
-    assert {n for n, p in state.items() if p.managed} >= {"kafka", "warehouse", "sqs"}
+    assert {n for n, p in state.items() if p.managed} >= {"kafka", "log-keeper", "warehouse", "sqs"}
 
     status = devstack.status_json(devstack.status(Settings.load(), home=home))
     assert set(status) == PARTS
@@ -80,7 +80,7 @@ def test_down_leaves_no_process_and_no_stack_file(home: Path) -> None:
 
     stopped = devstack.down(home=home)
 
-    assert set(stopped) == {"kafka", "warehouse", "sqs"} | (
+    assert set(stopped) == {"kafka", "log-keeper", "warehouse", "sqs"} | (
         {"redis"} if any("redis-server" in r.cmdline[0] for r in records) else set()
     )
     assert not any(pid_exists(r.pid) for r in records)
@@ -101,7 +101,12 @@ def test_part_given_by_environment_is_used_not_started(
         state = devstack.up(Settings.load(), home=home)
         assert not state["kafka"].managed and state["kafka"].process is None
         assert state["kafka"].address == other["kafka"].address
-        assert not any("tansu" in r.cmdline[0] for r in recorded_processes(home))
+        assert "log-keeper" not in state  # it exists for the embedded broker only
+        shown = devstack.status(Settings.load(), home=home)
+        assert "log-keeper" not in {p.name for p in shown}
+        assert all(p.answers for p in shown), shown
+        recorded = [" ".join(r.cmdline) for r in recorded_processes(home)]
+        assert not any("tansu" in line or "ringlog.devstack.keeper" in line for line in recorded)
         devstack.down(home=home)
         assert other["kafka"].process is not None and is_alive(other["kafka"].process)
     finally:
@@ -135,7 +140,8 @@ def _is_stack_process(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except FileNotFoundError:
         return False
-    return any(name in cmdline for name in (b"fakesnow", b"moto.server", b"redis-server"))
+    names = (b"fakesnow", b"moto.server", b"redis-server", b"devstack.keeper")
+    return any(name in cmdline for name in names)
 
 
 def test_cli_status_json_names_each_part(home: Path) -> None:
