@@ -12,8 +12,12 @@ Layout::
     <home>/log/CLEAN                     present only while the archive is known complete
 
 A line is ``[offset, timestamp_ms, key, value, [[header, value], …]]`` with bytes as base64
-(``null`` for a missing key or value). A line cut short by a crash is dropped when the file
-is opened again.
+(``null`` for a missing key or value).
+
+Only the keeper writes; anyone may read while it does. Readers never change a file: a last
+line without its newline (a write under way, or one cut short by a crash) is not read. The
+writer cuts such a line off when it opens the file to append, so a crash costs at most the
+records that were not yet on disk.
 """
 
 from __future__ import annotations
@@ -101,24 +105,24 @@ class LogArchive:
         return found
 
     def next_offset(self, topic: str, partition: int) -> int:
-        """The offset after the last archived record of the partition (0 when none).
+        """The offset after the last complete record of the partition (0 when none).
 
-        Reads only the file's tail; a torn last line is cut off first."""
+        Reads only the file's tail and changes nothing (safe while the keeper appends)."""
         path = self._path(topic, partition)
         if not path.exists():
             return 0
-        _cut_torn_tail(path)
         last = _last_line(path)
         return 0 if last is None else decode(last).offset + 1
 
     def records(self, topic: str, partition: int) -> Iterator[ArchivedRecord]:
-        """The archived records of the partition, in offset order."""
+        """The complete archived records of the partition, in offset order (changes nothing)."""
         path = self._path(topic, partition)
         if not path.exists():
             return
-        _cut_torn_tail(path)
         with path.open("rb") as file:
             for line in file:
+                if not line.endswith(b"\n"):
+                    return  # a write under way or cut short: not a record yet
                 yield decode(line)
 
     def is_empty(self) -> bool:
@@ -139,13 +143,18 @@ class LogArchive:
         _write_atomically(folder / "topic.json", json.dumps({"partitions": partitions}).encode())
 
     def append(self, topic: str, partition: int, records: Sequence[ArchivedRecord]) -> None:
-        """Append ``records`` (the next ones of the partition, in order); see :meth:`sync`."""
+        """Append ``records`` (the next ones of the partition, in order); see :meth:`sync`.
+
+        The first append of this archive to a file cuts off a line cut short by a crash."""
         if not records:
             return
         key = (topic, partition)
         file = self._open.get(key)
         if file is None:
-            file = self._open[key] = self._path(topic, partition).open("ab")
+            path = self._path(topic, partition)
+            if path.exists():
+                _cut_torn_tail(path)
+            file = self._open[key] = path.open("ab")
         file.write(b"".join(encode(r) for r in records))
 
     def sync(self) -> None:
@@ -187,23 +196,23 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 def _last_line(path: Path, chunk: int = 65_536) -> bytes | None:
-    """The file's last complete line, read backwards from its end."""
+    """The file's last complete line (one that ends with a newline), read backwards from its
+    end; ``None`` when it has none."""
     with path.open("rb") as file:
-        end = file.seek(0, os.SEEK_END)
-        if end == 0:
-            return None
+        position = file.seek(0, os.SEEK_END)
         tail = b""
-        position = end
         while position > 0:
             step = min(chunk, position)
             position -= step
             file.seek(position)
             tail = file.read(step) + tail
-            body = tail[:-1]  # the final newline ends the last line
-            cut = body.rfind(b"\n")
-            if cut >= 0:
-                return body[cut + 1 :]
-        return tail[:-1]
+            last_newline = tail.rfind(b"\n")
+            if last_newline < 0:
+                continue  # all of it so far is a line under way
+            start = tail.rfind(b"\n", 0, last_newline) + 1
+            if start > 0 or position == 0:
+                return tail[start:last_newline]
+        return None
 
 
 def _cut_torn_tail(path: Path) -> None:

@@ -8,6 +8,7 @@ import datetime as dt
 import os
 import signal
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -64,7 +65,7 @@ def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
     return condition()
 
 
-async def write(bootstrap: str, topic: str, partitions: int, count: int) -> None:
+async def write(bootstrap: str, topic: str, partitions: int, count: int, pad: bytes = b"") -> None:
     """``count`` records over ``partitions``: keyed and not, with headers, empty values, set
     timestamps, sent without waiting so the broker gets batches of many records."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -79,7 +80,7 @@ async def write(bootstrap: str, topic: str, partitions: int, count: int) -> None
         sent = [
             await producer.send(
                 topic,
-                None if i % 7 == 0 else f"value {i}".encode() * (1 + i % 5),
+                None if i % 7 == 0 else f"value {i}".encode() * (1 + i % 5) + pad,
                 key=None if i % 7 == 3 else f"key-{i % 11}".encode(),
                 partition=i % partitions,
                 timestamp_ms=1_700_000_000_000 + i,
@@ -157,6 +158,59 @@ def test_the_log_outlives_a_restart_record_for_record(
     asyncio.run(delete())
     assert wait_for(lambda: topic not in LogArchive(home / "log").topics(), 10)
     assert topic not in asyncio.run(names())
+
+
+def test_the_archive_is_exact_while_topics_are_made_and_read_during_the_writes(
+    homes: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Topics made one after another while the keeper archives, and the archive read by another
+    process all along (as `dev status` or a test does): every record reaches the archive, once,
+    at its offset, equal to the log."""
+    home = homes("home")
+    settings = up(home, monkeypatch)
+    topics = [f"keep-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    stop = threading.Event()
+    polls = 0
+
+    failures: list[BaseException] = []
+
+    def poll() -> None:
+        nonlocal polls
+        try:
+            while not stop.is_set():
+                for topic in topics:
+                    archived(home, topic, 4)
+                    list(LogArchive(home / "log").records(topic, polls % 4))
+                polls += 1
+        except BaseException as exc:  # reported by the test below
+            failures.append(exc)
+
+    reader = threading.Thread(target=poll)
+    reader.start()
+    try:
+        for topic in topics:
+            asyncio.run(write(settings.kafka.bootstrap, topic, 4, 12_000, pad=b"p" * 300))
+        assert wait_for(lambda: all(archived(home, t, 4) == 12_000 for t in topics), 30), [
+            archived(home, t, 4) for t in topics
+        ]
+    finally:
+        stop.set()
+        reader.join()
+    assert not failures, failures
+    assert polls > 10
+    for topic in topics:
+        log = asyncio.run(read_all(settings.kafka.bootstrap, topic, 4))
+        archive = LogArchive(home / "log")
+        kept = {
+            p: [
+                (r.offset, r.timestamp_ms, r.key, r.value, r.headers)
+                for r in archive.records(topic, p)
+            ]
+            for p in range(4)
+        }
+        assert kept == {
+            p: [(o, t, k, v, tuple(h)) for o, t, k, v, h in rows] for p, rows in log.items()
+        }
 
 
 def test_a_keeper_killed_makes_the_next_start_reset_what_may_be_ahead_of_the_log(

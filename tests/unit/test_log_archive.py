@@ -69,6 +69,38 @@ def test_a_line_cut_short_by_a_crash_is_dropped(tmp_path: Path) -> None:
     assert [r.offset for r in LogArchive(tmp_path / "log").records("t", 0)] == list(range(7))
 
 
+def test_reading_while_the_keeper_appends_changes_nothing(tmp_path: Path) -> None:
+    """Another process reads a file whose last line is still being written (buffered writes
+    reach the disk in pieces): it sees the complete lines only and leaves the file as it is, so
+    the rest of the line, written next, completes it."""
+    writer = LogArchive(tmp_path / "log")
+    writer.declare("t", 1)
+    writer.append("t", 0, records(0, 3, size=100_000))  # lines longer than a read chunk
+    writer.sync()
+    path = tmp_path / "log" / "t" / "0.jsonl"
+    line = encode(records(3, 1, size=100_000)[0])
+    with path.open("ab") as file:
+        file.write(line[:70_000])
+    size = path.stat().st_size
+
+    reader = LogArchive(tmp_path / "log")
+    assert reader.next_offset("t", 0) == 3
+    assert [r.offset for r in reader.records("t", 0)] == [0, 1, 2]
+    assert path.stat().st_size == size
+    with path.open("ab") as file:
+        file.write(line[70_000:])
+    assert reader.next_offset("t", 0) == 4
+    assert [r.offset for r in reader.records("t", 0)] == [0, 1, 2, 3]
+
+
+def test_a_file_of_one_line_under_way_has_no_records(tmp_path: Path) -> None:
+    archive = LogArchive(tmp_path / "log")
+    archive.declare("t", 1)
+    (tmp_path / "log" / "t" / "0.jsonl").write_bytes(encode(records(0, 1)[0])[:-3])
+    assert archive.next_offset("t", 0) == 0
+    assert list(archive.records("t", 0)) == []
+
+
 def test_a_forgotten_topic_is_gone_and_the_clean_mark_is_written_and_removed(
     tmp_path: Path,
 ) -> None:
