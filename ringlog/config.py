@@ -160,7 +160,19 @@ class WarehouseSettings(_Section):
 
 
 class SqsSettings(_Section):
-    """AWS SQS queues bridged in and out at the edges (moto server locally)."""
+    """AWS SQS queues bridged in and out at the edges (moto server locally).
+
+    On real AWS leave ``endpoint_url`` and the keys unset: requests go to the region's SQS
+    endpoint, signed with the credentials of boto3's standard chain (``AWS_*`` environment
+    variables, ``AWS_PROFILE`` and the shared config files, container and instance roles).
+    ``endpoint_url`` overrides the endpoint (the embedded stack's moto server, a VPC endpoint,
+    an emulator); the keys, when both are set, are used instead of the chain. Credentials are
+    never logged.
+
+    A queue setting left empty turns its bridge off (``RINGLOG_SQS_OUTBOUND_QUEUE=``); each
+    takes a queue name (its URL is asked of SQS) or a queue URL. ``ringlog bridge`` runs the
+    bridges of the queues set here; a name ending in ``.fifo`` is a FIFO queue.
+    """
 
     model_config = SettingsConfigDict(env_prefix="RINGLOG_SQS_", frozen=True)
     stack_section: ClassVar[str] = "sqs"
@@ -169,9 +181,31 @@ class SqsSettings(_Section):
     region: str = "us-east-1"
     access_key_id: str | None = None
     secret_access_key: SecretStr | None = None
+    #: Upstream call requests (seed 003's queue #1), bridged in as ``call.requested``.
     call_requests_queue: str = "ringlog-call-requests"
+    #: Retell webhook bodies forwarded to SQS (seed 003's queue #2), bridged in like webhooks.
     webhook_events_queue: str = "ringlog-webhook-events"
+    #: Where ringlog's ABT events are bridged out to, for consumers that still read SQS.
     outbound_queue: str = "ringlog-outbound"
+    #: Long poll of one receive (SQS allows 0-20 s): an idle bridge asks SQS about once a poll.
+    receive_wait_s: int = Field(default=20, ge=0, le=20)
+    #: Visibility a received message is given, renewed every third of it while it is in
+    #: flight (until its event is acknowledged by the log and it is deleted); a message whose
+    #: append fails is made visible again at once, so it is retried soon.
+    visibility_timeout_s: int = Field(default=30, ge=3, le=43_200)
+    #: A failing SQS call or append is retried after this, doubling up to the cap.
+    backoff_s: float = Field(default=0.2, gt=0)
+    backoff_max_s: float = Field(default=10.0, gt=0)
+    #: Receives each bridge in runs at once (each: receive, append, delete, in turn).
+    in_pollers: int = Field(default=2, ge=1, le=32)
+    #: Attempts to send a record out (with the backoff above) before the bridge out stops,
+    #: naming the record's position; it is never skipped, and a restart starts from it.
+    send_attempts: int = Field(default=8, ge=1)
+    #: Records per fetch of the bridge out's runtime.
+    out_max_records: int = Field(default=1_000, ge=1)
+    #: Payload bytes per send request of the bridge out (SQS's batch limit was 256 KiB; a
+    #: message larger than this is sent alone, and the queue's MaximumMessageSize decides).
+    max_batch_bytes: int = Field(default=262_144, ge=1_024)
 
 
 class CrmSettings(_Section):

@@ -1,19 +1,33 @@
-"""Pure parsing of Retell's webhook bodies: accepted as a typed event, or rejected with a reason.
+"""Pure parsing of what arrives from outside: Retell's webhook bodies and upstream call
+requests, accepted as a typed event, or rejected with a reason; and the one rule that turns
+each into the envelope appended to the log.
 
-No I/O here: the routes verify the signature first, then call these functions on the raw bytes,
-then append what was accepted or quarantine what was rejected.
+No I/O here: the routes (and the SQS bridge in, :mod:`ringlog.bridges.inbound`) verify what
+they must first, then call these functions on the raw bytes, then append what was accepted or
+quarantine what was rejected.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from ringlog.schemas import REGISTRY, WEBHOOK_EVENTS, RetellCallInbound, RetellWebhook
+from ringlog.api.models import CallRequestIn
+from ringlog.schemas import (
+    REGISTRY,
+    WEBHOOK_EVENTS,
+    CallRequested,
+    Envelope,
+    RetellCallInbound,
+    RetellWebhook,
+    derived_event_id,
+)
 from ringlog.schemas.codec import AsWritten
+from ringlog.schemas.envelope import new_event_id
 
 
 @dataclass(frozen=True)
@@ -84,6 +98,71 @@ def parse_call_inbound(raw: bytes) -> AcceptedInbound | Rejected:
         return AcceptedInbound(RetellCallInbound.model_validate(body))
     except ValidationError as exc:
         return Rejected(_errors(exc))
+
+
+def parse_call_request(raw: bytes) -> CallRequestIn | Rejected:
+    """Parse an upstream call request (the body of ``POST /v1/calls``) given as raw bytes.
+
+    The API validates the same model through FastAPI; callers without HTTP (the SQS bridge in)
+    use this. A refusal names the fields at fault, never their values.
+    """
+    body = _json_object(raw)
+    if isinstance(body, Rejected):
+        return body
+    try:
+        return CallRequestIn.model_validate(body)
+    except ValidationError as exc:
+        return Rejected(_errors(exc))
+
+
+def call_request_event(
+    request: CallRequestIn,
+    *,
+    default_agent_id: str,
+    source: str,
+    scope: str = "",
+    idempotency_key: str | None = None,
+) -> Envelope:
+    """The ``call.requested`` envelope of ``request``: the one rule for its call ref and id.
+
+    With an ``idempotency_key`` (the ``Idempotency-Key`` header in ``scope``, the caller's
+    namespace; or an SQS ``MessageId`` in the queue's), the event id is derived from
+    ``(scope, key)`` and the call ref from the event id, so a retry of the same request yields
+    the same ref and id: consumers keep the first request of a ref and drop the same event id
+    twice. The key is kept in the event (``idempotency_key``). Without one, both are fresh.
+    """
+    event_id: uuid.UUID | None = None
+    if idempotency_key is not None:
+        event_id = derived_event_id("call.requested", scope, idempotency_key)
+    call_ref = f"call_{(event_id or new_event_id()).hex}"
+    event = CallRequested(
+        call_ref=call_ref,
+        to_number=request.to_number,
+        from_number=request.from_number,
+        agent_id=request.agent_id or default_agent_id,
+        scheduled_at=request.scheduled_at,
+        patient_ref=request.patient_ref,
+        task_ref=request.task_ref,
+        metadata=request.metadata,
+        idempotency_key=idempotency_key,
+    )
+    return Envelope.new(event, source=source, correlation_id=call_ref, event_id=event_id)
+
+
+def webhook_event(
+    accepted: Accepted, *, source: str, event_id: uuid.UUID | None = None
+) -> Envelope:
+    """The envelope of an accepted Retell call event, keyed and correlated by its call ref
+    (:func:`~ringlog.schemas.retell.call_ref_for` through ``partition_key``).
+
+    Every delivery is appended, duplicates included: consumers deduplicate on Retell's
+    ``(call_id, event)`` (:meth:`~ringlog.schemas.RetellWebhook.dedupe_key`), wherever the
+    delivery came from. ``event_id`` fixes the id (the SQS bridge derives it from the message).
+    """
+    payload = accepted.payload
+    return Envelope.new(
+        payload, source=source, correlation_id=payload.partition_key(), event_id=event_id
+    )
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | Rejected:

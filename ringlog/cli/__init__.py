@@ -35,6 +35,11 @@ COMMANDS: tuple[Lazy, ...] = (
         "Keep the read views, the CRM and the warehouse in step with the log.",
     ),
     Lazy(
+        "bridge",
+        "ringlog.cli.bridge:app",
+        "Bridge SQS queues in (call requests, Retell events) and out (ABT events).",
+    ),
+    Lazy(
         "simulator",
         "ringlog.cli.simulator:simulator",
         "Serve a local Retell that places scripted calls and posts signed webhooks.",

@@ -12,6 +12,7 @@ it started with it; a stack started by ``ringlog dev up`` is left running.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -87,14 +88,18 @@ def platform_processes(
     env: dict[str, str],
     *,
     api: bool = False,
+    bridge: bool = False,
     stop: StopRequest | None = None,
 ) -> Iterator[list[str]]:
     """Run the worker, the projector, the simulator (when it stands in for Retell) and, if
-    asked, the API as child processes, tied to this one (they get SIGTERM when it ends, even
-    killed); stop them together on exit, and at once when ``stop`` is asked for."""
+    asked, the SQS bridges (``ringlog bridge``) and the API as child processes, tied to this
+    one (they get SIGTERM when it ends, even killed); stop them together on exit, and at once
+    when ``stop`` is asked for."""
     commands = {"worker": ["worker"], "projector": ["projector"]}
     if "RINGLOG_RETELL_API_KEY" in env:
         commands["simulator"] = ["simulator"]
+    if bridge:
+        commands["bridge"] = ["bridge"]
     if api:
         commands["api"] = ["api"]
     records: list[ProcessRecord] = []
@@ -187,9 +192,12 @@ def _run(settings: Settings, stop: StopRequest) -> None:
         ensure_declared(settings)
         logs.configure()
         settings, env = with_local_retell(settings)
-        with platform_processes(settings, env, stop=stop) as lines:
+        queues = _bridged_queues(settings)
+        with platform_processes(settings, env, bridge=bool(queues), stop=stop) as lines:
             for line in lines:
                 console.print(line)
+            if queues:
+                console.print(f"SQS bridges: {'; '.join(queues)}")
             if "RINGLOG_RETELL_API_KEY" in env:
                 console.print(f"Retell: the local simulator at {settings.retell.base_url}")
             if "RINGLOG_API_KEYS" in env:
@@ -216,6 +224,24 @@ def _run(settings: Settings, stop: StopRequest) -> None:
         if not was_running:
             stopped = devstack.down(home=home)
             console.print(f"stopped: {', '.join(stopped) or 'nothing'}")
+
+
+def _bridged_queues(settings: Settings) -> list[str]:
+    """The SQS bridges ``ringlog bridge`` will run, one line each (none: it is not started).
+
+    On the embedded stack their queues are created first in its moto server, which keeps
+    nothing across restarts; SQS given by the environment must have them already (the
+    bridge's log says which one is missing)."""
+    from ringlog.bridges.service import (
+        configured_bridges,
+        create_embedded_queues,
+        on_embedded_sqs,
+    )
+
+    bridges = configured_bridges(settings)
+    if bridges and on_embedded_sqs(settings):
+        asyncio.run(create_embedded_queues(settings))
+    return [bridge.describe() for bridge in bridges]
 
 
 def demo() -> None:

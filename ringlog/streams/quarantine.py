@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from ringlog.streams.producer import Headers, LogProducer, RecordPosition
@@ -21,12 +22,22 @@ def quarantine_headers(source: str, reason: str, received_at: datetime) -> Heade
 
 
 async def quarantine(
-    log: LogProducer, topic: str, *, source: str, raw: bytes, reason: str
+    log: LogProducer,
+    topic: str,
+    *,
+    source: str,
+    raw: bytes,
+    reason: str,
+    extra_headers: Sequence[tuple[str, bytes]] = (),
 ) -> RecordPosition:
-    """Append ``raw`` unchanged to ``topic`` keyed by ``source``, acknowledged like any event."""
+    """Append ``raw`` unchanged to ``topic`` keyed by ``source``, acknowledged like any event.
+
+    ``extra_headers`` add what the source knows of the input besides its bytes (an SQS
+    message's id and attributes), after the quarantine headers.
+    """
     return await log.append_raw(
         topic,
         raw,
         key=source.encode(),
-        headers=quarantine_headers(source, reason, datetime.now(UTC)),
+        headers=[*quarantine_headers(source, reason, datetime.now(UTC)), *extra_headers],
     )

@@ -63,12 +63,12 @@ def watch_exits(pids: set[int], timeout_s: float) -> dict[int, float]:
 
 
 def test_sigterm_stops_the_children_then_the_stack_within_10_s(run: Run) -> None:
-    """SIGTERM (what systemd and Docker send) stops the worker, projector and simulator, then
-    the stack `ringlog run` brought up, and `ringlog run` itself exits 0: nothing of its home
-    is left running 10 s after the signal."""
+    """SIGTERM (what systemd and Docker send) stops the worker, projector, simulator and SQS
+    bridges, then the stack `ringlog run` brought up, and `ringlog run` itself exits 0:
+    nothing of its home is left running 10 s after the signal."""
     run.wait_children_ready()
     children = run.children()
-    assert {"worker", "projector", "simulator"} <= children.keys(), run.output
+    assert {"worker", "projector", "simulator", "bridge"} <= children.keys(), run.output
     before = processes_of(run.home)
     stack = set(before) - set(children.values()) - {run.proc.pid}
     assert set(children.values()) <= set(before)
@@ -194,8 +194,9 @@ def test_sigkill_leaves_a_stack_started_by_dev_up_running(tmp_path: Path) -> Non
     run = Run(env)
     try:
         run.wait_running()
-        children = set(run.children().values())
-        assert len(children) == 3, run.output
+        named = run.children()
+        assert named.keys() == {"worker", "projector", "simulator", "bridge"}, run.output
+        children = set(named.values())
 
         run.proc.send_signal(signal.SIGKILL)
         run.proc.wait(timeout=5)

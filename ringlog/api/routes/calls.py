@@ -9,9 +9,8 @@ from fastapi import APIRouter, status
 from ringlog.api.appending import append_event
 from ringlog.api.deps import ApiKeyDep, ServicesDep
 from ringlog.api.idempotency import append_once, key_header, key_scope
+from ringlog.api.ingest import call_request_event
 from ringlog.api.models import CallAccepted, CallRequestIn, Problem
-from ringlog.schemas import CallRequested, Envelope, derived_event_id
-from ringlog.schemas.envelope import new_event_id
 
 router = APIRouter(prefix="/v1", tags=["calls"])
 
@@ -38,31 +37,20 @@ async def request_call(
     idempotency_key: IdempotencyKey = None,
 ) -> CallAccepted:
     """Append ``CallRequested``; answer 202 with the call ref only once it is durable."""
-    # with Idempotency-Key the event id and the call ref derive from the key; append_once
-    # keeps a retry from appending twice
+    # with Idempotency-Key the event id and the call ref derive from the key (the one rule,
+    # call_request_event); append_once keeps a retry from appending twice
     scope = key_scope(api_key)
-    event_id = (
-        None
-        if idempotency_key is None
-        else derived_event_id("call.requested", scope, idempotency_key)
-    )
-    call_ref = f"call_{(event_id or new_event_id()).hex}"
 
     async def append() -> str:
-        event = CallRequested(
-            call_ref=call_ref,
-            to_number=body.to_number,
-            from_number=body.from_number,
-            agent_id=body.agent_id or services.settings.retell.agent_id,
-            scheduled_at=body.scheduled_at,
-            patient_ref=body.patient_ref,
-            task_ref=body.task_ref,
-            metadata=body.metadata,
+        envelope = call_request_event(
+            body,
+            default_agent_id=services.settings.retell.agent_id,
+            source="api",
+            scope=scope,
             idempotency_key=idempotency_key,
         )
-        envelope = Envelope.new(event, source="api", correlation_id=call_ref, event_id=event_id)
         await append_event(services.log, services.metrics, envelope)
-        return call_ref
+        return envelope.key
 
     answer = await append_once(
         services.idempotency,

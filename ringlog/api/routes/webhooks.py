@@ -21,7 +21,12 @@ from redis.exceptions import RedisError
 
 from ringlog.api.appending import append_event, quarantine_input
 from ringlog.api.deps import Services, ServicesDep, services_of
-from ringlog.api.ingest import Rejected, parse_call_inbound, parse_retell_webhook
+from ringlog.api.ingest import (
+    Rejected,
+    parse_call_inbound,
+    parse_retell_webhook,
+    webhook_event,
+)
 from ringlog.api.models import Problem
 from ringlog.api.signature import HEADER, Verdict, verify
 from ringlog.calls.known import known_from_inbound, patient_number
@@ -92,9 +97,7 @@ async def retell_webhook(request: Request) -> Response:
     if isinstance(parsed, Rejected):
         raise await _reject(services, "retell-webhook", raw, parsed)
     payload = parsed.payload
-    envelope = Envelope.new(
-        payload, source="retell-webhook", correlation_id=payload.partition_key()
-    )
+    envelope = webhook_event(parsed, source="retell-webhook")
     await append_event(services.log, services.metrics, envelope, as_written=parsed.as_written)
     if isinstance(payload, RetellCallEnded):
         await _free_number(services, payload)
