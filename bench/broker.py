@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,10 +16,14 @@ from ringlog.config import HOME_ENV, PART_ENV_VARS, Settings
 
 @contextmanager
 def bench_settings() -> Iterator[Settings]:
-    """Yield settings for a broker: ``RINGLOG_KAFKA_BOOTSTRAP`` if set, else a fresh dev stack."""
+    """Yield settings for a broker: ``RINGLOG_KAFKA_BOOTSTRAP`` if set, else a fresh dev stack.
+
+    The private stack is stopped on the way out, SIGTERM included (turned into SystemExit
+    here, so ``timeout`` or a supervisor stopping the bench leaves no broker behind)."""
     if os.environ.get(PART_ENV_VARS["kafka"]):
         yield Settings.load()
         return
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(128 + signal.SIGTERM))
     with tempfile.TemporaryDirectory(prefix="ringlog-bench-") as tmp:
         home = Path(tmp)
         old = os.environ.get(HOME_ENV)
