@@ -67,7 +67,7 @@ from rich.table import Table
 from bench.broker import bench_settings
 from bench.outbound import percentile
 from bench.timing import Timed
-from ringlog import logs
+from ringlog import heap, logs
 from ringlog.api.app import create_app
 from ringlog.config import ApiSettings, RetellSettings, Settings
 from ringlog.devstack.parts import sql_answers
@@ -622,6 +622,10 @@ async def _run_size(
         )
     )
     refs, append_s = await append_history(settings, size)
+    # the runtime below runs in this process: give it the collector policy every ringlog
+    # process sets at start (``ringlog worker`` and ``projector`` call it), else the cyclic
+    # collector walks the history built above on every young collection of the fold
+    heap.settle()
     calls = sum((await end_offsets(settings.kafka, [settings.topic("calls")])).values())
     assert calls == size, (calls, size)
     say(f"N={size:,}: appended in {append_s:.1f} s ({size / append_s:,.0f} events/s on calls)")
