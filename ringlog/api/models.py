@@ -10,10 +10,16 @@ breaks. What breaks a rule is a 422 naming the field; nothing is cleaned silentl
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 from ringlog.schemas import PhoneNumber
 from ringlog.schemas.retell import CONTROL_CHARACTERS, MAX_REF_LENGTH, ref_problem
@@ -86,7 +92,11 @@ class CallRequestIn(BaseModel):
         description="Caller ID, E.164; a number on the Retell account."
     )
     agent_id: ShortText | None = Field(None, description="Retell agent; default from settings.")
-    scheduled_at: datetime | None = Field(None, description="Place the call at this time (UTC).")
+    scheduled_at: AwareDatetime | None = Field(
+        None,
+        description="Place the call at this time; ISO 8601 with a zone (a time without one "
+        "is refused: its instant is unknown).",
+    )
     patient_ref: ShortText | None = None
     task_ref: ShortText | None = None
     metadata: Annotated[dict[str, str], AfterValidator(_bounded_metadata)] = Field(
