@@ -288,12 +288,12 @@ async def _serve(
     for first in early:
         take(first)
     worker = asyncio.create_task(answer(), name=f"dialog {dialog.call_id}")
+    receiving: asyncio.Future[dict[str, Any] | None] | None = None
     try:
         while True:
             receiving = asyncio.ensure_future(_receive(websocket, limits))
             await asyncio.wait({receiving, worker}, return_when=asyncio.FIRST_COMPLETED)
             if worker.done():
-                receiving.cancel()
                 worker.result()  # a crash surfaces here
                 return  # the call ended: end_call sent and the socket closed
             frame = receiving.result()
@@ -304,9 +304,13 @@ async def _serve(
             else:
                 take(frame)
     finally:
-        worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
+        # a receive still under way when the call ended ends with the socket's close
+        # (WebSocketDisconnect, even once cancelled): collected here, not left for asyncio to
+        # report as an error; the worker's own failure has surfaced above
+        left = [task for task in (receiving, worker) if task is not None]
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
 
 
 async def _receive(websocket: WebSocket, limits: _Limits) -> dict[str, Any] | None:
