@@ -1,5 +1,9 @@
-# One image for every ringlog process: `docker run ringlog:local worker` (or api, projector,
-# bridge, topics ensure …). Configuration comes from the environment (deploy/ringlog.env.example).
+# One image for every ringlog process: the entrypoint is `ringlog`, the command picks the process.
+#   docker build -t ringlog:local .
+#   docker run --env-file deploy/ringlog.env -p 8000:8000 ringlog:local          # the API
+#   docker run --env-file deploy/ringlog.env ringlog:local worker               # or projector, bridge,
+#                                                                                # topics ensure, lag …
+# Configuration is the environment only (deploy/ringlog.env.example lists it).
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -8,6 +12,6 @@ RUN pip install --no-cache-dir . && useradd --system --home-dir /var/lib/ringlog
 USER ringlog
 ENV RINGLOG_HOME=/var/lib/ringlog RINGLOG_API_HOST=0.0.0.0
 EXPOSE 8000
-# exec form: the process gets SIGTERM itself and stops cleanly within 10 s
+# exec form: the process itself gets SIGTERM and stops cleanly within 10 s
 ENTRYPOINT ["ringlog"]
 CMD ["api"]
