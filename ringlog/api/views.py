@@ -9,18 +9,27 @@ answer from the view, saying which position the answer reflects (:class:`Coverag
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request
 
 from ringlog.calls.state import CallState
 from ringlog.config import Settings
+from ringlog.projections.base import Event
 from ringlog.sessions.state import SessionState
 from ringlog.streams.head import Coverage, LogHead, wait_covered
 from ringlog.streams.offsets import Position
 from ringlog.streams.producer import LogProducer
 from ringlog.tasks.index import TaskIndex
+from ringlog.views.history import (
+    call_state_at,
+    check_instant,
+    log_start,
+    timeline_events,
+    timeline_order,
+)
 from ringlog.views.store import SESSIONS_VIEW, TIMELINE_VIEW, ViewStore
 from ringlog.worker.views import WorkerViews
 
@@ -37,6 +46,8 @@ class Views:
     store: ViewStore
     head: LogHead
     tasks: TaskIndex
+    #: where the log of some topics starts (its first record), once known: it never moves
+    starts: dict[tuple[str, ...], datetime] = field(default_factory=dict)
 
     @classmethod
     def open(cls, settings: Settings, producer: LogProducer | None = None) -> Views:
@@ -59,6 +70,36 @@ class Views:
             worker.load_checkpoint, call_ref, (worker.calls_topic, worker.abt_topic)
         )
         return await worker.call(call_ref), coverage
+
+    async def call_at(
+        self, call_ref: str, at: datetime, *, now: datetime | None = None
+    ) -> tuple[CallState | None, Coverage]:
+        """The call's state at the instant ``at``: its events on ``calls`` and ``abt``
+        recorded by then, from the timeline view, folded as the worker folds them
+        (:mod:`ringlog.views.history`). Refuses (:class:`~ringlog.views.history.InstantRefused`)
+        an instant before the log's start or after ``now``."""
+        calls, abt = self.worker.calls_topic, self.worker.abt_topic
+        check_instant(at, start=await self.start_of((calls,)), now=now or datetime.now(UTC))
+        coverage = await self._covered(self._checkpoint(TIMELINE_VIEW), call_ref, (calls, abt))
+        rows = await self.store.call_rows(call_ref, (calls, abt))
+        return call_state_at(timeline_events(rows), at, topics=(calls, abt)), coverage
+
+    async def start_of(self, topics: tuple[str, ...]) -> datetime | None:
+        """Where the log of ``topics`` starts (read once, then remembered)."""
+        if topics not in self.starts:
+            start = await log_start(self.settings.kafka, topics)
+            if start is None:
+                return None  # nothing yet: asked again next time
+            self.starts[topics] = start
+        return self.starts[topics]
+
+    async def timeline_events(self, call_ref: str) -> tuple[list[Event], Coverage]:
+        """The call's events on ``calls``, ``dialog`` and ``abt`` at their positions on the
+        log, in the order recorded (as :meth:`timeline` lists them)."""
+        topics = tuple(self.settings.topic(t) for t in ("calls", "dialog", "abt"))
+        coverage = await self._covered(self._checkpoint(TIMELINE_VIEW), call_ref, topics)
+        rows = await self.store.call_rows(call_ref, topics)
+        return timeline_order(timeline_events(rows)), coverage
 
     async def timeline(self, call_ref: str) -> tuple[list[dict[str, Any]], Coverage]:
         """The call's events on ``calls``, ``dialog`` and ``abt``, in the order recorded."""

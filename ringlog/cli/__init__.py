@@ -63,6 +63,21 @@ COMMANDS: tuple[Lazy, ...] = (
     Lazy("dev", "ringlog.cli.dev:app", "The embedded stack: broker, Redis, warehouse, SQS, CRM."),
     Lazy("schemas", "ringlog.cli.schemas:app", "JSON Schema snapshots of the event contract."),
     Lazy("rebuild", "ringlog.cli.rebuild:app", "Rebuild projections from the log."),
+    Lazy(
+        "call",
+        "ringlog.cli.call:app",
+        "A call's state, now or at a past instant (--at), and its timeline.",
+    ),
+    Lazy(
+        "session",
+        "ringlog.cli.session:app",
+        "A number's session, now or at a past instant (--at).",
+    ),
+    Lazy(
+        "deadletter",
+        "ringlog.cli.deadletter:app",
+        "List the records processors parked on the dead-letter topic; re-drive them once.",
+    ),
 )
 
 

@@ -1,4 +1,9 @@
-"""``ringlog rebuild``: throw a projection away and rebuild it from the log."""
+"""``ringlog rebuild``: throw a projection away and rebuild it from the log.
+
+A rebuild starts at the log's start, so it meets each dead-lettered record itself: it applies
+it (or parks it again, if it still fails) and skips the copies ``ringlog deadletter replay``
+re-drove, which would apply it a second time.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ def _rebuild_view(view: str, timeout_s: float) -> int:
     store = ViewStore.open(settings.crm.url)
     try:
         suffix = f"-rebuild-{secrets.token_hex(4)}"
-        (runner,) = view_runners(settings, store, [view], group_suffix=suffix)
+        (runner,) = view_runners(settings, store, [view], group_suffix=suffix, redriven=False)
         store.reset(view, runner.projection.topics)
         asyncio.run(runner.run_until_caught_up(timeout_s))
         return sum(runner.checkpoint.values())
@@ -66,7 +71,8 @@ def crm(
     try:
         store.reset()
         group = f"{default_group_id(settings)}-rebuild-{secrets.token_hex(4)}"
-        asyncio.run(crm_runner(settings, store, group_id=group).run_until_caught_up(timeout_s))
+        runner = crm_runner(settings, store, group_id=group, redriven=False)
+        asyncio.run(runner.run_until_caught_up(timeout_s))
         counts = {table: len(rows) for table, rows in store.snapshot().items()}
     finally:
         store.close()

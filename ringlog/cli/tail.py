@@ -236,10 +236,18 @@ def line(record: LogRecord, *, prefix: str, personal: bool = False) -> str:
     else:
         when, kind, key = envelope.recorded_at, envelope.type, envelope.key
         fields = [*extra, *payload_fields(envelope, personal=personal)]
+    text = summary(fields)
+    return f"{stamp(when)}  {where:<16} {kind:<26} {mask_phone(key)}  {text}".rstrip()
+
+
+def summary(fields: Iterable[tuple[str, Any]]) -> str:
+    """``name=value`` pairs, phone numbers masked, cut at :data:`SUMMARY_CHARS`."""
+    from ringlog.logs import mask_phone
+
     text = mask_phone(" ".join(f"{name}={_value(value)}" for name, value in fields))
     if len(text) > SUMMARY_CHARS:
         text = text[: SUMMARY_CHARS - 1] + "…"
-    return f"{_time(when)}  {where:<16} {kind:<26} {mask_phone(key)}  {text}".rstrip()
+    return text
 
 
 def payload_fields(envelope: Envelope, *, personal: bool = False) -> list[tuple[str, Any]]:
@@ -296,7 +304,8 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _time(when: datetime) -> str:
+def stamp(when: datetime) -> str:
+    """``when`` in UTC to the millisecond, as every line of the engineer's tools shows it."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 

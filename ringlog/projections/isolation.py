@@ -15,6 +15,11 @@
   headers) and its position is checkpointed, every other record is applied with its position,
   and the partition moves on. A batch without a bad record costs nothing more; one bad record
   among *n* costs about 2·log2(*n*) extra transactions.
+* A re-driven copy of a dead letter (``ringlog deadletter replay``) names the one processor it
+  is for: every other projection skips it like a type it does not read (checkpointed, not
+  applied), since it applied the original (:func:`~ringlog.streams.deadletter.meant_for`).
+  A rebuild from the log's start (``redriven=False``) skips every copy: it meets the original
+  first, and applies it — or parks it again, if it still fails.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from ringlog.projections.metrics import ProjectionMetrics
 from ringlog.projections.prepared import event_type
 from ringlog.projections.retrying import describe, is_transient
 from ringlog.streams.consumer import LogRecord, next_offsets
-from ringlog.streams.deadletter import dead_letter
+from ringlog.streams.deadletter import dead_letter, meant_for, processor_of, redriven_for
 from ringlog.streams.offsets import Position
 from ringlog.streams.producer import LogProducer
 
@@ -74,8 +79,10 @@ class Isolation(Generic[OpT]):
         data_attempts: int,
         retrying: Retrying,
         applied: Applied,
+        redriven: bool = True,
     ) -> None:
         self._runner = runner
+        self._redriven = redriven
         self._kafka = kafka
         self._deadletter_topic = deadletter_topic
         self._producer = producer
@@ -97,7 +104,7 @@ class Isolation(Generic[OpT]):
         poison: list[tuple[LogRecord, str]] = []
         events: list[Event] = []
         for record in records:
-            if not self._runner.projection.reads(event_type(record)):
+            if not self._handles(record):
                 continue
             if record.error is not None:
                 poison.append((record, f"{type(record.error).__name__}: {record.error}"))
@@ -178,13 +185,23 @@ class Isolation(Generic[OpT]):
         """``record``'s operations, projected on their own: none when the projection does not
         read it, it did not decode, or its projection raises (then it was dead-lettered when
         its batch was prepared)."""
-        if record.envelope is None or not self._runner.projection.reads(record.envelope.type):
+        if record.envelope is None or not self._handles(record):
             return []
         event = Event(record.topic, record.partition, record.offset, record.envelope)
         try:
             return self._runner.projection.project([event])
         except Exception:  # noqa: BLE001 - poison, already dead-lettered by project
             return []
+
+    def _handles(self, record: LogRecord) -> bool:
+        """Whether ``record`` is the projection's: of a type it reads, and not a re-driven
+        copy meant for another processor (nor, unless ``redriven``, one meant for it)."""
+        projection = self._runner.projection
+        if not projection.reads(event_type(record)):
+            return False
+        if self._redriven:
+            return meant_for(record.headers, projection.name)
+        return not redriven_for(record.headers)
 
     async def dead_letter(self, record: LogRecord, error: str) -> None:
         """Append ``record`` to the dead-letter topic with ``error`` (once; callers retry)."""
@@ -199,7 +216,7 @@ class Isolation(Generic[OpT]):
         await dead_letter(
             self._producer,
             self._deadletter_topic,
-            processor=f"projection:{self._runner.projection.name}",
+            processor=processor_of(self._runner.projection.name),
             error=error,
             topic=record.topic,
             partition=record.partition,

@@ -59,7 +59,9 @@ class ProjectionRunner(Ownership, Generic[OpT]):
     """Runs one projection against one target as a member of consumer group ``group_id``.
 
     :meth:`run` loops until ``stop`` is set; :meth:`caught_up` waits until the target has
-    applied everything on the log at the time of the call. Subclasses may override
+    applied everything on the log at the time of the call. ``redriven=False`` (a rebuild from
+    the log's start) skips the re-driven copies of dead letters meant for this projection too:
+    it applies their originals instead (:mod:`.isolation`). Subclasses may override
     :meth:`on_applied` (called between the target commit and the Kafka commit), and the
     hooks of :class:`~.ownership.Ownership` (which partitions it holds).
     """
@@ -79,6 +81,7 @@ class ProjectionRunner(Ownership, Generic[OpT]):
         max_pending: int | None = None,
         poll_timeout_ms: int = 500,
         lag_interval_s: float = 5.0,
+        redriven: bool = True,
     ) -> None:
         super().__init__()
         self.projection = projection
@@ -102,6 +105,7 @@ class ProjectionRunner(Ownership, Generic[OpT]):
             data_attempts=self._retry.data_attempts,
             retrying=self._retrying,
             applied=self._applied,
+            redriven=redriven,
         )
 
     # -- the loop ---------------------------------------------------------------------------

@@ -2,10 +2,16 @@
 
 The record's value and key are the original bytes; headers say where it came from (topic,
 partition, offset), which processor gave up, and why. Later events keep flowing.
+
+A parked record is re-driven (``ringlog deadletter replay``, :mod:`ringlog.streams.redrive`) by
+appending a *copy* of it to its source partition that names, in :data:`HEADER_REDRIVE_FOR`,
+the one processor it is for: every other processor reading that topic skips it
+(:func:`meant_for`), since it had applied the original already.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from ringlog.streams.producer import Headers, LogProducer, RecordPosition
@@ -14,6 +20,31 @@ HEADER_ERROR = "ringlog-deadletter-error"
 HEADER_PROCESSOR = "ringlog-deadletter-processor"
 HEADER_ORIGIN = "ringlog-deadletter-origin"
 HEADER_FAILED_AT = "ringlog-deadletter-failed-at"
+#: On a re-driven copy: the one processor that applies it (``projection:crm``).
+HEADER_REDRIVE_FOR = "ringlog-redrive-for"
+#: On a re-driven copy and on the markers of a replay: the dead letter it re-drives
+#: (``topic/partition/offset`` on the dead-letter topic).
+HEADER_REDRIVE_OF = "ringlog-redrive-of"
+
+
+def processor_of(projection: str) -> str:
+    """The processor name a projection's dead letters carry (``projection:crm``)."""
+    return f"projection:{projection}"
+
+
+def redriven_for(headers: Sequence[tuple[str, bytes]]) -> str | None:
+    """The processor a re-driven copy is for (``None``: the record is not a copy)."""
+    for name, value in headers:
+        if name == HEADER_REDRIVE_FOR:
+            return value.decode(errors="replace")
+    return None
+
+
+def meant_for(headers: Sequence[tuple[str, bytes]], projection: str) -> bool:
+    """Whether a record is ``projection``'s to apply: every record is, except a re-driven copy
+    naming another processor (:data:`HEADER_REDRIVE_FOR`)."""
+    target = redriven_for(headers)
+    return target is None or target == processor_of(projection)
 
 
 def deadletter_headers(

@@ -94,10 +94,10 @@ class LogProducer(AsyncService):
             self._started = True
 
     async def stop(self) -> None:
-        """Flush what is pending and disconnect."""
-        if self._started:
-            self._started = False
-            await self._producer.stop()
+        """Flush what is pending and disconnect; a producer that never connected (no append
+        was made) is closed too, so nothing reports it as left open."""
+        self._started = False
+        await self._producer.stop()
 
     def topic_for(self, envelope: Envelope) -> str:
         """Return the physical topic an envelope belongs on (prefix + its family's topic)."""
@@ -144,16 +144,27 @@ class LogProducer(AsyncService):
         return [RecordPosition(m.topic, m.partition, m.offset) for m in metadata]
 
     async def append_raw(
-        self, topic: str, value: bytes, *, key: bytes | None, headers: Headers | None = None
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None,
+        headers: Headers | None = None,
+        partition: int | None = None,
     ) -> RecordPosition:
-        """Append bytes as given (quarantine, dead-letter); same acknowledgement guarantees."""
+        """Append bytes as given (quarantine, dead-letter); same acknowledgement guarantees.
+
+        ``partition`` places the record there instead of the key's partition (a re-driven
+        dead letter goes back where it was read)."""
         if not self._started:
             await self.start()
 
         try:
             # the producer's own timeout fires first; this is the backstop
             async with asyncio.timeout(self._kafka.append_timeout_s + _GRACE_S):
-                future = await self._producer.send(topic, value, key=key, headers=headers or [])
+                future = await self._producer.send(
+                    topic, value, key=key, headers=headers or [], partition=partition
+                )
                 meta = await future
         except (KafkaError, TimeoutError) as exc:
             raise BrokerUnavailable(self._kafka.bootstrap, str(exc) or type(exc).__name__) from exc

@@ -59,8 +59,10 @@ def view_runners(
     *,
     registry: CollectorRegistry | None = None,
     group_suffix: str = "",
+    redriven: bool = True,
 ) -> list[ProjectionRunner[TimelineRow] | ProjectionRunner[Event]]:
-    """One runner per view named in ``views``, each in its own consumer group."""
+    """One runner per view named in ``views``, each in its own consumer group (``redriven``:
+    see :class:`~ringlog.projections.runner.ProjectionRunner`)."""
     metrics = ProjectionMetrics.shared(registry)
     deadletter = settings.topic("deadletter")
     built: list[ProjectionRunner[TimelineRow] | ProjectionRunner[Event]] = []
@@ -78,6 +80,7 @@ def view_runners(
                     group_id=view_group_id(settings, projection.name) + group_suffix,
                     deadletter_topic=deadletter,
                     metrics=metrics,
+                    redriven=redriven,
                 )
             )
     return built

@@ -165,6 +165,11 @@ class ViewStore:
         """The call's events on ``topics`` (JSON objects as recorded), in the order recorded."""
         return await asyncio.to_thread(self._timeline, call_ref, topics)
 
+    async def call_rows(self, call_ref: str, topics: Sequence[str]) -> list[TimelineRow]:
+        """The call's rows on ``topics`` with their positions, in log order per partition
+        (time travel folds them: :mod:`ringlog.views.history`)."""
+        return await asyncio.to_thread(self._call_rows, call_ref, topics)
+
     async def session(self, phone: str, topic: str) -> SessionState | None:
         """The number's current session folded from ``topic`` (open or not), or None if it
         never had one."""
@@ -182,6 +187,16 @@ class ViewStore:
         )
         with self.engine.connect() as connection:
             return [orjson.loads(event) for (event,) in connection.execute(query)]
+
+    def _call_rows(self, call_ref: str, topics: Sequence[str]) -> list[TimelineRow]:
+        t = TIMELINE.c
+        query = (
+            select(t.topic, t.partition, t.offset, t.call_ref, t.recorded_at, t.event_id, t.event)
+            .where(t.call_ref == call_ref, t.topic.in_(topics))
+            .order_by(t.topic, t.partition, t.offset)
+        )
+        with self.engine.connect() as connection:
+            return [TimelineRow(*row) for row in connection.execute(query)]
 
     def _session(self, phone: str, topic: str) -> SessionState | None:
         with self.engine.connect() as connection:

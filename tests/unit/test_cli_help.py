@@ -56,7 +56,9 @@ def test_top_level_help_imports_nothing_heavy() -> None:
     assert not modules & (HEAVY | {"pydantic"})
 
 
-@pytest.mark.parametrize("command", ["dev", "topics", "tail", "lag", "sql"])
+@pytest.mark.parametrize(
+    "command", ["dev", "topics", "tail", "lag", "sql", "deadletter", "call", "session"]
+)
 def test_a_command_help_imports_no_client(command: str) -> None:
     """A command's own help imports its module, but not the clients it uses when it runs
     (Typer itself needs pydantic to read the options)."""

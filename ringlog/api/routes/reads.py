@@ -6,19 +6,25 @@ the log's end on the key's partitions, so a read made after a write's 2xx sees i
 ``X-Ringlog-Position`` names the position the answer reflects (``topic/partition:next_offset``)
 and ``X-Ringlog-Behind: true`` says the view had not caught up in time (a key not found in a
 view that is behind is a 503, not a 404: the view may not have reached it yet).
+
+``GET /v1/calls/{call_ref}?at=…`` travels in time: the call's state at that instant, folded
+from its events recorded by then (read from the timeline view: :mod:`ringlog.views.history`),
+in the same shape; an instant that is not a datetime, is before the log's start or is in the
+future is a 422 saying which.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Request, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 
 from ringlog.api.deps import ApiKeyDep
 from ringlog.api.models import Problem
 from ringlog.api.views import views_of
 from ringlog.errors import RetryableError
 from ringlog.streams.head import Coverage
+from ringlog.views.history import InstantRefused, parse_instant, shown
 
 router = APIRouter(prefix="/v1", tags=["reads"])
 
@@ -30,6 +36,15 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 Phone = Annotated[str, Path(pattern=r"^\+[1-9]\d{6,14}$", description="E.164 number")]
 CallRef = Annotated[str, Path(min_length=1, max_length=200)]
+At = Annotated[
+    str | None,
+    Query(
+        description="An instant (ISO-8601; UTC when it has no offset): the state then, folded "
+        "from the events recorded up to it.",
+        examples=["2026-12-01T10:00:00Z"],
+        max_length=64,
+    ),
+]
 
 
 @router.get("/sessions/{phone}", responses=_ERRORS)
@@ -45,15 +60,38 @@ async def get_session(
     return state.to_json()
 
 
-@router.get("/calls/{call_ref}", responses=_ERRORS)
+@router.get(
+    "/calls/{call_ref}",
+    responses={
+        **_ERRORS,
+        422: {
+            "description": "``at`` is not a datetime, is before the log's start or in the future"
+        },
+    },
+)
 async def get_call(
-    call_ref: CallRef, request: Request, response: Response, _key: ApiKeyDep
+    call_ref: CallRef,
+    request: Request,
+    response: Response,
+    _key: ApiKeyDep,
+    at: At = None,
 ) -> dict[str, Any]:
-    """The call's state (its events on ``calls`` and ``abt`` folded by the worker)."""
-    state, coverage = await views_of(request).call(call_ref)
+    """The call's state (its events on ``calls`` and ``abt`` folded by the worker); with
+    ``at``, its state at that instant (the same fold over its events recorded by then)."""
+    views = views_of(request)
+    when = ""
+    if at is None:
+        state, coverage = await views.call(call_ref)
+    else:
+        try:
+            instant = parse_instant(at)
+            state, coverage = await views.call_at(call_ref, instant)
+        except InstantRefused as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+        when = f" at {shown(instant)}"
     headers = _position(coverage, found=state is not None)
     if state is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {call_ref}", headers=headers)
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {call_ref}{when}", headers=headers)
     response.headers.update(headers)
     body: dict[str, Any] = state.model_dump(mode="json")
     return body

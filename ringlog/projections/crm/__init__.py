@@ -47,8 +47,10 @@ def crm_runner(
     group_id: str | None = None,
     registry: CollectorRegistry | None = None,
     retry: RetryPolicy | None = None,
+    redriven: bool = True,
 ) -> ProjectionRunner[Upsert]:
-    """A runner applying the CRM projection to ``store``; metrics go to ``registry``."""
+    """A runner applying the CRM projection to ``store``; metrics go to ``registry``
+    (``redriven``: see :class:`~ringlog.projections.runner.ProjectionRunner`)."""
     return ProjectionRunner(
         settings.kafka,
         crm_projection(settings),
@@ -57,6 +59,7 @@ def crm_runner(
         deadletter_topic=settings.topic("deadletter"),
         metrics=ProjectionMetrics.shared(registry),
         retry=retry,
+        redriven=redriven,
     )
 
 
