@@ -29,11 +29,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from typing import ClassVar
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter
 
+from ringlog.bridges.failures import describe
 from ringlog.bridges.kinds import InboundKind
 from ringlog.bridges.messages import (
     Append,
@@ -44,9 +44,10 @@ from ringlog.bridges.messages import (
     body_limit,
     decide,
 )
-from ringlog.bridges.sqs import SqsQueue, describe
+from ringlog.bridges.sqs import SqsQueue
 from ringlog.bridges.together import run_together
 from ringlog.config import Settings
+from ringlog.projections.metrics import RegistryMetrics
 from ringlog.schemas import encode, headers
 from ringlog.streams.producer import LogProducer
 from ringlog.streams.quarantine import quarantine
@@ -54,25 +55,13 @@ from ringlog.streams.quarantine import quarantine
 log = structlog.get_logger("ringlog.bridges")
 
 
-class BridgeMetrics:
+class BridgeMetrics(RegistryMetrics):
     """``ringlog_bridge_messages_total{queue,outcome}``: messages bridged in, by outcome
     (``appended``, ``quarantined``, ``refused``, ``failed``: the append failed and the message
     was handed back; ``deleted``)."""
 
-    _by_registry: ClassVar[dict[int, BridgeMetrics]] = {}
-
-    @classmethod
-    def shared(cls, registry: CollectorRegistry | None) -> BridgeMetrics:
-        """The metrics of ``registry``, made once per registry (a fresh one when None)."""
-        if registry is None:
-            return cls()
-        found = cls._by_registry.get(id(registry))
-        if found is None or found.registry is not registry:
-            found = cls._by_registry[id(registry)] = cls(registry)
-        return found
-
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
+        super().__init__(registry)
         self.messages = Counter(
             "ringlog_bridge_messages",
             "SQS messages bridged in, by outcome.",
@@ -125,7 +114,7 @@ class InboundBridge:
         come back after their visibility timeout, or at once if SQS answers in time).
 
         Raises :class:`~ringlog.errors.ConfigurationError` when the queue goes away, and
-        :class:`~ringlog.bridges.sqs.SqsError` when SQS refuses a receive."""
+        :class:`~ringlog.bridges.failures.SqsError` when SQS refuses a receive."""
         log.info(
             "bridge in started",
             queue=self.queue.name,

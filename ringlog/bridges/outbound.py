@@ -45,7 +45,8 @@ from ringlog.bridges.entries import (
     send_batches,
     still_to_send,
 )
-from ringlog.bridges.sqs import SqsQueue, describe
+from ringlog.bridges.failures import describe
+from ringlog.bridges.sqs import SqsQueue
 from ringlog.config import Settings
 from ringlog.errors import RetryableError
 from ringlog.projections.base import Event, Projection, RetryPolicy, Target

@@ -5,17 +5,17 @@ daemon thread of its own, so a stop does not wait up to a poll's 20 s for it (no
 interpreter at exit); messages a receive abandoned that way are made visible again if the poll
 returns while the process lives, else after their visibility timeout — never lost.
 
-Failures are sorted once (:func:`is_transient`): the network, throttling and SQS's own 5xx are
-retried with backoff (tenacity, on top of botocore's own few retries); a queue that does not
-exist, refused credentials or a refused request are not. Credentials come from the settings
-or boto3's standard chain and are never logged (errors are described by code and message).
+Failures are sorted once (:mod:`ringlog.bridges.failures`): the network, throttling and
+SQS's own 5xx are retried with backoff (tenacity, on top of botocore's own few retries); a
+queue that does not exist, refused credentials or a refused request are not. Credentials come
+from the settings or boto3's standard chain and are never logged (errors are described by
+code and message).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,8 +27,6 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionError,
-    HTTPClientError,
     NoCredentialsError,
     PartialCredentialsError,
 )
@@ -42,9 +40,10 @@ from tenacity import (
 )
 
 from ringlog.bridges.entries import Offset, OutboundEntry
+from ringlog.bridges.failures import SqsError, describe, is_missing_queue, is_transient
 from ringlog.bridges.messages import SqsMessage
 from ringlog.config import SqsSettings
-from ringlog.errors import ConfigurationError, RetryableError, RinglogError
+from ringlog.errors import ConfigurationError, RinglogError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -54,68 +53,9 @@ log = structlog.get_logger("ringlog.bridges")
 
 T = TypeVar("T")
 
-#: Error codes of a queue that does not exist (JSON protocol, query protocol).
-_MISSING = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
-#: Error codes that mean "later": throttling and SQS being unavailable.
-_THROTTLED = frozenset(
-    {
-        "RequestThrottled",
-        "ThrottlingException",
-        "Throttling",
-        "ServiceUnavailable",
-        "InternalError",
-        "KmsThrottled",
-        "AWS.SimpleQueueService.RequestThrottled",
-    }
-)
-#: An AWS access key id (long-term ``AKIA…``, temporary ``ASIA…``) in a message.
-_ACCESS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA)[A-Z0-9]{12,}\b")
 #: Attempts of a delete or a visibility change before its failure is only logged (the
 #: messages then come back after their visibility timeout and are deduplicated downstream).
 _HOUSEKEEPING_ATTEMPTS = 5
-
-
-class SqsError(RinglogError):
-    """SQS refused a request in a way retrying cannot fix (access denied, a bad request)."""
-
-
-def describe(exc: BaseException) -> str:
-    """An SQS failure in one line: the error code and SQS's message (never the request, its
-    headers or its signature); anything shaped like an AWS access key id is masked."""
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        text = f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
-    else:
-        text = f"{type(exc).__name__}: {exc}"
-    return _ACCESS_KEY_ID.sub(lambda m: m.group(0)[:4] + "…", text)
-
-
-def error_code(exc: BaseException) -> str:
-    """The error code of a ``ClientError`` (``""`` for anything else)."""
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def is_missing_queue(exc: BaseException) -> bool:
-    """Whether ``exc`` says the queue does not exist."""
-    if not isinstance(exc, ClientError):
-        return False
-    error = exc.response.get("Error", {})
-    codes = {error.get("Code"), cast(dict[str, Any], error).get("QueryErrorCode")}
-    return bool(codes & _MISSING)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether retrying ``exc`` later may succeed: the connection, a timeout, throttling, 5xx."""
-    if isinstance(exc, RetryableError):
-        return True
-    if isinstance(exc, ConnectionError | HTTPClientError | TimeoutError | OSError):
-        return True
-    if isinstance(exc, ClientError):
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return status >= 500 or error_code(exc) in _THROTTLED
-    return False
 
 
 def make_client(sqs: SqsSettings) -> SQSClient:

@@ -2,29 +2,39 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
-class ProjectionMetrics:
-    """Lag per partition and records applied, in ``registry`` (a fresh one by default)."""
+class RegistryMetrics:
+    """Metrics made once per registry: :meth:`shared` gives every user of a registry in one
+    process the same instance (Prometheus refuses a metric registered twice)."""
 
-    _by_registry: ClassVar[dict[int, ProjectionMetrics]] = {}
+    _by_registry: ClassVar[dict[tuple[type[RegistryMetrics], int], RegistryMetrics]] = {}
 
     @classmethod
-    def shared(cls, registry: CollectorRegistry | None) -> ProjectionMetrics:
-        """The metrics of ``registry``, made once, so several projections in one process
-        report to one registry (labelled by projection); a fresh registry when None."""
+    def shared(cls, registry: CollectorRegistry | None) -> Self:
+        """The metrics of ``registry``, made once; a fresh registry when None."""
         if registry is None:
             return cls()
-        found = cls._by_registry.get(id(registry))
-        if found is None or found.registry is not registry:
-            found = cls._by_registry[id(registry)] = cls(registry)
+        key = (cls, id(registry))
+        found = cls._by_registry.get(key)
+        if not isinstance(found, cls) or found.registry is not registry:
+            found = cls(registry)
+            cls._by_registry[key] = found
         return found
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+
+
+class ProjectionMetrics(RegistryMetrics):
+    """Lag per partition and records applied, in ``registry`` (a fresh one by default);
+    shared by the projections of one process (labelled by projection)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        super().__init__(registry)
         self.lag = Gauge(
             "ringlog_projection_lag",
             "Records on the log not yet applied to the projection's target.",

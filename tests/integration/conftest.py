@@ -12,7 +12,9 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
 from ringlog import devstack
 from ringlog.config import HOME_ENV, Settings
@@ -56,3 +58,22 @@ async def topics(settings: Settings) -> AsyncIterator[Settings]:
     await ensure_topics(settings.kafka, TOPICS)
     yield settings
     await delete_topics(settings.kafka, [settings.topic(t.name) for t in TOPICS])
+
+
+@pytest.fixture(name="app")
+async def _app(topics: Settings) -> AsyncIterator[FastAPI]:
+    """The API on this test's topics (API and Retell keys of the tests), its lifespan run."""
+    from ringlog.api.app import create_app
+    from tests.integration.test_api_ingest import api_settings
+
+    app = create_app(api_settings(topics))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture(name="client")
+async def _client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client calling ``app`` in process (no socket)."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ringlog") as client:
+        yield client

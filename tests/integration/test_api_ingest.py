@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import httpx
 import orjson
 import pytest
-from fastapi import FastAPI
 
 from ringlog.api.app import create_app
 from ringlog.api.signature import sign
@@ -34,20 +32,6 @@ def api_settings(settings: Settings) -> Settings:
             "api": ApiSettings(keys=(API_KEY,), max_body_bytes=64_000),
         }
     )
-
-
-@pytest.fixture(name="app")
-async def _app(topics: Settings) -> AsyncIterator[FastAPI]:
-    app = create_app(api_settings(topics))
-    async with app.router.lifespan_context(app):
-        yield app
-
-
-@pytest.fixture(name="client")
-async def _client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://ringlog") as client:
-        yield client
 
 
 def signed(body: bytes, *, key: str = RETELL_KEY, skew_s: int = 0) -> dict[str, str]:

@@ -54,13 +54,6 @@ async def _app(topics: Settings) -> AsyncIterator[FastAPI]:
         yield app
 
 
-@pytest.fixture(name="client")
-async def _client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://ringlog") as client:
-        yield client
-
-
 async def task_records(settings: Settings) -> list[LogRecord]:
     """Every record on this test's ``tasks`` topic."""
     return await records(settings.kafka, settings.topic("tasks"))

@@ -11,39 +11,22 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
-from fastapi import FastAPI
 
-from ringlog.api.app import create_app
 from ringlog.config import Settings
 from ringlog.schemas import CallDispatched, CallRequested, Envelope
 from ringlog.schemas.sessions import SessionStarted
 from ringlog.streams.producer import LogProducer
-from tests.integration.test_api_ingest import AUTH, api_settings
+from tests.integration.test_api_ingest import AUTH
 from tests.support.logread import eventually
 from tests.support.worker_runtime import folding_worker, keeping_views
 
 pytestmark = pytest.mark.integration
 
 BODY = {"to_number": "+14155550123", "from_number": "+14155559876"}
-
-
-@pytest.fixture(name="app")
-async def _app(topics: Settings) -> AsyncIterator[FastAPI]:
-    app = create_app(api_settings(topics))
-    async with app.router.lifespan_context(app):
-        yield app
-
-
-@pytest.fixture(name="client")
-async def _client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://ringlog") as client:
-        yield client
 
 
 async def backlog(settings: Settings, count: int) -> None:

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from ringlog.api.app import create_app
 from ringlog.config import Settings
 from ringlog.logs import mask_phone
 from ringlog.schemas import (
@@ -34,7 +31,7 @@ from ringlog.schemas import (
 )
 from ringlog.schemas.base import EventModel
 from ringlog.streams.producer import LogProducer
-from tests.integration.test_api_ingest import AUTH, api_settings
+from tests.integration.test_api_ingest import AUTH
 from tests.integration.test_cli_tools import cli
 from tests.support.examples import CLINIC, PHONE, RETELL_ID
 from tests.support.logread import eventually
@@ -45,20 +42,6 @@ pytestmark = pytest.mark.integration
 MASKED = "+14*******23"
 #: The gap between an append and the instants taken around it (timestamps are milliseconds).
 GAP_S = 0.05
-
-
-@pytest.fixture(name="app")
-async def _app(topics: Settings) -> AsyncIterator[FastAPI]:
-    app = create_app(api_settings(topics))
-    async with app.router.lifespan_context(app):
-        yield app
-
-
-@pytest.fixture(name="client")
-async def _client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://ringlog") as client:
-        yield client
 
 
 def now() -> datetime:

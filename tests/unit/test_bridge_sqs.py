@@ -13,15 +13,8 @@ from botocore.exceptions import (
 )
 from pydantic import SecretStr
 
-from ringlog.bridges.sqs import (
-    describe,
-    is_fifo,
-    is_missing_queue,
-    is_transient,
-    is_url,
-    make_client,
-    queue_name_of,
-)
+from ringlog.bridges.failures import describe, is_missing_queue, is_transient
+from ringlog.bridges.sqs import is_fifo, is_url, make_client, queue_name_of
 from ringlog.config import SqsSettings
 from ringlog.errors import BrokerUnavailable, ConfigurationError
 
