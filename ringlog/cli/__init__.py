@@ -62,7 +62,16 @@ COMMANDS: tuple[Lazy, ...] = (
     Lazy("topics", "ringlog.cli.topics:app", "Create, check and list the declared topics."),
     Lazy("dev", "ringlog.cli.dev:app", "The embedded stack: broker, Redis, warehouse, SQS, CRM."),
     Lazy("schemas", "ringlog.cli.schemas:app", "JSON Schema snapshots of the event contract."),
-    Lazy("rebuild", "ringlog.cli.rebuild:app", "Rebuild projections from the log."),
+    Lazy(
+        "rebuild",
+        "ringlog.cli.rebuild:rebuild",
+        "Rebuild a projection from the log, blue/green; --verify diffs it against a fresh fold.",
+    ),
+    Lazy(
+        "replay",
+        "ringlog.cli.replay:replay",
+        "Rewind a stopped processor to the log's start or an instant; it folds what follows again.",
+    ),
     Lazy(
         "call",
         "ringlog.cli.call:app",

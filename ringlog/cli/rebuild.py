@@ -1,4 +1,12 @@
-"""``ringlog rebuild``: throw a projection away and rebuild it from the log.
+"""``ringlog rebuild PROJECTION [--verify]``: rebuild a projection from the log, blue/green.
+
+The new version is folded into a shadow of the database by the live folds, caught up to the
+live head, then swapped in for readers in one transaction; the live projection (and a
+projector running on it) carries on meanwhile, and an interrupted rebuild leaves it untouched
+(:mod:`ringlog.projections.rebuilds`). ``--verify`` folds a shadow to the live projection's
+position and prints every row that differs, changing nothing: none when the code that built
+the live projection is the code running now. The warehouse is rebuilt differently (see the
+README: ``ringlog sql`` and a fresh database).
 
 A rebuild starts at the log's start, so it meets each dead-lettered record itself: it applies
 it (or parks it again, if it still fails) and skips the copies ``ringlog deadletter replay``
@@ -8,72 +16,50 @@ re-drove, which would apply it a second time.
 from __future__ import annotations
 
 import asyncio
-import secrets
 
 import typer
 
-from ringlog.cli.output import console
-from ringlog.config import Settings
-
-app = typer.Typer(help="Rebuild projections from the log.", no_args_is_help=True)
+from ringlog.cli.output import err_console, fail, fail_cleanly, quiet_libraries
 
 
-def _rebuild_view(view: str, timeout_s: float) -> int:
-    """Empty ``view`` and fold the log into it again, in a consumer group of its own; returns
-    the records folded. A running ``ringlog projector`` may stay up (versions guard rows)."""
-    from ringlog.views import ViewStore, view_runners
-
-    settings = Settings.load()
-    store = ViewStore.open(settings.crm.url)
-    try:
-        suffix = f"-rebuild-{secrets.token_hex(4)}"
-        (runner,) = view_runners(settings, store, [view], group_suffix=suffix, redriven=False)
-        store.reset(view, runner.projection.topics)
-        asyncio.run(runner.run_until_caught_up(timeout_s))
-        return sum(runner.checkpoint.values())
-    finally:
-        store.close()
-
-
-@app.command("sessions")
-def sessions(
-    timeout_s: float = typer.Option(600.0, help="Give up if the log is not folded by then."),
+def rebuild(
+    projection: str = typer.Argument(
+        ..., help="sessions, timeline, crm or call-lifecycle.", show_default=False
+    ),
+    verify: bool = typer.Option(
+        False, "--verify", help="Rebuild into a shadow and print how it differs; swap nothing."
+    ),
+    timeout_s: float = typer.Option(3_600.0, help="Give up if the log is not folded by then."),
 ) -> None:
-    """Rebuild the sessions view (each number's session) from the ``sessions`` topic. The
-    Redis cache needs nothing: a miss is answered from the view."""
-    folded = _rebuild_view("sessions", timeout_s)
-    console.print(f"sessions view rebuilt: {folded} record(s) folded")
+    """Rebuild PROJECTION from the whole log without readers ever seeing it half-built."""
+    from ringlog.config import Settings
+    from ringlog.projections import rebuilds
 
-
-@app.command("timeline")
-def timeline(
-    timeout_s: float = typer.Option(600.0, help="Give up if the log is not folded by then."),
-) -> None:
-    """Rebuild the timeline view (each call's events) from ``calls``, ``dialog`` and ``abt``."""
-    folded = _rebuild_view("timeline", timeout_s)
-    console.print(f"timeline view rebuilt: {folded} record(s) folded")
-
-
-@app.command("crm")
-def crm(
-    timeout_s: float = typer.Option(600.0, help="Give up if the log is not applied by then."),
-) -> None:
-    """Drop the CRM tables and project the whole log into them again (sessions, dialog, tasks).
-
-    A running ``ringlog projector`` may stay up: rows carry their Kafka offset as version, so
-    its writes and the rebuild's agree.
-    """
-    from ringlog.projections.crm import crm_runner, default_group_id
-    from ringlog.projections.crm.store import CrmStore
-
-    settings = Settings.load()
-    store = CrmStore(settings.crm.url)
-    try:
-        store.reset()
-        group = f"{default_group_id(settings)}-rebuild-{secrets.token_hex(4)}"
-        runner = crm_runner(settings, store, group_id=group, redriven=False)
-        asyncio.run(runner.run_until_caught_up(timeout_s))
-        counts = {table: len(rows) for table, rows in store.snapshot().items()}
-    finally:
-        store.close()
-    console.print("CRM rebuilt from the log: " + ", ".join(f"{t} {n}" for t, n in counts.items()))
+    quiet_libraries()
+    with fail_cleanly():
+        spec = rebuilds.rebuildable(projection)
+        settings = Settings.load()
+        if verify:
+            found = asyncio.run(
+                rebuilds.verify(settings, spec.name, console=err_console, timeout_s=timeout_s)
+            )
+            for difference in found.differences:
+                typer.echo(
+                    f"{difference.table}: only in the {difference.side} version: {difference.row}"
+                )
+            if found.counted:
+                fail(f"{spec.name}: {found.counted} row(s) differ from a fresh fold of the log")
+            typer.echo(
+                f"{spec.name}: the live projection equals a fresh fold of the log "
+                f"({sum(found.live.values())} record position(s) compared)"
+            )
+            return
+        done = asyncio.run(
+            rebuilds.rebuild(settings, spec.name, console=err_console, timeout_s=timeout_s)
+        )
+    typer.echo(
+        f"{spec.name} rebuilt: {done.folded.records} record(s) folded at "
+        f"{done.folded.rate:,.0f}/s, swapped in; rows now: "
+        + ", ".join(f"{table} {n}" for table, n in done.rows.items())
+        + (f"; {done.after}" if done.after else "")
+    )

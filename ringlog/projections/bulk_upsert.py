@@ -25,6 +25,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Table
 
+from ringlog.projections.sql import table_name
+
 
 def distinct_keys(table: Table, rows: Sequence[Mapping[str, Any]]) -> bool:
     """Whether no two of ``rows`` share ``table``'s primary key."""
@@ -68,7 +70,7 @@ def upsert_sql(
     one ``%s`` placeholder (psycopg's) for the JSON array."""
     prep = connection.dialect.identifier_preparer
     q = prep.quote
-    target = prep.format_table(table)
+    target = table_name(connection, table)
     names = ", ".join(q(c) for c in columns)
     key = ", ".join(q(c.name) for c in table.primary_key.columns)
     sets = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in update)

@@ -97,6 +97,9 @@ class ProjectionRunner(Ownership, Generic[OpT]):
         self._lag_interval_s = lag_interval_s
         self._ends: dict[Position, int] = {}
         self._failure: BaseException | None = None
+        #: when set, the position to stop at per partition (see :meth:`stop_at`)
+        self._until: Mapping[Position, int] | None = None
+        self._paused: set[Position] = set()
         self._isolation = Isolation(
             self,
             kafka,
@@ -120,6 +123,7 @@ class ProjectionRunner(Ownership, Generic[OpT]):
         stop = stop or asyncio.Event()
         self._failure = None
         self._positioned.clear()
+        self._paused.clear()
         name = self.projection.name
         try:
             self.checkpoint = await self._retrying(stop)(self.target.load_checkpoint, name)
@@ -193,6 +197,8 @@ class ProjectionRunner(Ownership, Generic[OpT]):
                 fetch = None
                 # records of a partition assigned during this fetch wait for its seek
                 records = [r for r in batch.records if (r.topic, r.partition) in self._positioned]
+                if self._until is not None:
+                    records = await self._held_back(consumer, records, self._until)
                 if records:
                     prepared = self._prepare(records)
                     pending = prepared if pending is None else pending.then(prepared)
@@ -259,6 +265,42 @@ class ProjectionRunner(Ownership, Generic[OpT]):
         finally:
             stop.set()
             await task
+
+    def stop_at(self, until: Mapping[Position, int] | None) -> None:
+        """Apply nothing at or past ``until`` (per partition; a partition not named is not
+        applied at all), from the next batch on; ``None`` lifts the limit. A partition that
+        reaches its limit is paused, and read again from there once the limit is raised."""
+        self._until = None if until is None else dict(until)
+        consumer = self._consumer
+        if consumer is not None and self._paused:
+            consumer.resume(TopicPartition(t, p) for t, p in self._paused)
+        self._paused.clear()
+
+    async def _held_back(
+        self, consumer: LogConsumer, records: list[LogRecord], until: Mapping[Position, int]
+    ) -> list[LogRecord]:
+        """``records`` before ``until``; a partition with records past it is sought back to
+        its limit and paused (:meth:`stop_at`)."""
+        kept: list[LogRecord] = []
+        over: set[Position] = set()
+        for r in records:
+            position = (r.topic, r.partition)
+            if r.offset < until.get(position, 0):
+                kept.append(r)
+            else:
+                over.add(position)
+        for topic, partition in sorted(over - self._paused):
+            limit = max(
+                until.get((topic, partition), 0), self.checkpoint.get((topic, partition), 0)
+            )
+            await consumer.seek(TopicPartition(topic, partition), limit)
+            consumer.pause([TopicPartition(topic, partition)])
+            self._paused.add((topic, partition))
+        return kept
+
+    def reached(self, target: Mapping[Position, int]) -> bool:
+        """Whether this runner has applied everything before ``target`` on every partition."""
+        return all(self.checkpoint.get(tp, 0) >= n for tp, n in target.items())
 
     # -- one batch --------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
@@ -26,11 +26,24 @@ _INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.in
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
-def sql_engine(url: str) -> Engine:
-    """An engine for ``url``; for a SQLite file, the folder is created and WAL switched on."""
+def sql_engine(url: str, *, shadow: str | None = None) -> Engine:
+    """An engine for ``url``; for a SQLite file, the folder is created and WAL switched on.
+
+    With ``shadow``, the engine works on a *shadow* of the database: the same tables, empty
+    until written, beside the live ones, where a rebuild builds a projection's next version
+    (:mod:`ringlog.projections.shadow`). Every table without a schema is rendered as
+    ``shadow.<table>``: on PostgreSQL a schema of that name (created when missing), on SQLite
+    a database file beside the main one (``<file>.<shadow>``) attached as ``shadow`` to every
+    connection, which also sees the main (live) tables as ``main.<table>``.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True)
+        if shadow is not None:
+            with engine.begin() as connection:
+                prep = connection.dialect.identifier_preparer
+                connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {prep.quote(shadow)}"))
+        return _translated(engine, shadow)
     if parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, pool_pre_ping=True, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
@@ -40,9 +53,36 @@ def sql_engine(url: str) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        if shadow is not None:
+            cursor.execute(f'ATTACH DATABASE ? AS "{shadow}"', (shadow_file(url, shadow),))
         cursor.close()
 
-    return engine
+    return _translated(engine, shadow)
+
+
+def shadow_file(url: str, shadow: str) -> str:
+    """The file a SQLite database's ``shadow`` is kept in: beside the main file."""
+    database = make_url(url).database
+    if database in (None, "", ":memory:"):
+        raise ValueError("a shadow needs a SQLite database in a file, not in memory")
+    return f"{database}.{shadow}"
+
+
+def _translated(engine: Engine, shadow: str | None) -> Engine:
+    """``engine`` rendering tables without a schema in ``shadow`` (itself when ``None``)."""
+    if shadow is None:
+        return engine
+    return engine.execution_options(schema_translate_map={None: shadow})
+
+
+def table_name(connection: Connection, table: Table) -> str:
+    """``table``'s quoted name as Core statements on ``connection`` render it, in the schema
+    a shadow translates it to (for SQL written as text)."""
+    translate = connection.get_execution_options().get("schema_translate_map") or {}
+    schema = translate.get(table.schema, table.schema)
+    prep = connection.dialect.identifier_preparer
+    name = prep.quote(table.name)
+    return name if schema is None else f"{prep.quote_schema(schema)}.{name}"
 
 
 def insert_for(connection: Connection) -> Any:

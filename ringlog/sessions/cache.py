@@ -105,5 +105,21 @@ class SessionCache:
             await self._redis.delete(key)
 
 
+async def forget_sessions(redis: aioredis.Redis, *, prefix: str, batch: int = 500) -> int:
+    """Delete every cached session under ``prefix`` (claims are kept) and return how many:
+    after a rebuild of the sessions view, the next read of each number is answered from the
+    new view. Walks the cached keys (open sessions: live work, not history) with ``SCAN``."""
+    forgotten = 0
+    pending: list[bytes | str] = []
+    async for key in redis.scan_iter(match=f"{prefix}session:*", count=batch):
+        pending.append(key)
+        if len(pending) >= batch:
+            forgotten += await redis.unlink(*pending)
+            pending.clear()
+    if pending:
+        forgotten += await redis.unlink(*pending)
+    return forgotten
+
+
 def _text(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value

@@ -189,3 +189,12 @@ async def _close_quietly(client: AIOKafkaAdminClient) -> None:
     # the start failure is what the caller needs to see, not a failure to close
     with contextlib.suppress(Exception):
         await client.close()
+
+
+async def group_members(kafka: KafkaSettings, group_id: str) -> int:
+    """How many members consumer group ``group_id`` has now (0 when it is empty or unknown)."""
+    async with admin_client(kafka) as admin:
+        described = await admin.describe_consumer_groups([group_id])
+    # DescribeGroups v0-v2 (what Tansu answers): (error, id, state, protocol type, protocol,
+    # members); later versions add fields after the members
+    return sum(len(group[5]) for response in described for group in response.groups)

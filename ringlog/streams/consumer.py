@@ -190,6 +190,14 @@ class LogConsumer(AsyncService):
         """Move the read position of an assigned partition (used to resume from a checkpoint)."""
         self._consumer.seek(tp, offset)
 
+    def pause(self, tps: Iterable[TopicPartition]) -> None:
+        """Fetch nothing more from ``tps`` until :meth:`resume`."""
+        self._consumer.pause(*tps)
+
+    def resume(self, tps: Iterable[TopicPartition]) -> None:
+        """Fetch from paused ``tps`` again."""
+        self._consumer.resume(*tps)
+
     def assignment(self) -> set[TopicPartition]:
         """Return the partitions currently assigned to this member."""
         return set(self._consumer.assignment())

@@ -157,3 +157,25 @@ async def first_timestamps(
 
 
 __all__ = ["first_timestamps", "key_partition", "partitions_of", "read_partition", "stop_offset"]
+
+
+async def offsets_at(
+    kafka: KafkaSettings, topics: Sequence[str], at: datetime
+) -> dict[tuple[str, int], int]:
+    """Per partition of ``topics``, the position just after the last record stamped at or
+    before ``at`` (its end when every record is): what a processor has read once it has
+    read the log up to that instant. One time-index lookup per partition."""
+    from ringlog.streams.offsets import end_offsets  # exact on Tansu too
+
+    ends = await end_offsets(kafka, topics)
+    consumer = await _started(kafka, "positions", None)
+    try:
+        found: dict[tuple[str, int], int] = {}
+        for (topic, partition), end in sorted(ends.items()):
+            stop = await stop_offset(consumer, TopicPartition(topic, partition), at)
+            found[(topic, partition)] = end if stop is None else stop
+    except (KafkaError, OSError, TimeoutError) as exc:
+        raise BrokerUnavailable(kafka.bootstrap, str(exc) or type(exc).__name__) from exc
+    finally:
+        await consumer.stop()
+    return found

@@ -60,6 +60,7 @@ def view_runners(
     registry: CollectorRegistry | None = None,
     group_suffix: str = "",
     redriven: bool = True,
+    max_records: int = 5_000,
 ) -> list[ProjectionRunner[TimelineRow] | ProjectionRunner[Event]]:
     """One runner per view named in ``views``, each in its own consumer group (``redriven``:
     see :class:`~ringlog.projections.runner.ProjectionRunner`)."""
@@ -81,6 +82,7 @@ def view_runners(
                     deadletter_topic=deadletter,
                     metrics=metrics,
                     redriven=redriven,
+                    max_records=max_records,
                 )
             )
     return built

@@ -138,9 +138,10 @@ class ViewStore:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str) -> ViewStore:
-        """Open the views at ``url`` (their tables are created when missing)."""
-        engine = sql_engine(url)
+    def open(cls, url: str, *, shadow: str | None = None) -> ViewStore:
+        """Open the views at ``url``, or its ``shadow`` (see
+        :func:`~ringlog.projections.sql.sql_engine`); their tables are created when missing."""
+        engine = sql_engine(url, shadow=shadow)
         create_tables(engine, METADATA)
         return cls(engine)
 

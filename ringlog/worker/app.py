@@ -49,17 +49,23 @@ def _events(events: Sequence[Event]) -> list[Event]:
     return list(events)
 
 
+def worker_projection(store: WorkerStore) -> Projection[Event]:
+    """The call-lifecycle processor's projection: ``calls``, ``abt`` and ``tasks``, folded by
+    the store (the live worker's, and a rebuild's into a shadow)."""
+    return Projection(
+        name=PROCESSOR,
+        topics=(store.calls_topic, store.abt_topic, store.tasks_topic),
+        project=_events,
+    )
+
+
 class WorkerRuntime(ProjectionRunner[Event]):
     """The runtime of the worker group, waking the effects loop when its state changes."""
 
     def __init__(self, settings: Settings, store: WorkerStore, producer: LogProducer) -> None:
         super().__init__(
             settings.kafka,
-            Projection(
-                name=PROCESSOR,
-                topics=(store.calls_topic, store.abt_topic, store.tasks_topic),
-                project=_events,
-            ),
+            worker_projection(store),
             store,
             group_id=settings.worker.app_id,
             deadletter_topic=settings.topic("deadletter"),
@@ -93,10 +99,11 @@ class WorkerRuntime(ProjectionRunner[Event]):
         )
 
 
-def worker_store(settings: Settings) -> WorkerStore:
-    """The worker's store for this deployment (in the CRM database)."""
+def worker_store(settings: Settings, *, shadow: str | None = None) -> WorkerStore:
+    """The worker's store for this deployment (in the CRM database, or its ``shadow``)."""
     return WorkerStore(
         settings.crm.url,
+        shadow=shadow,
         calls_topic=settings.topic("calls"),
         tasks_topic=settings.topic("tasks"),
         abt_topic=settings.topic("abt"),

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from ringlog.calls.dispatch import DispatchPolicy
 from ringlog.calls.state import CallState
 from ringlog.projections.base import Event
-from ringlog.projections.checkpoint import write_checkpoint
+from ringlog.projections.checkpoint import read_checkpoint, write_checkpoint
 from ringlog.projections.sql import create_tables, sql_engine
 from ringlog.schemas import Envelope, decode
 from ringlog.streams.offsets import Position
@@ -51,8 +51,9 @@ class WorkerStore(WorkerViews):
         tasks_topic: str,
         abt_topic: str,
         policy: DispatchPolicy,
+        shadow: str | None = None,
     ) -> None:
-        engine = sql_engine(url)
+        engine = sql_engine(url, shadow=shadow)
         create_tables(engine, METADATA)
         super().__init__(
             engine, calls_topic=calls_topic, tasks_topic=tasks_topic, abt_topic=abt_topic
@@ -73,7 +74,12 @@ class WorkerStore(WorkerViews):
         self, projection: str, events: Sequence[Event], positions: Mapping[Position, int]
     ) -> None:
         with self.engine.begin() as connection:
-            self._fold.fold(connection, events)
+            done = read_checkpoint(connection, CHECKPOINTS, projection)
+            # a record below the stored checkpoint is folded already (by a rebuild swapped in,
+            # or by a member that held the partition before): folding it twice would count it
+            # twice, so the store, not the caller, is the judge
+            fresh = [e for e in events if e.offset >= done.get((e.topic, e.partition), 0)]
+            self._fold.fold(connection, fresh)
             write_checkpoint(connection, CHECKPOINTS, projection, positions)
 
     # -- what the loops read ----------------------------------------------------------------

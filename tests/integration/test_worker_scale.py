@@ -12,6 +12,7 @@ API and the simulator in uvicorn threads, each worker a ``ringlog worker`` proce
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import re
 import time
@@ -25,14 +26,17 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from typer.testing import CliRunner
 
 from ringlog.api.app import create_app
+from ringlog.cli import app as cli_app
 from ringlog.config import Settings, SimulatorSettings
 from ringlog.schemas import REGISTRY, Envelope
 from ringlog.schemas.abt import AbtEvent
 from ringlog.schemas.calls import CallRequested
 from ringlog.simulator import create_simulator
 from ringlog.streams.producer import LogProducer
+from ringlog.worker.views import WorkerViews
 from tests.integration.test_api_ingest import RETELL_KEY, api_settings
 from tests.support.examples import retell_call
 from tests.support.logread import eventually, group_lag, records
@@ -242,6 +246,69 @@ async def test_a_restarted_worker_is_ready_as_fast_on_a_long_log(group: Group) -
     assert long_rss < short_rss * 1.25 + 20 * 2**20, (short_rss, long_rss)
     (probe,) = await group.request(1)
     await group.assert_exactly_once([*short_refs, probe])
+
+
+async def test_a_replayed_worker_folds_the_log_again_and_emits_nothing_twice(
+    group: Group,
+) -> None:
+    """``ringlog replay call-lifecycle --to-earliest`` is refused while the worker runs; once
+    it is stopped, its state is rewound to the log's start and, restarted, it folds every
+    call again: each call keeps one dispatch and each ABT event once (their ids are derived
+    from the call, and the worker folds them back before it settles anything)."""
+    worker = group.start_worker()
+    refs = await group.request(4)
+    await group.assert_exactly_once(refs)
+    before = await _abt_ids(group)
+    store = WorkerViews.open(
+        POSTGRES_URL,
+        calls_topic=group.settings.topic("calls"),
+        tasks_topic=group.settings.topic("tasks"),
+        abt_topic=group.settings.topic("abt"),
+    )
+    states = {ref: await store.call(ref) for ref in refs}
+    assert all(s is not None and s.phase == "ended" for s in states.values()), states
+    code, out = await _replay(group, "--to-earliest")
+    assert code == 2 and "is running" in out, out
+    worker.stop()
+    # Tansu keeps listing a member that left the group: the operator vouches with --force
+    code, out = await _replay(group, "--to-earliest", "--dry-run")
+    assert code == 0 and "dry run: nothing changed" in out, out
+    code, out = await _replay(group, "--to-earliest", "--force")
+    assert code == 0 and "call-lifecycle rewound" in out, out
+    prefix = group.settings.kafka.topic_prefix
+    mine = {tp: n for tp, n in (await store.load_checkpoint()).items() if tp[0].startswith(prefix)}
+    assert mine == {}, "rewound to the log's start"
+    assert [await store.call(ref) for ref in refs] == [None] * len(refs)
+    marks = worker.output().count("worker ready")
+    worker.start()
+    await eventually(lambda: _marks(worker), lambda n: n > marks, timeout_s=60)
+    await group.caught_up()
+    later = await group.request(1)  # and it still places new calls
+    await group.assert_exactly_once([*refs, *later])
+    after = await _abt_ids(group)
+    assert {r: after[r] for r in refs} == before
+    assert {ref: await store.call(ref) for ref in refs} == states, "folded again, the same"
+    store.close()
+
+
+async def _replay(group: Group, *args: str) -> tuple[int, str]:
+    result = await asyncio.to_thread(
+        CliRunner().invoke,
+        cli_app,
+        ["replay", "call-lifecycle", *args],
+        env=group.env,
+        catch_exceptions=False,
+    )
+    return result.exit_code, result.output
+
+
+async def _abt_ids(group: Group) -> dict[str, list[str]]:
+    """ABT event ids per call ref, in log order."""
+    found: dict[str, list[str]] = collections.defaultdict(list)
+    for record in await records(group.settings.kafka, group.settings.topic("abt")):
+        assert record.envelope is not None
+        found[record.envelope.key].append(str(record.envelope.event_id))
+    return found
 
 
 async def _ready_count(group: Group) -> int:

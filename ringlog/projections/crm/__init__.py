@@ -48,6 +48,7 @@ def crm_runner(
     registry: CollectorRegistry | None = None,
     retry: RetryPolicy | None = None,
     redriven: bool = True,
+    max_records: int = 5_000,
 ) -> ProjectionRunner[Upsert]:
     """A runner applying the CRM projection to ``store``; metrics go to ``registry``
     (``redriven``: see :class:`~ringlog.projections.runner.ProjectionRunner`)."""
@@ -60,6 +61,7 @@ def crm_runner(
         metrics=ProjectionMetrics.shared(registry),
         retry=retry,
         redriven=redriven,
+        max_records=max_records,
     )
 
 

@@ -33,7 +33,7 @@ from ringlog.projections.crm.schema import (
     TASKS,
     TURNS,
 )
-from ringlog.projections.sql import create_tables, sql_engine
+from ringlog.projections.sql import create_tables, sql_engine, table_name
 from ringlog.streams.offsets import Position
 
 _CHUNK = 500
@@ -42,8 +42,10 @@ _CHUNK = 500
 class CrmStore:
     """Applies CRM upserts and the consumed positions atomically (a :class:`Target`)."""
 
-    def __init__(self, url: str) -> None:
-        self.engine: Engine = sql_engine(url)
+    def __init__(self, url: str, *, shadow: str | None = None) -> None:
+        """Open the CRM database at ``url`` (or its ``shadow``, see
+        :func:`~ringlog.projections.sql.sql_engine`); missing tables are created."""
+        self.engine: Engine = sql_engine(url, shadow=shadow)
         create_tables(self.engine, METADATA)
 
     def close(self) -> None:
@@ -147,8 +149,7 @@ def refresh_transcripts(connection: Connection, call_refs: Iterable[str]) -> Non
 
 
 def _pg_transcripts(connection: Connection) -> TextClause:
-    prep = connection.dialect.identifier_preparer
-    interactions, turns = prep.format_table(INTERACTIONS), prep.format_table(TURNS)
+    interactions, turns = table_name(connection, INTERACTIONS), table_name(connection, TURNS)
     return text(
         f"UPDATE {interactions} SET turns = t.n, transcript = t.body FROM ("
         "SELECT r.ref, count(u.turn_index) AS n, "

@@ -1,0 +1,339 @@
+"""Blue/green rebuilds, ``--verify`` and replay positions, against the real broker, on
+PostgreSQL and SQLite.
+
+A rebuild under live traffic (a live projector writing, a reader reading) swaps in a version
+that a fresh fold of the log then finds equal, while the reader never sees fewer rows than
+before (no half-built version); a corrupted row is found by ``--verify`` and mended by a
+rebuild; a rebuild interrupted before its swap leaves the live projection as it was, and a
+rerun discards what a killed run left in its shadow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Table, func, select, text, update
+from typer.testing import CliRunner
+
+from ringlog.cli import app as cli_app
+from ringlog.config import Settings
+from ringlog.projections import rebuilds
+from ringlog.projections.runner import ProjectionRunner
+from ringlog.projections.shadow import shadow_name
+from ringlog.projections.sql import sql_engine
+from ringlog.schemas import CallRequested, Envelope, SessionProgressed, SessionStarted
+from ringlog.streams.producer import LogProducer
+from ringlog.views.store import SESSIONS
+from ringlog.worker.schema import CALLS
+from tests.support.postgres import fresh_schemas
+
+pytestmark = pytest.mark.integration
+
+
+def _events(batch: int) -> list[Envelope]:
+    """``batch`` new numbers' sessions (started, then progressed) and call requests."""
+    out: list[Envelope] = []
+    for _ in range(batch):
+        token = uuid.uuid4().hex[:10]
+        phone = f"+1415{int(token[:7], 16) % 10_000_000:07d}"
+        s = {"session_id": f"s-{token}", "phone": phone, "call_ref": f"in_{token}"}
+        out.append(Envelope.new(SessionStarted(**s, stage="identity"), source="test"))
+        out.append(Envelope.new(SessionProgressed(**s, stage="date"), source="test"))
+        request = CallRequested(
+            call_ref=f"call-{token}",
+            to_number=phone,
+            from_number="+14155559876",
+            agent_id="agent-test",
+        )
+        out.append(Envelope.new(request, source="test"))
+    return out
+
+
+@contextlib.contextmanager
+def _database(kind: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh database URL of ``kind`` (``postgresql``: a schema of its own; ``sqlite``)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'crm.db'}"
+        return
+    with fresh_schemas(f"rebuild_{uuid.uuid4().hex[:8]}") as (url,):
+        yield url
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def on(request: pytest.FixtureRequest, topics: Settings, tmp_path: Path) -> Iterator[Settings]:
+    """This test's settings with its CRM database on PostgreSQL or SQLite."""
+    with _database(request.param, tmp_path) as url:
+        yield topics.model_copy(update={"crm": topics.crm.model_copy(update={"url": url})})
+
+
+@contextlib.asynccontextmanager
+async def _live(settings: Settings, name: str) -> AsyncIterator[ProjectionRunner[Any]]:
+    """The live projector of ``name`` (a group of its own) on the live tables."""
+    spec = rebuilds.rebuildable(name)
+    opened = _open_live(settings, spec)
+    stop = asyncio.Event()
+    task = asyncio.create_task(opened.runner.run(stop))
+    try:
+        yield opened.runner
+    finally:
+        stop.set()
+        await task
+        opened.close()
+
+
+def _open_live(settings: Settings, spec: rebuilds.Rebuildable) -> rebuilds.Opened:
+    group = f"-live-{uuid.uuid4().hex[:6]}"
+    if spec.name == "call-lifecycle":
+        from ringlog.worker.app import worker_projection, worker_store
+
+        store = worker_store(settings)
+        runner: ProjectionRunner[Any] = ProjectionRunner(
+            settings.kafka,
+            worker_projection(store),
+            store,
+            group_id=settings.worker.app_id + group,
+            deadletter_topic=settings.topic("deadletter"),
+        )
+        return rebuilds.Opened(runner, store.close)
+    from ringlog.views import view_runners
+    from ringlog.views.store import ViewStore
+
+    views = ViewStore.open(settings.crm.url)
+    (view,) = view_runners(settings, views, [spec.name], group_suffix=group)
+    return rebuilds.Opened(view, views.close)
+
+
+def _table(name: str) -> tuple[Table, str]:
+    return (CALLS, "calls") if name == "call-lifecycle" else (SESSIONS, "sessions")
+
+
+def _count(settings: Settings, name: str) -> int:
+    table, topic = _table(name)
+    engine = sql_engine(settings.crm.url)
+    try:
+        with engine.connect() as connection:
+            return int(
+                connection.execute(
+                    select(func.count())
+                    .select_from(table)
+                    .where(table.c.topic == settings.topic(topic))
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
+def _corrupt(settings: Settings, name: str) -> None:
+    """Change one live row as no fold of the log would."""
+    table, topic = _table(name)
+    engine = sql_engine(settings.crm.url)
+    try:
+        with engine.begin() as connection:
+            key = connection.execute(
+                select(table.c[list(table.primary_key.columns.keys())[1]])
+                .where(table.c.topic == settings.topic(topic))
+                .limit(1)
+            ).scalar_one()
+            column = table.c[list(table.primary_key.columns.keys())[1]]
+            connection.execute(
+                update(table)
+                .where(table.c.topic == settings.topic(topic), column == key)
+                .values(version=table.c.version + 1000)
+            )
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("name", ["sessions", "call-lifecycle"])
+async def test_a_rebuild_under_live_traffic_ends_equal_to_a_fresh_fold(
+    on: Settings, name: str
+) -> None:
+    """While events keep coming, a live projector folds them and a reader counts rows: the
+    rebuild swaps in a version that mends a corrupted row, the reader's count never drops,
+    and once traffic stops a fresh fold of the log equals the live projection."""
+    async with LogProducer(on.kafka) as log:
+        await log.append_many(_events(100))
+        async with _live(on, name) as live:
+            await live.caught_up(60)
+            _corrupt(on, name)
+            stop = asyncio.Event()
+
+            async def traffic() -> int:
+                sent = 0
+                while not stop.is_set():
+                    await log.append_many(_events(5))
+                    sent += 5
+                    await asyncio.sleep(0.02)
+                return sent
+
+            async def reader() -> list[int]:
+                seen: list[int] = []
+                while not stop.is_set():
+                    seen.append(await asyncio.to_thread(_count, on, name))
+                    await asyncio.sleep(0.01)
+                return seen
+
+            sending, reading = asyncio.create_task(traffic()), asyncio.create_task(reader())
+            try:
+                done = await rebuilds.rebuild(on, name, timeout_s=120)
+                await asyncio.sleep(0.3)  # traffic goes on after the swap
+            finally:
+                stop.set()
+                sent, seen = await sending, await reading
+            await live.caught_up(60)
+    assert sent > 0 and done.folded.records >= 100 and done.position
+    assert seen == sorted(seen), "a reader saw rows disappear: a half-built version"
+    assert _count(on, name) == 100 + sent
+    found = await rebuilds.verify(on, name, timeout_s=120)
+    assert found.aligned and found.differences == [] and found.counted == 0
+
+
+def _cli(settings: Settings, *args: str) -> tuple[int, str]:
+    env = {
+        "RINGLOG_KAFKA_TOPIC_PREFIX": settings.kafka.topic_prefix,
+        "RINGLOG_CRM_URL": settings.crm.url,
+    }
+    result = CliRunner().invoke(cli_app, list(args), env=env, catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+async def test_verify_finds_a_corrupted_row_and_a_rebuild_mends_it(on: Settings) -> None:
+    async with LogProducer(on.kafka) as log:
+        await log.append_many(_events(20))
+    async with _live(on, "sessions") as live:
+        await live.caught_up(60)
+    code, out = await asyncio.to_thread(_cli, on, "rebuild", "sessions", "--verify")
+    assert code == 0, out
+    assert "equals a fresh fold" in out
+    _corrupt(on, "sessions")
+    code, out = await asyncio.to_thread(_cli, on, "rebuild", "sessions", "--verify")
+    assert code == 1, out
+    assert "view_sessions: only in the live version" in out
+    assert "view_sessions: only in the rebuilt version" in out
+    assert "2 row(s) differ" in out
+    # --verify changed nothing: the row is still corrupted
+    code, _ = await asyncio.to_thread(_cli, on, "rebuild", "sessions", "--verify")
+    assert code == 1
+    code, out = await asyncio.to_thread(_cli, on, "rebuild", "sessions")
+    assert code == 0, out
+    assert "view_sessions 20" in out
+    code, out = await asyncio.to_thread(_cli, on, "rebuild", "sessions", "--verify")
+    assert code == 0, out
+
+
+async def test_an_interrupted_rebuild_leaves_the_live_projection_and_a_rerun_starts_over(
+    on: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with LogProducer(on.kafka) as log:
+        await log.append_many(_events(20))
+    async with _live(on, "sessions") as live:
+        await live.caught_up(60)
+    _corrupt(on, "sessions")
+    before = _rows(on)
+
+    def killed(*_args: object, **_kwargs: object) -> bool:
+        raise RuntimeError("killed just before the swap")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(rebuilds, "swap", killed)
+        with pytest.raises(RuntimeError, match="killed"):
+            await rebuilds.rebuild(on, "sessions", timeout_s=60)
+    assert _rows(on) == before
+    # a SIGKILLed run leaves its shadow: junk in it must not reach the live view
+    shadow = shadow_name(on.crm.url, on.kafka.topic_prefix, "sessions")
+    junk = sql_engine(on.crm.url, shadow=shadow)
+    try:
+        from ringlog.projections.sql import create_tables
+        from ringlog.views.store import CHECKPOINTS, METADATA
+
+        create_tables(junk, METADATA)
+        with junk.begin() as connection:
+            connection.execute(
+                SESSIONS.insert(),
+                {
+                    "topic": on.topic("sessions"),
+                    "phone": "+19999999999",
+                    "partition": 0,
+                    "version": 10**9,
+                    "open": True,
+                    "state": "{}",
+                },
+            )
+            connection.execute(
+                CHECKPOINTS.insert(),
+                {
+                    "projection": "sessions",
+                    "topic": on.topic("sessions"),
+                    "partition": 0,
+                    "next_offset": 10**9,
+                },
+            )
+    finally:
+        junk.dispose()
+    done = await rebuilds.rebuild(on, "sessions", timeout_s=60)
+    assert done.rows == {"view_sessions": 20}
+    assert "+19999999999" not in {phone for phone, *_ in _rows(on)}
+    assert (await rebuilds.verify(on, "sessions", timeout_s=60)).counted == 0
+    if on.crm.url.startswith("postgresql"):
+        engine = sql_engine(on.crm.url)
+        try:
+            with engine.connect() as connection:
+                left = connection.execute(
+                    text("SELECT count(*) FROM pg_namespace WHERE nspname = :s"), {"s": shadow}
+                ).scalar_one()
+        finally:
+            engine.dispose()
+        assert left == 0, "the shadow schema is discarded"
+    else:
+        leftover = Path(on.crm.url.removeprefix("sqlite:///") + f".{shadow}")
+        assert not await asyncio.to_thread(leftover.exists), "the shadow file is discarded"
+
+
+def _rows(settings: Settings) -> list[tuple[Any, ...]]:
+    engine = sql_engine(settings.crm.url)
+    try:
+        with engine.connect() as connection:
+            return [
+                tuple(r)
+                for r in connection.execute(
+                    select(SESSIONS.c.phone, SESSIONS.c.version, SESSIONS.c.state)
+                    .where(SESSIONS.c.topic == settings.topic("sessions"))
+                    .order_by(SESSIONS.c.phone)
+                )
+            ]
+    finally:
+        engine.dispose()
+
+
+async def test_replay_positions_are_checked_and_a_dry_run_changes_nothing(topics: Settings) -> None:
+    async with LogProducer(topics.kafka) as log:
+        await log.append_many(_events(5))
+    code, out = await asyncio.to_thread(
+        _cli, topics, "replay", "sessions", "--to-datetime", "2999-01-01T00:00:00Z"
+    )
+    assert code == 2 and "is in the future" in out, out
+    code, out = await asyncio.to_thread(
+        _cli, topics, "replay", "sessions", "--to-datetime", "2001-01-01T00:00:00Z"
+    )
+    assert code == 2 and "before the log's start" in out, out
+    code, out = await asyncio.to_thread(_cli, topics, "replay", "sessions", "--by-duration", "soon")
+    assert code == 1 and "not an ISO-8601 duration" in out, out
+    code, out = await asyncio.to_thread(_cli, topics, "replay", "sessions")
+    assert code == 1 and "one of --to-earliest" in out, out
+    code, out = await asyncio.to_thread(
+        _cli, topics, "replay", "sessions", "--by-duration", "P1D", "--dry-run"
+    )
+    assert code == 2 and "before the log's start" in out, out
+    now = datetime.now(UTC).isoformat()
+    code, out = await asyncio.to_thread(
+        _cli, topics, "replay", "sessions", "--to-datetime", now, "--dry-run"
+    )
+    assert code == 0 and "dry run: nothing changed" in out, out
+    assert "sessions" in out and "folded again" in out
