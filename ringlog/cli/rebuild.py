@@ -5,8 +5,7 @@ live head, then swapped in for readers in one transaction; the live projection (
 projector running on it) carries on meanwhile, and an interrupted rebuild leaves it untouched
 (:mod:`ringlog.projections.rebuilds`). ``--verify`` folds a shadow to the live projection's
 position and prints every row that differs, changing nothing: none when the code that built
-the live projection is the code running now. The warehouse is rebuilt differently (see the
-README: ``ringlog sql`` and a fresh database).
+the live projection is the code running now.
 
 A rebuild starts at the log's start, so it meets each dead-lettered record itself: it applies
 it (or parks it again, if it still fails) and skips the copies ``ringlog deadletter replay``
@@ -24,7 +23,9 @@ from ringlog.cli.output import err_console, fail, fail_cleanly, quiet_libraries
 
 def rebuild(
     projection: str = typer.Argument(
-        ..., help="sessions, timeline, crm or call-lifecycle.", show_default=False
+        ...,
+        help="sessions, timeline, crm, call-lifecycle or warehouse.",
+        show_default=False,
     ),
     verify: bool = typer.Option(
         False, "--verify", help="Rebuild into a shadow and print how it differs; swap nothing."

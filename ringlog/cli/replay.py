@@ -22,7 +22,9 @@ from ringlog.cli.output import err_console, fail, fail_cleanly, print_table, qui
 
 def replay(
     processor: str = typer.Argument(
-        ..., help="call-lifecycle, sessions, timeline or crm.", show_default=False
+        ...,
+        help="call-lifecycle, sessions, timeline, crm or warehouse.",
+        show_default=False,
     ),
     to_earliest: bool = typer.Option(False, "--to-earliest", help="From the log's start."),
     to_datetime: str | None = typer.Option(

@@ -1,10 +1,12 @@
 """Rebuild, verify and replay the SQL projections, blue/green, with the live folds.
 
 The projections that can be rebuilt (:data:`REBUILDABLE`) are the session and timeline views,
-the CRM and the worker's call state. For each, :class:`Rebuildable` knows its tables
-(:class:`~.shadow.Layout`), its live consumer group, and how to open its store on a shadow
-of the database and run the live projection into it (a :class:`~.runner.ProjectionRunner`
-in a consumer group of its own, fed bulk fetches: :mod:`.bulk`).
+the CRM, the worker's call state and the warehouse. For each, :class:`Rebuildable` knows its
+topics, its live consumer group and its :class:`Versions`: where the next version is built
+beside the live one (a shadow of the CRM database, :mod:`.shadow`; a schema beside the
+warehouse's, :mod:`.warehouse.versions`), and how to run the live projection into it (a
+:class:`~.runner.ProjectionRunner` in a consumer group of its own, fed bulk fetches:
+:mod:`.bulk`).
 
 * :func:`rebuild` folds the whole log into a fresh shadow, catches up to the live head, swaps
   it in (:func:`.shadow.swap`: one transaction, readers never see a half-built version) and
@@ -28,31 +30,110 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
+from sqlalchemy import Engine
 
 from ringlog.config import Settings
 from ringlog.errors import RinglogError
+from ringlog.projections import shadow as sql_shadow
 from ringlog.projections.bulk import BULK_MAX_RECORDS, Bulk, Folded
 from ringlog.projections.runner import ProjectionRunner
-from ringlog.projections.shadow import (
-    Comparison,
-    Layout,
-    Part,
-    compare,
-    counts,
-    discard,
-    live_position,
-    shadow_name,
-    swap,
-)
+from ringlog.projections.shadow import Comparison, Layout, Part, Settle
 from ringlog.projections.sql import sql_engine
 from ringlog.streams.offsets import Position, end_offsets
 
 
 class RebuildRefused(RinglogError):
     """A rebuild, verify or replay that cannot be done as asked; the message says why."""
+
+
+class Versions(Protocol):
+    """A projection's live version and the next one, built beside it in a shadow.
+
+    :meth:`open` discards what an interrupted run left in the shadow and returns a runner
+    folding into a fresh one; :meth:`close` closes it and discards the shadow."""
+
+    def open(self, group: str) -> ProjectionRunner[Any]:
+        """A runner (consumer group ``<live group><group>``) folding into a fresh shadow."""
+        ...
+
+    def close(self) -> None:
+        """Close the shadow's store and discard the shadow (anything it holds)."""
+        ...
+
+    def live_position(self) -> dict[Position, int]:
+        """The live version's checkpoint."""
+        ...
+
+    async def swap(self, settle: Settle | None) -> dict[Position, int]:
+        """Make the shadow the live version, atomically for readers; with ``settle``, only
+        once the shadow is at or past the live position (see :mod:`.shadow`)."""
+        ...
+
+    async def compare(self, settle: Settle, limit: int) -> Comparison:
+        """Diff the shadow against the live version at exactly one position."""
+        ...
+
+    def counts(self) -> dict[str, int]:
+        """Rows per live table."""
+        ...
+
+
+class SqlVersions:
+    """The :class:`Versions` of a projection kept in the CRM database (:mod:`.shadow`)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        name: str,
+        layout: Layout,
+        opener: Callable[[str, str], Opened],
+    ) -> None:
+        self._url = settings.crm.url
+        self._layout = layout
+        self._opener = opener
+        self.shadow = sql_shadow.shadow_name(self._url, settings.kafka.topic_prefix, name)
+        self._opened: Opened | None = None
+        self._engine: Engine | None = None
+
+    def open(self, group: str) -> ProjectionRunner[Any]:
+        sql_shadow.discard(self._url, self.shadow)
+        self._opened = self._opener(self.shadow, group)
+        self._engine = sql_engine(self._url, shadow=self.shadow)
+        return self._opened.runner
+
+    def close(self) -> None:
+        if self._opened is not None:
+            self._opened.close()
+        if self._engine is not None:
+            self._engine.dispose()
+        self._opened = self._engine = None
+        sql_shadow.discard(self._url, self.shadow)
+
+    def live_position(self) -> dict[Position, int]:
+        if self._engine is not None:
+            return sql_shadow.live_position(self._engine, self._layout)
+        engine = sql_engine(self._url)
+        try:
+            return sql_shadow.live_position(engine, self._layout)
+        finally:
+            engine.dispose()
+
+    async def swap(self, settle: Settle | None) -> dict[Position, int]:
+        assert self._engine is not None, "open() first"
+        return await sql_shadow.swap(self._engine, self.shadow, self._layout, settle)
+
+    async def compare(self, settle: Settle, limit: int) -> Comparison:
+        assert self._engine is not None, "open() first"
+        return await sql_shadow.compare(
+            self._engine, self.shadow, self._layout, settle, limit=limit
+        )
+
+    def counts(self) -> dict[str, int]:
+        assert self._engine is not None, "open() first"
+        return sql_shadow.counts(self._engine, self._layout)
 
 
 @dataclass
@@ -65,52 +146,50 @@ class Opened:
 
 @dataclass(frozen=True)
 class Rebuildable:
-    """A projection that can be rebuilt: its layout, its live group, how to open it on a
-    shadow, and what to do once a new version is live (e.g. forget a cache)."""
+    """A projection that can be rebuilt: its topics and live consumer group, its
+    :class:`Versions`, and what to do once a new version is live (e.g. forget a cache)."""
 
     name: str
     about: str
-    layout: Callable[[Settings], Layout]
+    topics: Callable[[Settings], tuple[str, ...]]
     group: Callable[[Settings], str]
-    open: Callable[[Settings, str, str], Opened]
+    versions: Callable[[Settings], Versions]
     swapped: Callable[[Settings], Awaitable[str]] | None = None
-
-    def topics(self, settings: Settings) -> tuple[str, ...]:
-        """The topics the projection reads."""
-        return self.layout(settings).checkpoint_topics
 
 
 # -- the catalogue ----------------------------------------------------------------------------
 
 
-def _view_layout(view: str, topics: Callable[[Settings], tuple[str, ...]]) -> Any:
-    def layout(settings: Settings) -> Layout:
+def _topics(*names: str) -> Callable[[Settings], tuple[str, ...]]:
+    return lambda settings: tuple(settings.topic(n) for n in names)
+
+
+def _view_versions(view: str, topics: Callable[[Settings], tuple[str, ...]]) -> Any:
+    def versions(settings: Settings) -> Versions:
         from ringlog.views.store import CHECKPOINTS, SESSIONS, TIMELINE, TIMELINE_VIEW
 
         read = topics(settings)
         table = TIMELINE if view == TIMELINE_VIEW else SESSIONS
-        return Layout(view, (Part(table, read),), CHECKPOINTS, read)
+        layout = Layout(view, (Part(table, read),), CHECKPOINTS, read)
 
-    return layout
+        def opener(shadow: str, group: str) -> Opened:
+            from ringlog.views import view_runners
+            from ringlog.views.store import ViewStore
 
+            store = ViewStore.open(settings.crm.url, shadow=shadow)
+            (runner,) = view_runners(
+                settings,
+                store,
+                [view],
+                group_suffix=group,
+                redriven=False,
+                max_records=BULK_MAX_RECORDS,
+            )
+            return Opened(runner, store.close)
 
-def _view_open(view: str) -> Callable[[Settings, str, str], Opened]:
-    def opened(settings: Settings, shadow: str, group: str) -> Opened:
-        from ringlog.views import view_runners
-        from ringlog.views.store import ViewStore
+        return SqlVersions(settings, view, layout, opener)
 
-        store = ViewStore.open(settings.crm.url, shadow=shadow)
-        (runner,) = view_runners(
-            settings,
-            store,
-            [view],
-            group_suffix=group,
-            redriven=False,
-            max_records=BULK_MAX_RECORDS,
-        )
-        return Opened(runner, store.close)
-
-    return opened
+    return versions
 
 
 def _view_group(view: str) -> Callable[[Settings], str]:
@@ -122,27 +201,32 @@ def _view_group(view: str) -> Callable[[Settings], str]:
     return group
 
 
-def _crm_layout(settings: Settings) -> Layout:
-    from ringlog.projections.crm import NAME, crm_projection
+def _crm_topics(settings: Settings) -> tuple[str, ...]:
+    from ringlog.projections.crm import crm_projection
+
+    return crm_projection(settings).topics
+
+
+def _crm_versions(settings: Settings) -> Versions:
+    from ringlog.projections.crm import NAME, crm_runner, default_group_id
     from ringlog.projections.crm.schema import CHECKPOINTS, TABLES
-
-    parts = tuple(Part(t) for t in TABLES.values() if t is not CHECKPOINTS)
-    return Layout(NAME, parts, CHECKPOINTS, crm_projection(settings).topics)
-
-
-def _crm_open(settings: Settings, shadow: str, group: str) -> Opened:
-    from ringlog.projections.crm import crm_runner, default_group_id
     from ringlog.projections.crm.store import CrmStore
 
-    store = CrmStore(settings.crm.url, shadow=shadow)
-    runner = crm_runner(
-        settings,
-        store,
-        group_id=default_group_id(settings) + group,
-        redriven=False,
-        max_records=BULK_MAX_RECORDS,
-    )
-    return Opened(runner, store.close)
+    parts = tuple(Part(t) for t in TABLES.values() if t is not CHECKPOINTS)
+    layout = Layout(NAME, parts, CHECKPOINTS, _crm_topics(settings))
+
+    def opener(shadow: str, group: str) -> Opened:
+        store = CrmStore(settings.crm.url, shadow=shadow)
+        runner = crm_runner(
+            settings,
+            store,
+            group_id=default_group_id(settings) + group,
+            redriven=False,
+            max_records=BULK_MAX_RECORDS,
+        )
+        return Opened(runner, store.close)
+
+    return SqlVersions(settings, NAME, layout, opener)
 
 
 def _crm_group(settings: Settings) -> str:
@@ -151,7 +235,8 @@ def _crm_group(settings: Settings) -> str:
     return default_group_id(settings)
 
 
-def _calls_layout(settings: Settings) -> Layout:
+def _calls_versions(settings: Settings) -> Versions:
+    from ringlog.worker.app import worker_projection, worker_store
     from ringlog.worker.schema import CALLS, CHECKPOINTS, OUTBOX, PROCESSOR, TASK_EVENTS, TASKS
 
     calls, tasks = settings.topic("calls"), settings.topic("tasks")
@@ -161,23 +246,44 @@ def _calls_layout(settings: Settings) -> Layout:
         Part(TASKS, (tasks,)),
         Part(TASK_EVENTS, (tasks,)),
     )
-    return Layout(PROCESSOR, parts, CHECKPOINTS, (calls, settings.topic("abt"), tasks))
+    layout = Layout(PROCESSOR, parts, CHECKPOINTS, _calls_topics(settings))
+
+    def opener(shadow: str, group: str) -> Opened:
+        store = worker_store(settings, shadow=shadow)
+        runner: ProjectionRunner[Any] = ProjectionRunner(
+            settings.kafka,
+            worker_projection(store),
+            store,
+            group_id=settings.worker.app_id + group,
+            deadletter_topic=settings.topic("deadletter"),
+            max_records=BULK_MAX_RECORDS,
+            redriven=False,
+        )
+        return Opened(runner, store.close)
+
+    return SqlVersions(settings, PROCESSOR, layout, opener)
 
 
-def _calls_open(settings: Settings, shadow: str, group: str) -> Opened:
-    from ringlog.worker.app import worker_projection, worker_store
+def _calls_topics(settings: Settings) -> tuple[str, ...]:
+    return (settings.topic("calls"), settings.topic("abt"), settings.topic("tasks"))
 
-    store = worker_store(settings, shadow=shadow)
-    runner: ProjectionRunner[Any] = ProjectionRunner(
-        settings.kafka,
-        worker_projection(store),
-        store,
-        group_id=settings.worker.app_id + group,
-        deadletter_topic=settings.topic("deadletter"),
-        max_records=BULK_MAX_RECORDS,
-        redriven=False,
-    )
-    return Opened(runner, store.close)
+
+def _warehouse_versions(settings: Settings) -> Versions:
+    from ringlog.projections.warehouse.versions import WarehouseVersions
+
+    return WarehouseVersions(settings)
+
+
+def _warehouse_topics(settings: Settings) -> tuple[str, ...]:
+    from ringlog.projections.warehouse import TOPICS
+
+    return tuple(settings.topic(t) for t in TOPICS)
+
+
+def _warehouse_group(settings: Settings) -> str:
+    from ringlog.projections.warehouse import default_group_id
+
+    return default_group_id(settings)
 
 
 async def _sessions_swapped(settings: Settings) -> str:
@@ -195,10 +301,6 @@ async def _sessions_swapped(settings: Settings) -> str:
     return f"{forgotten} cached session(s) forgotten in Redis"
 
 
-def _topics(*names: str) -> Callable[[Settings], tuple[str, ...]]:
-    return lambda settings: tuple(settings.topic(n) for n in names)
-
-
 #: The projections ``ringlog rebuild``, ``--verify`` and ``ringlog replay`` know, by name.
 REBUILDABLE: dict[str, Rebuildable] = {
     r.name: r
@@ -206,31 +308,38 @@ REBUILDABLE: dict[str, Rebuildable] = {
         Rebuildable(
             "sessions",
             "each number's session (the sessions view; the Redis cache is forgotten)",
-            _view_layout("sessions", _topics("sessions")),
+            _topics("sessions"),
             _view_group("sessions"),
-            _view_open("sessions"),
+            _view_versions("sessions", _topics("sessions")),
             _sessions_swapped,
         ),
         Rebuildable(
             "timeline",
             "each call's events (the timeline view)",
-            _view_layout("timeline", _topics("calls", "dialog", "abt")),
+            _topics("calls", "dialog", "abt"),
             _view_group("timeline"),
-            _view_open("timeline"),
+            _view_versions("timeline", _topics("calls", "dialog", "abt")),
         ),
         Rebuildable(
             "crm",
             "the CRM tables (patients, appointments, interactions, turns, tasks)",
-            _crm_layout,
+            _crm_topics,
             _crm_group,
-            _crm_open,
+            _crm_versions,
         ),
         Rebuildable(
             "call-lifecycle",
             "each call's state, task index and owed effects (the worker's store)",
-            _calls_layout,
+            _calls_topics,
             lambda settings: settings.worker.app_id,
-            _calls_open,
+            _calls_versions,
+        ),
+        Rebuildable(
+            "warehouse",
+            "the warehouse tables (Snowflake; fakesnow on the embedded stack)",
+            _warehouse_topics,
+            _warehouse_group,
+            _warehouse_versions,
         ),
     )
 }
@@ -272,27 +381,26 @@ async def rebuild(
     while the live writers are held; :class:`RebuildRefused` if that takes over
     ``catch_up_s`` (nothing is swapped then)."""
     spec = rebuildable(name)
-    layout = spec.layout(settings)
-    with _shadow(settings, spec) as (shadow, opened):
-        engine = sql_engine(settings.crm.url, shadow=shadow)
-        try:
-            async with Bulk(opened.runner, console=console) as bulk:
-                head = await end_offsets(settings.kafka, layout.checkpoint_topics)
-                first = await bulk.reach(head, timeout_s=timeout_s, label=f"rebuild {name}")
+    versions = spec.versions(settings)
+    runner = versions.open(_group())
+    try:
+        async with Bulk(runner, console=console) as bulk:
+            head = await end_offsets(settings.kafka, spec.topics(settings))
+            first = await bulk.reach(head, timeout_s=timeout_s, label=f"rebuild {name}")
 
-                async def settle(live: dict[Position, int]) -> None:
-                    await bulk.reach(live, timeout_s=catch_up_s)
+            async def settle(live: dict[Position, int]) -> None:
+                await bulk.reach(live, timeout_s=catch_up_s)
 
-                try:
-                    position = await swap(engine, shadow, layout, settle)
-                except TimeoutError as exc:
-                    raise RebuildRefused(
-                        f"the rebuild of {name} could not reach the live projection's position "
-                        f"within {catch_up_s:.0f} s; nothing was swapped"
-                    ) from exc
-            rows = counts(engine, layout)
-        finally:
-            engine.dispose()
+            try:
+                position = await versions.swap(settle)
+            except TimeoutError as exc:
+                raise RebuildRefused(
+                    f"the rebuild of {name} could not reach the live projection's position "
+                    f"within {catch_up_s:.0f} s; nothing was swapped"
+                ) from exc
+        rows = versions.counts()
+    finally:
+        versions.close()
     after = await spec.swapped(settings) if spec.swapped is not None else None
     return Rebuilt(first, position, rows, after)
 
@@ -309,20 +417,19 @@ async def verify(
     two (at most ``limit`` rows shown). The live projection is not changed; its writers wait
     while the shadow folds the records it applied meanwhile and while the rows are compared."""
     spec = rebuildable(name)
-    layout = spec.layout(settings)
-    with _shadow(settings, spec) as (shadow, opened):
-        engine = sql_engine(settings.crm.url, shadow=shadow)
-        try:
-            async with Bulk(opened.runner, console=console) as bulk:
-                target = live_position(engine, layout)
-                await bulk.reach(target, exact=True, timeout_s=timeout_s, label=f"verify {name}")
+    versions = spec.versions(settings)
+    runner = versions.open(_group())
+    try:
+        async with Bulk(runner, console=console) as bulk:
+            target = versions.live_position()
+            await bulk.reach(target, exact=True, timeout_s=timeout_s, label=f"verify {name}")
 
-                async def settle(live: dict[Position, int]) -> None:
-                    await bulk.reach(live, exact=True, timeout_s=timeout_s)
+            async def settle(live: dict[Position, int]) -> None:
+                await bulk.reach(live, exact=True, timeout_s=timeout_s)
 
-                return await compare(engine, shadow, layout, settle, limit=limit)
-        finally:
-            engine.dispose()
+            return await versions.compare(settle, limit)
+    finally:
+        versions.close()
 
 
 @dataclass(frozen=True)
@@ -348,8 +455,7 @@ async def plan_replay(settings: Settings, name: str, at: datetime | None) -> lis
     from ringlog.views.history import check_instant, log_start
 
     spec = rebuildable(name)
-    layout = spec.layout(settings)
-    topics = layout.checkpoint_topics
+    topics = spec.topics(settings)
     if at is None:
         from ringlog.streams.admin import start_offsets
 
@@ -360,11 +466,7 @@ async def plan_replay(settings: Settings, name: str, at: datetime | None) -> lis
 
         check_instant(at, start=await log_start(settings.kafka, topics), now=datetime.now(UTC))
         target = await offsets_at(settings.kafka, topics, at)
-    engine = sql_engine(settings.crm.url)
-    try:
-        current = live_position(engine, layout)
-    finally:
-        engine.dispose()
+    current = spec.versions(settings).live_position()
     return [
         Rewind(topic, partition, current.get((topic, partition), 0), n)
         for (topic, partition), n in sorted(target.items())
@@ -395,51 +497,36 @@ async def replay(
             "processes, then replay (--force if they are stopped and the broker still lists "
             "them, as the embedded one does)"
         )
-    layout = spec.layout(settings)
     target = {(r.topic, r.partition): r.target for r in plan}
-    with _shadow(settings, spec) as (shadow, opened):
-        engine = sql_engine(settings.crm.url, shadow=shadow)
-        try:
-            async with Bulk(opened.runner, console=console) as bulk:
-                folded = await bulk.reach(
-                    target, exact=True, timeout_s=timeout_s, label=f"replay {name}"
-                )
-                await swap(engine, shadow, layout)
-        finally:
-            engine.dispose()
+    versions = spec.versions(settings)
+    runner = versions.open(_group())
+    try:
+        async with Bulk(runner, console=console) as bulk:
+            folded = await bulk.reach(
+                target, exact=True, timeout_s=timeout_s, label=f"replay {name}"
+            )
+            await versions.swap(None)
+    finally:
+        versions.close()
     if spec.swapped is not None:
         await spec.swapped(settings)
     return folded
 
 
-class _shadow:
-    """A fresh shadow for ``spec`` with its runner open (anything an interrupted run left is
-    discarded first); on exit the store is closed and the shadow discarded."""
-
-    def __init__(self, settings: Settings, spec: Rebuildable) -> None:
-        self._settings = settings
-        self._spec = spec
-        self._name = shadow_name(settings.crm.url, settings.kafka.topic_prefix, spec.name)
-        self._opened: Opened | None = None
-
-    def __enter__(self) -> tuple[str, Opened]:
-        discard(self._settings.crm.url, self._name)
-        group = f"-rebuild-{secrets.token_hex(4)}"
-        self._opened = self._spec.open(self._settings, self._name, group)
-        return self._name, self._opened
-
-    def __exit__(self, *_exc: object) -> None:
-        if self._opened is not None:
-            self._opened.close()
-        discard(self._settings.crm.url, self._name)
+def _group() -> str:
+    """The suffix of a rebuild's own consumer group (after the live group's name)."""
+    return f"-rebuild-{secrets.token_hex(4)}"
 
 
 __all__ = [
     "REBUILDABLE",
+    "Opened",
     "RebuildRefused",
     "Rebuildable",
     "Rebuilt",
     "Rewind",
+    "SqlVersions",
+    "Versions",
     "plan_replay",
     "rebuild",
     "rebuildable",

@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from ringlog.cli import app as cli_app
 from ringlog.config import Settings
 from ringlog.projections import rebuilds
+from ringlog.projections import shadow as shadow_module
 from ringlog.projections.runner import ProjectionRunner
 from ringlog.projections.shadow import shadow_name
 from ringlog.projections.sql import sql_engine
@@ -213,17 +214,17 @@ async def test_verify_finds_a_corrupted_row_and_a_rebuild_mends_it(on: Settings)
     assert code == 0, out
     assert "equals a fresh fold" in out
     _corrupt(on, "sessions")
+    corrupted = _rows(on)
     code, out = await asyncio.to_thread(_cli, on, "rebuild", "sessions", "--verify")
     assert code == 1, out
     assert "view_sessions: only in the live version" in out
     assert "view_sessions: only in the rebuilt version" in out
     assert "2 row(s) differ" in out
-    # --verify changed nothing: the row is still corrupted
-    code, _ = await asyncio.to_thread(_cli, on, "rebuild", "sessions", "--verify")
-    assert code == 1
+    assert _rows(on) == corrupted, "--verify changed nothing"
     code, out = await asyncio.to_thread(_cli, on, "rebuild", "sessions")
     assert code == 0, out
     assert "view_sessions 20" in out
+    assert _rows(on) != corrupted
     code, out = await asyncio.to_thread(_cli, on, "rebuild", "sessions", "--verify")
     assert code == 0, out
 
@@ -242,7 +243,7 @@ async def test_an_interrupted_rebuild_leaves_the_live_projection_and_a_rerun_sta
         raise RuntimeError("killed just before the swap")
 
     with monkeypatch.context() as patched:
-        patched.setattr(rebuilds, "swap", killed)
+        patched.setattr(shadow_module, "swap", killed)
         with pytest.raises(RuntimeError, match="killed"):
             await rebuilds.rebuild(on, "sessions", timeout_s=60)
     assert _rows(on) == before
@@ -337,3 +338,39 @@ async def test_replay_positions_are_checked_and_a_dry_run_changes_nothing(topics
     )
     assert code == 0 and "dry run: nothing changed" in out, out
     assert "sessions" in out and "folded again" in out
+
+
+async def test_the_warehouse_is_verified_and_rebuilt_blue_green(
+    topics: Settings, unique: str
+) -> None:
+    """The warehouse projection into a fakesnow database of its own: ``--verify`` finds a
+    row changed behind its back; a rebuild (built in ``<schema>_NEXT``) swaps in a version a
+    fresh fold finds equal, and the shadow schema is gone."""
+    from ringlog.projections.warehouse import warehouse_runner, warehouse_store
+    from tests.integration.test_warehouse_projection import with_database
+
+    settings = with_database(topics, f"WH_{unique.upper()}")
+    async with LogProducer(settings.kafka) as log:
+        await log.append_many(_events(10))
+    store = warehouse_store(settings, login_timeout=10, network_timeout=30)
+    try:
+        await warehouse_runner(settings, store, group_id=f"live-{unique}").run_until_caught_up(60)
+        assert (await rebuilds.verify(settings, "warehouse", timeout_s=60)).counted == 0
+        (session,) = store.query('SELECT "SESSION_ID" FROM "SESSIONS" LIMIT 1')
+        store.query('UPDATE "SESSIONS" SET "STAGE" = ? WHERE "SESSION_ID" = ?', ("x", session[0]))
+        found = await rebuilds.verify(settings, "warehouse", timeout_s=60)
+        assert found.counted == 2, found
+        assert {(d.table, d.side) for d in found.differences} == {
+            ("SESSIONS", "live"),
+            ("SESSIONS", "rebuilt"),
+        }
+        done = await rebuilds.rebuild(settings, "warehouse", timeout_s=60)
+        assert done.rows["SESSIONS"] == 10 and done.rows["CALLS"] == 10, done.rows
+        assert store.query('SELECT "STAGE" FROM "SESSIONS" WHERE "SESSION_ID" = ?', session) == [
+            ("date",)
+        ]
+        assert (await rebuilds.verify(settings, "warehouse", timeout_s=60)).counted == 0
+        schemas = store.query("SELECT schema_name FROM information_schema.schemata")
+        assert settings.warehouse.schema_name + "_NEXT" not in {s for (s,) in schemas}
+    finally:
+        store.close()

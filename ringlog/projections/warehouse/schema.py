@@ -332,6 +332,11 @@ def snapshot_sql(table: Table) -> str:
     ``TIMESTAMP_TZ`` as 1970-01-01 (its Arrow encoding drops the null mask); the stored value
     is NULL, and ``IS NULL`` or a cast to VARCHAR shows it.
     """
-    names = ", ".join(_read(c) for c in table.columns)
     order = ", ".join(q(k) for k in table.key)
-    return f"SELECT {names} FROM {q(table.name)} ORDER BY {order}"
+    return f"SELECT {read_columns(table)} FROM {q(table.name)} ORDER BY {order}"
+
+
+def read_columns(table: Table) -> str:
+    """``table``'s columns as a select list reads them for comparisons: variants as JSON
+    text, timestamps as text (see :func:`snapshot_sql`)."""
+    return ", ".join(_read(c) for c in table.columns)
