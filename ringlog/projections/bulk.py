@@ -59,6 +59,7 @@ class Bulk:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Bulk:
+        self.runner.alone = True  # a bulk runner's group is its own: no join to wait for
         self._task = asyncio.create_task(
             self.runner.run(self._stop), name=f"bulk {self.runner.projection.name}"
         )

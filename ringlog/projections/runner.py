@@ -59,7 +59,9 @@ class ProjectionRunner(Ownership, Generic[OpT]):
     """Runs one projection against one target as a member of consumer group ``group_id``.
 
     :meth:`run` loops until ``stop`` is set; :meth:`caught_up` waits until the target has
-    applied everything on the log at the time of the call. ``redriven=False`` (a rebuild from
+    applied everything on the log at the time of the call. ``alone``: the runner is the only
+    reader of its group (a rebuild's), so it takes every partition without joining the group.
+    ``redriven=False`` (a rebuild from
     the log's start) skips the re-driven copies of dead letters meant for this projection too:
     it applies their originals instead (:mod:`.isolation`). Subclasses may override
     :meth:`on_applied` (called between the target commit and the Kafka commit), and the
@@ -82,6 +84,7 @@ class ProjectionRunner(Ownership, Generic[OpT]):
         poll_timeout_ms: int = 500,
         lag_interval_s: float = 5.0,
         redriven: bool = True,
+        alone: bool = False,
     ) -> None:
         super().__init__()
         self.projection = projection
@@ -95,6 +98,8 @@ class ProjectionRunner(Ownership, Generic[OpT]):
         self._max_pending = max_pending or 4 * max_records
         self._poll_timeout_ms = poll_timeout_ms
         self._lag_interval_s = lag_interval_s
+        #: take every partition without joining the group (see :class:`LogConsumer`)
+        self.alone = alone
         self._ends: dict[Position, int] = {}
         self._failure: BaseException | None = None
         #: when set, the position to stop at per partition (see :meth:`stop_at`)
@@ -132,6 +137,7 @@ class ProjectionRunner(Ownership, Generic[OpT]):
                 self.projection.topics,
                 group_id=self._group_id,
                 max_records=self._max_records,
+                alone=self.alone,
             )
             async with consumer:
                 self._consumer = consumer
