@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: help install run demo test lint typecheck unit integration bench clean
+.PHONY: help install run demo test lint typecheck unit integration browser bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,10 +32,13 @@ typecheck: install  ## mypy --strict on the package
 unit: install  ## unit tests only (no servers)
 	$(BIN)/pytest tests/unit
 
-integration: install  ## integration tests (starts the embedded stack itself)
+integration: install browser  ## integration tests (starts the embedded stack itself)
 	$(BIN)/pytest tests/integration
 
-test: lint typecheck  ## ruff, mypy --strict, then the whole pytest suite
+browser:  ## Debian's chromium for the console's browser tests, if missing (apt-get, as root)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver)
+
+test: lint typecheck browser  ## ruff, mypy --strict, then the whole pytest suite
 	$(BIN)/pytest
 
 bench: install  ## benchmarks against the raw clients (prints ratios)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from bench import ingest, logclient, outbound, resume, scale
+from bench import console, ingest, logclient, outbound, resume, scale
 
 
 def main() -> None:
     """Run the benchmarks named on the command line (default: all)."""
-    wanted = set(sys.argv[1:]) or {"logclient", "ingest", "outbound", "resume", "scale"}
+    wanted = set(sys.argv[1:]) or {"logclient", "ingest", "outbound", "resume", "scale", "console"}
     if "logclient" in wanted:
         logclient.main([])
     if "ingest" in wanted:
@@ -20,6 +20,8 @@ def main() -> None:
         resume.main([])
     if "scale" in wanted:
         scale.main([])
+    if "console" in wanted:
+        console.main([])
 
 
 if __name__ == "__main__":

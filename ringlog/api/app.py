@@ -25,6 +25,7 @@ from ringlog.api.routes import calls, health, llm, reads, tasks, webhooks
 from ringlog.api.views import Views
 from ringlog.calls.directory import CallDirectory
 from ringlog.config import Settings
+from ringlog.console import router as console_router
 from ringlog.dialog.model import ChatModel
 from ringlog.errors import BrokerUnavailable, RetryableError
 from ringlog.sessions.cache import SessionCache
@@ -105,6 +106,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(reads.router)
     app.include_router(tasks.router)
     app.include_router(health.router)
+    app.include_router(console_router)
     app.add_exception_handler(RetryableError, _unavailable)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_middleware(

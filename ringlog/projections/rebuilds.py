@@ -43,6 +43,7 @@ from ringlog.projections.runner import ProjectionRunner
 from ringlog.projections.shadow import Comparison, Layout, Part, Settle
 from ringlog.projections.sql import sql_engine
 from ringlog.streams.offsets import Position, end_offsets
+from ringlog.views import TIMELINE_TOPICS
 
 
 class RebuildRefused(RinglogError):
@@ -316,9 +317,9 @@ REBUILDABLE: dict[str, Rebuildable] = {
         Rebuildable(
             "timeline",
             "each call's events (the timeline view)",
-            _topics("calls", "dialog", "abt"),
+            _topics(*TIMELINE_TOPICS),
             _view_group("timeline"),
-            _view_versions("timeline", _topics("calls", "dialog", "abt")),
+            _view_versions("timeline", _topics(*TIMELINE_TOPICS)),
         ),
         Rebuildable(
             "crm",

@@ -111,12 +111,18 @@ def upsert(
 
 
 def create_tables(engine: Engine, metadata: MetaData) -> None:
-    """Create ``metadata``'s missing tables. Several processes opening one new database at
-    once (the embedded stack starts them together) may race to create a table: the loser's
-    "already exists" is taken as done, and the check is run again."""
+    """Create ``metadata``'s missing tables, and the missing indexes of tables that exist
+    (an index added to the schema reaches databases made before it). Several processes
+    opening one new database at once (the embedded stack starts them together) may race to
+    create a table: the loser's "already exists" is taken as done, and the check is run
+    again."""
     for attempt in range(3):
         try:
             metadata.create_all(engine)
+            with engine.begin() as connection:
+                for table in metadata.sorted_tables:
+                    for index in table.indexes:
+                        index.create(connection, checkfirst=True)
             return
         except (OperationalError, ProgrammingError, IntegrityError) as exc:
             if "already exists" not in str(exc) and "duplicate key" not in str(exc):

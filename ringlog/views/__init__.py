@@ -27,6 +27,8 @@ from ringlog.views.store import (
 
 #: The views ``ringlog projector --only`` can name.
 VIEWS = (TIMELINE_VIEW, SESSIONS_VIEW)
+#: The topics the timeline view holds (logical names).
+TIMELINE_TOPICS = ("calls", "dialog", "abt", "sessions")
 
 
 def _events(events: Sequence[Event]) -> list[Event]:
@@ -34,10 +36,11 @@ def _events(events: Sequence[Event]) -> list[Event]:
 
 
 def timeline_projection(settings: Settings) -> Projection[TimelineRow]:
-    """Every event on ``calls``, ``dialog`` and ``abt`` into the timeline view."""
+    """Every event on ``calls``, ``dialog``, ``abt`` and ``sessions`` into the timeline view
+    (a session event under the call it happened in)."""
     return Projection(
         name=TIMELINE_VIEW,
-        topics=(settings.topic("calls"), settings.topic("dialog"), settings.topic("abt")),
+        topics=tuple(settings.topic(t) for t in TIMELINE_TOPICS),
         project=timeline_rows,
     )
 
@@ -109,6 +112,7 @@ async def run_views(
 
 
 __all__ = [
+    "TIMELINE_TOPICS",
     "VIEWS",
     "ViewStore",
     "run_views",

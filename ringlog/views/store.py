@@ -3,13 +3,15 @@
 Both live in the CRM database (SQLite embedded, PostgreSQL in production), each written with
 its checkpoint — the next offset per ``(topic, partition)`` folded — in **one transaction**:
 
-* ``view_timeline`` — one row per event on ``calls``, ``dialog`` and ``abt``, keyed by its
-  position on the log and indexed by call ref (the record's key); the row holds the event as
-  recorded. Rows never change, so applying a record twice is a no-op.
+* ``view_timeline`` — one row per event on ``calls``, ``dialog``, ``abt`` and ``sessions``,
+  keyed by its position on the log and indexed by call ref (the record's key; for a session
+  event, keyed by number, the call it happened in); the row holds the event as recorded. Rows
+  never change, so applying a record twice is a no-op.
 * ``view_sessions`` — each number's current session (a
   :class:`~ringlog.sessions.state.SessionState` as JSON) folded from ``sessions``, keyed by
   topic and number, with the offset of the last event folded as its version: a write never
-  replaces a newer one (a member that lost the partition cannot undo its successor's work).
+  replaces a newer one (a member that lost the partition cannot undo its successor's work);
+  indexed by ``(topic, open)`` for the console's list of open sessions.
 
 Scans: applying a batch reads the stored sessions of the batch's numbers (one query) and
 writes the batch's rows; a read is one indexed lookup. Nothing grows with history but the
@@ -32,6 +34,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Engine,
+    Index,
     Integer,
     MetaData,
     String,
@@ -48,6 +51,7 @@ from ringlog.projections.checkpoint import (
     write_checkpoint,
 )
 from ringlog.projections.sql import create_tables, insert_for, sql_engine
+from ringlog.schemas import Envelope
 from ringlog.schemas.codec import encode
 from ringlog.sessions.state import SessionState, apply
 from ringlog.streams.offsets import Position
@@ -75,6 +79,7 @@ SESSIONS = Table(
     Column("version", BigInteger, nullable=False),
     Column("open", Boolean, nullable=False),
     Column("state", Text, nullable=False),
+    Index("view_sessions_open", "topic", "open"),
 )
 
 CHECKPOINTS = checkpoint_table(METADATA, "view_checkpoints")
@@ -98,19 +103,32 @@ class TimelineRow:
 
 
 def timeline_rows(events: Sequence[Event]) -> list[TimelineRow]:
-    """The timeline rows of ``events`` (pure): one per event, keyed by the record's key."""
+    """The timeline rows of ``events`` (pure): one per event, under its call (see
+    :func:`timeline_call_ref`; an event of no call has none)."""
     return [
         TimelineRow(
             topic=e.topic,
             partition=e.partition,
             offset=e.offset,
-            call_ref=e.envelope.key,
+            call_ref=ref,
             recorded_at=e.envelope.recorded_at,
             event_id=str(e.envelope.event_id),
             event=encode(e.envelope).decode(),
         )
         for e in events
+        if (ref := timeline_call_ref(e.envelope)) is not None
     ]
+
+
+def timeline_call_ref(envelope: Envelope) -> str | None:
+    """The call an event belongs to on the timeline: the record's key, except for a session
+    event (keyed by the number): the call it happened in, or ``None`` for one that happened
+    in none (an expiry)."""
+    payload = envelope.payload
+    if getattr(type(payload), "topic", None) != "sessions":
+        return envelope.key
+    ref = getattr(payload, "call_ref", None)
+    return ref if isinstance(ref, str) else None
 
 
 def sessions_folded(
@@ -313,5 +331,6 @@ __all__ = [
     "TimelineTarget",
     "ViewStore",
     "sessions_folded",
+    "timeline_call_ref",
     "timeline_rows",
 ]
