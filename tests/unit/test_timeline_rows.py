@@ -15,9 +15,7 @@ def _event(envelope: Envelope, offset: int) -> Event:
 
 def test_a_session_event_sits_under_its_call_and_an_expiry_under_none() -> None:
     request = Envelope.new(
-        CallRequested(
-            call_ref="call-1", to_number=PHONE, from_number="+14155559876", agent_id="a"
-        ),
+        CallRequested(call_ref="call-1", to_number=PHONE, from_number="+14155559876", agent_id="a"),
         source="test",
     )
     progressed = Envelope.new(
