@@ -6,7 +6,6 @@ so a route takes a single dependency (each dependency costs per request on the h
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -14,6 +13,7 @@ from fastapi import Depends, Header, HTTPException, Request, status
 
 from ringlog.api.dialog_gate import OpenSockets, TrustedCalls
 from ringlog.api.idempotency import IdempotencyStore
+from ringlog.api.keys import matching_key
 from ringlog.api.metrics import ApiMetrics
 from ringlog.config import Settings
 from ringlog.dialog.model import ChatModel
@@ -61,10 +61,10 @@ async def require_api_key(
 ) -> str:
     """Accept ``Authorization: Bearer <key>`` for a key in ``RINGLOG_API_KEYS``; else 401."""
     scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() == "bearer" and token:
-        for key in services.settings.api.keys:
-            if hmac.compare_digest(key.encode(), token.strip().encode()):
-                return key
+    if scheme.lower() == "bearer":
+        key = matching_key(token, services.settings.api.keys)
+        if key is not None:
+            return key
     raise HTTPException(
         status.HTTP_401_UNAUTHORIZED,
         detail="missing or unknown API key",

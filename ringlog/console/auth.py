@@ -81,17 +81,6 @@ def verify(
     return matched
 
 
-def matching_key(candidate: str, keys: Sequence[str]) -> str | None:
-    """The configured key equal to ``candidate`` (surrounding spaces ignored), compared in
-    constant time as the API's bearer check does; ``None`` when there is none."""
-    given = candidate.strip().encode()
-    found: str | None = None
-    for key in keys:
-        if given and hmac.compare_digest(key.encode(), given):
-            found = key
-    return found
-
-
 def safe_next(path: str | None, default: str = "/console/calls") -> str:
     """Where to go after signing in: ``path`` when it is a console page of this site (no
     scheme, no host, no ``//``, no back-slash), else ``default`` (no open redirect)."""
@@ -112,7 +101,6 @@ __all__ = [
     "COOKIE_PATH",
     "SESSION_TTL_S",
     "issue",
-    "matching_key",
     "safe_next",
     "verify",
 ]

@@ -30,6 +30,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from ringlog.api.deps import services_of
+from ringlog.api.keys import matching_key
 from ringlog.api.views import views_of
 from ringlog.config import Settings
 from ringlog.console import auth, pages
@@ -194,7 +195,7 @@ async def sign_in(request: Request) -> Response:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "not the sign-in form") from exc
     nexts, keys = form.get("next", []), form.get("key", [])
     target = auth.safe_next(nexts[0] if nexts else None)
-    key = auth.matching_key(keys[0] if keys else "", _keys(request))
+    key = matching_key(keys[0] if keys else "", _keys(request))
     if key is None:
         log.info("console sign-in refused")
         page = pages.render(

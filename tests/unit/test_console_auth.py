@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ringlog.console.auth import SESSION_TTL_S, issue, matching_key, safe_next, verify
+from ringlog.api.keys import matching_key
+from ringlog.console.auth import SESSION_TTL_S, issue, safe_next, verify
 
 KEY = "dev-key-123"
 NOW = 1_800_000_000.0
