@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import sys
 
-from bench import console, ingest, logclient, outbound, resume, scale
+from bench import console, ingest, logclient, outbound, replay, resume, scale
 
 
 def main() -> None:
     """Run the benchmarks named on the command line (default: all)."""
-    wanted = set(sys.argv[1:]) or {"logclient", "ingest", "outbound", "resume", "scale", "console"}
+    wanted = set(sys.argv[1:]) or {
+        "logclient",
+        "ingest",
+        "outbound",
+        "resume",
+        "scale",
+        "console",
+        "replay",
+    }
     if "logclient" in wanted:
         logclient.main([])
     if "ingest" in wanted:
@@ -22,6 +30,8 @@ def main() -> None:
         scale.main([])
     if "console" in wanted:
         console.main([])
+    if "replay" in wanted:
+        replay.main([])
 
 
 if __name__ == "__main__":
