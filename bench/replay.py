@@ -75,7 +75,7 @@ from bench.timing import Timed
 from ringlog import heap, logs
 from ringlog.config import Settings
 from ringlog.projections.bulk import BULK_MAX_RECORDS, Bulk
-from ringlog.projections.rebuilds import REBUILDABLE
+from ringlog.projections.rebuildable import REBUILDABLE
 from ringlog.schemas import (
     Envelope,
     SessionCompleted,

@@ -35,10 +35,11 @@ def rebuild(
     """Rebuild PROJECTION from the whole log without readers ever seeing it half-built."""
     from ringlog.config import Settings
     from ringlog.projections import rebuilds
+    from ringlog.projections.rebuildable import rebuildable
 
     quiet_libraries()
     with fail_cleanly():
-        spec = rebuilds.rebuildable(projection)
+        spec = rebuildable(projection)
         settings = Settings.load()
         if verify:
             found = asyncio.run(

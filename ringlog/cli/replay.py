@@ -45,6 +45,7 @@ def replay(
     """Rewind the stopped PROCESSOR to a position of the log; it folds what follows again."""
     from ringlog.config import Settings
     from ringlog.projections import rebuilds
+    from ringlog.projections.rebuildable import rebuildable
     from ringlog.views.history import parse_instant
 
     quiet_libraries()
@@ -52,7 +53,7 @@ def replay(
     if sum(chosen) != 1:
         fail("say where to replay from: one of --to-earliest, --to-datetime, --by-duration")
     with fail_cleanly():
-        spec = rebuilds.rebuildable(processor)
+        spec = rebuildable(processor)
         at: datetime | None = None
         if to_datetime is not None:
             at = parse_instant(to_datetime)

@@ -26,6 +26,7 @@ from ringlog.cli import app as cli_app
 from ringlog.config import Settings
 from ringlog.projections import rebuilds
 from ringlog.projections import shadow as shadow_module
+from ringlog.projections.rebuildable import Opened, Rebuildable, rebuildable
 from ringlog.projections.runner import ProjectionRunner
 from ringlog.projections.shadow import shadow_name
 from ringlog.projections.sql import sql_engine
@@ -77,7 +78,7 @@ def on(request: pytest.FixtureRequest, topics: Settings, tmp_path: Path) -> Iter
 @contextlib.asynccontextmanager
 async def _live(settings: Settings, name: str) -> AsyncIterator[ProjectionRunner[Any]]:
     """The live projector of ``name`` (a group of its own) on the live tables."""
-    spec = rebuilds.rebuildable(name)
+    spec = rebuildable(name)
     opened = _open_live(settings, spec)
     stop = asyncio.Event()
     task = asyncio.create_task(opened.runner.run(stop))
@@ -89,7 +90,7 @@ async def _live(settings: Settings, name: str) -> AsyncIterator[ProjectionRunner
         opened.close()
 
 
-def _open_live(settings: Settings, spec: rebuilds.Rebuildable) -> rebuilds.Opened:
+def _open_live(settings: Settings, spec: Rebuildable) -> Opened:
     group = f"-live-{uuid.uuid4().hex[:6]}"
     if spec.name == "call-lifecycle":
         from ringlog.worker.app import worker_projection, worker_store
@@ -102,13 +103,13 @@ def _open_live(settings: Settings, spec: rebuilds.Rebuildable) -> rebuilds.Opene
             group_id=settings.worker.app_id + group,
             deadletter_topic=settings.topic("deadletter"),
         )
-        return rebuilds.Opened(runner, store.close)
+        return Opened(runner, store.close)
     from ringlog.views import view_runners
     from ringlog.views.store import ViewStore
 
     views = ViewStore.open(settings.crm.url)
     (view,) = view_runners(settings, views, [spec.name], group_suffix=group)
-    return rebuilds.Opened(view, views.close)
+    return Opened(view, views.close)
 
 
 def _table(name: str) -> tuple[Table, str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from ringlog.cli import app
-from ringlog.projections.rebuilds import REBUILDABLE
+from ringlog.projections.rebuildable import REBUILDABLE
 
 
 def test_an_unknown_projection_is_refused_with_the_known_ones() -> None:

@@ -1,6 +1,6 @@
 """Blue/green for the warehouse: the next version built in a schema beside the live one.
 
-The :class:`~ringlog.projections.rebuilds.Versions` of the warehouse projection. The shadow is
+The :class:`~ringlog.projections.rebuildable.Versions` of the warehouse projection. The shadow is
 the schema ``<schema>_NEXT`` of the same database, written by a warehouse store connected to
 it (the live projection code, fencing included, so an interrupted rebuild's session is ended
 by the next). The swap is one transaction on a connection of its own: the live checkpoint and
