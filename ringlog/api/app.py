@@ -20,7 +20,7 @@ from ringlog.api.deps import Services
 from ringlog.api.dialog_gate import OpenSockets, TrustedCalls
 from ringlog.api.idempotency import IdempotencyStore
 from ringlog.api.metrics import ApiMetrics
-from ringlog.api.middleware import BodyLimit, RequestMetrics
+from ringlog.api.middleware import BodyLimit, RequestMetrics, WritePositions
 from ringlog.api.routes import calls, health, llm, reads, tasks, webhooks
 from ringlog.api.views import Views
 from ringlog.calls.directory import CallDirectory
@@ -30,6 +30,7 @@ from ringlog.dialog.model import ChatModel
 from ringlog.errors import BrokerUnavailable, RetryableError
 from ringlog.sessions.cache import SessionCache
 from ringlog.sessions.state import SessionState
+from ringlog.streams.head import HEAD
 from ringlog.streams.producer import LogProducer
 
 log = structlog.get_logger("ringlog.api")
@@ -61,7 +62,8 @@ def create_app(settings: Settings) -> FastAPI:
         views = app.state.views = Views.open(settings, producer)
 
         async def session_in_view(phone: str) -> SessionState | None:
-            state, _coverage = await views.session(phone, timeout_s=SESSION_LOOKUP_WAIT_S)
+            # the session may have been written by another process: read up to the log's end
+            state, _coverage = await views.session(phone, HEAD, timeout_s=SESSION_LOOKUP_WAIT_S)
             return state
 
         prefix = settings.redis.key_prefix
@@ -114,6 +116,7 @@ def create_app(settings: Settings) -> FastAPI:
         max_bytes=settings.api.max_body_bytes,
         per_prefix={webhooks.router.prefix: settings.api.webhook_max_body_bytes},
     )
+    app.add_middleware(WritePositions)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app
 

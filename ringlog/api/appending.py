@@ -1,8 +1,11 @@
-"""Appending from request handlers: timed, logged with the call ref and event type."""
+"""Appending from request handlers: timed, logged with the call ref and event type, and
+remembered for the response (:class:`~ringlog.api.middleware.WritePositions` names where a
+request's writes landed in ``X-Ringlog-Position``, so a read elsewhere can ask to see them)."""
 
 from __future__ import annotations
 
 import time
+from contextvars import ContextVar
 
 import structlog
 
@@ -13,6 +16,9 @@ from ringlog.streams.producer import LogProducer, RecordPosition
 from ringlog.streams.quarantine import quarantine
 
 log = structlog.get_logger("ringlog.api")
+
+#: the next offset after this request's writes, per partition (None outside a request)
+written: ContextVar[dict[tuple[str, int], int] | None] = ContextVar("written", default=None)
 
 
 async def append_event(
@@ -34,6 +40,9 @@ async def append_event(
         )
         raise
     metrics.append_timer(envelope.payload.topic).observe(time.perf_counter() - started)
+    if (positions := written.get()) is not None:
+        key = (position.topic, position.partition)
+        positions[key] = max(positions.get(key, 0), position.offset + 1)
     # one line per request is debug: at thousands of requests/s it would dominate the CPU;
     # warnings and quarantines carry the same call ref and event type at info and above
     log.debug("appended", topic=topic, partition=position.partition, offset=position.offset)

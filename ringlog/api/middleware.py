@@ -1,4 +1,5 @@
-"""ASGI middleware: request-size limit and per-route request metrics."""
+"""ASGI middleware: request-size limit, per-route request metrics, and where a request's
+writes landed."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections.abc import Mapping
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ringlog.api.appending import written
 from ringlog.api.metrics import ApiMetrics
+from ringlog.streams.head import positions_text
 
 
 class BodyLimit:
@@ -113,3 +116,32 @@ class RequestMetrics:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             self.metrics.count_request(template, scope["method"], str(status))
+
+
+class WritePositions:
+    """Name where a request's appends landed: ``X-Ringlog-Position`` on its response
+    (``topic/partition:next_offset``, as reads name theirs), when it appended anything.
+
+    A client that reads through another API process passes it back in ``X-Ringlog-After``
+    and that read waits, bounded, until the view holds the write."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        positions: dict[tuple[str, int], int] = {}
+        token = written.set(positions)
+
+        async def named(message: Message) -> None:
+            if message["type"] == "http.response.start" and positions:
+                named_at = (b"x-ringlog-position", positions_text(positions).encode())
+                message = {**message, "headers": [*message.get("headers", ()), named_at]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, named)
+        finally:
+            written.reset(token)

@@ -2,8 +2,9 @@
 sessions) and the log's head.
 
 Reads never scan the log: they wait, bounded, until the view has folded the key's partitions
-up to their end at the time of the read (:func:`ringlog.streams.head.wait_covered`), then
-answer from the view, saying which position the answer reflects (:class:`Coverage`).
+as far as the read asks (:class:`~ringlog.streams.head.ReadAfter`: this process's own writes
+and the positions the reader names, or the log's end), then answer from the view, saying which
+position the answer reflects (:class:`Coverage`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ringlog.calls.state import CallState
 from ringlog.config import Settings
 from ringlog.projections.base import Event
 from ringlog.sessions.state import SessionState
-from ringlog.streams.head import Coverage, LogHead, wait_covered
+from ringlog.streams.head import Coverage, LogHead, ReadAfter, wait_covered
 from ringlog.streams.offsets import Position
 from ringlog.streams.producer import LogProducer
 from ringlog.tasks.index import TaskIndex
@@ -63,16 +64,22 @@ class Views:
             settings, worker, ViewStore.open(settings.crm.url), head, TaskIndex(worker, head)
         )
 
-    async def call(self, call_ref: str) -> tuple[CallState | None, Coverage]:
-        """The call's state once the worker folded its partition of ``calls`` and ``abt``."""
+    async def call(self, call_ref: str, after: ReadAfter) -> tuple[CallState | None, Coverage]:
+        """The call's state once the worker folded its partition of ``calls`` and ``abt``
+        as far as ``after`` asks."""
         worker = self.worker
         coverage = await self._covered(
-            worker.load_checkpoint, call_ref, (worker.calls_topic, worker.abt_topic)
+            worker.load_checkpoint, call_ref, (worker.calls_topic, worker.abt_topic), after
         )
         return await worker.call(call_ref), coverage
 
     async def call_at(
-        self, call_ref: str, at: datetime, *, now: datetime | None = None
+        self,
+        call_ref: str,
+        at: datetime,
+        after: ReadAfter,
+        *,
+        now: datetime | None = None,
     ) -> tuple[CallState | None, Coverage]:
         """The call's state at the instant ``at``: its events on ``calls`` and ``abt``
         recorded by then, from the timeline view, folded as the worker folds them
@@ -80,7 +87,9 @@ class Views:
         an instant before the log's start or after ``now``."""
         calls, abt = self.worker.calls_topic, self.worker.abt_topic
         check_instant(at, start=await self.start_of((calls,)), now=now or datetime.now(UTC))
-        coverage = await self._covered(self._checkpoint(TIMELINE_VIEW), call_ref, (calls, abt))
+        coverage = await self._covered(
+            self._checkpoint(TIMELINE_VIEW), call_ref, (calls, abt), after
+        )
         rows = await self.store.call_rows(call_ref, (calls, abt))
         return call_state_at(timeline_events(rows), at, topics=(calls, abt)), coverage
 
@@ -93,28 +102,33 @@ class Views:
             self.starts[topics] = start
         return self.starts[topics]
 
-    async def timeline_events(self, call_ref: str) -> tuple[list[Event], Coverage]:
+    async def timeline_events(
+        self, call_ref: str, after: ReadAfter
+    ) -> tuple[list[Event], Coverage]:
         """The call's events on ``calls``, ``dialog`` and ``abt`` at their positions on the
         log, in the order recorded (as :meth:`timeline` lists them)."""
         topics = tuple(self.settings.topic(t) for t in ("calls", "dialog", "abt"))
-        coverage = await self._covered(self._checkpoint(TIMELINE_VIEW), call_ref, topics)
+        coverage = await self._covered(self._checkpoint(TIMELINE_VIEW), call_ref, topics, after)
         rows = await self.store.call_rows(call_ref, topics)
         return timeline_order(timeline_events(rows)), coverage
 
-    async def timeline(self, call_ref: str) -> tuple[list[dict[str, Any]], Coverage]:
+    async def timeline(
+        self, call_ref: str, after: ReadAfter
+    ) -> tuple[list[dict[str, Any]], Coverage]:
         """The call's events on ``calls``, ``dialog`` and ``abt``, in the order recorded."""
         topics = tuple(self.settings.topic(t) for t in ("calls", "dialog", "abt"))
-        coverage = await self._covered(self._checkpoint(TIMELINE_VIEW), call_ref, topics)
+        coverage = await self._covered(self._checkpoint(TIMELINE_VIEW), call_ref, topics, after)
         return await self.store.timeline(call_ref, topics), coverage
 
     async def session(
-        self, phone: str, *, timeout_s: float = READ_WAIT_S
+        self, phone: str, after: ReadAfter, *, timeout_s: float = READ_WAIT_S
     ) -> tuple[SessionState | None, Coverage]:
         """The number's current session (open or not) from the sessions view."""
         coverage = await self._covered(
             self._checkpoint(SESSIONS_VIEW),
             phone,
             (self.settings.topic("sessions"),),
+            after,
             timeout_s=timeout_s,
         )
         return await self.store.session(phone, self.settings.topic("sessions")), coverage
@@ -130,14 +144,15 @@ class Views:
         checkpoint: Callable[[], Awaitable[Mapping[Position, int]]],
         key: str,
         topics: tuple[str, ...],
+        after: ReadAfter,
         *,
         timeout_s: float = READ_WAIT_S,
     ) -> Coverage:
-        """Wait until ``checkpoint`` covers the key's partition of each topic (as far as the
-        log reached when asked), at most ``timeout_s``."""
+        """Wait until ``checkpoint`` covers the key's partition of each topic as far as
+        ``after`` asks, at most ``timeout_s``."""
         positions = [(topic, await self.head.partition_of(topic, key)) for topic in topics]
-        ends = await self.head.ends(positions)
-        return await wait_covered(checkpoint, ends, timeout_s=timeout_s)
+        targets = await self.head.targets(positions, after)
+        return await wait_covered(checkpoint, targets, timeout_s=timeout_s)
 
     async def close(self) -> None:
         """Close the log client and the database pools."""

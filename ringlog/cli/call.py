@@ -115,12 +115,13 @@ async def call_state(
     """The call's state now (the worker's view) or at ``at`` (folded), and what the view
     covered: what ``GET /v1/calls/{call_ref}[?at=]`` answers."""
     from ringlog.api.views import Views
+    from ringlog.streams.head import HEAD
 
     views = Views.open(settings)
     try:
         if at is None:
-            return await views.call(call_ref)
-        return await views.call_at(call_ref, at)
+            return await views.call(call_ref, HEAD)
+        return await views.call_at(call_ref, at, HEAD)
     finally:
         await views.close()
 
@@ -128,10 +129,11 @@ async def call_state(
 async def call_timeline(settings: Settings, call_ref: str) -> tuple[list[Event], Coverage]:
     """The call's events in the order recorded, and what the timeline view covered."""
     from ringlog.api.views import Views
+    from ringlog.streams.head import HEAD
 
     views = Views.open(settings)
     try:
-        return await views.timeline_events(call_ref)
+        return await views.timeline_events(call_ref, HEAD)
     finally:
         await views.close()
 

@@ -80,10 +80,11 @@ async def session_state(
         state, folded = await session_at(settings.kafka, topic, phone, at)
         return state, f"{folded} of its event(s) on {topic} up to then folded"
     from ringlog.api.views import Views
+    from ringlog.streams.head import HEAD
 
     views = Views.open(settings)
     try:
-        state, coverage = await views.session(phone)
+        state, coverage = await views.session(phone, HEAD)
     finally:
         await views.close()
     said = f"sessions view at {coverage.header()}"

@@ -1,12 +1,19 @@
-"""Where the log ends now, and waiting until a view has folded that far (read-your-writes).
+"""How far a view must have folded before a read answers, and waiting until it has.
 
 A view (the worker's call states, the timeline, the sessions view) is kept by the runtime with
-a checkpoint: the next offset per ``(topic, partition)`` it has applied. A read that must see
-every write acknowledged before it began asks :class:`LogHead` for the partitions' ends and
-waits, bounded, until the view's checkpoint reaches them (:func:`wait_covered`). No record is
-fetched: the ends come from ListOffsets through one long-lived client, raised to the offsets
-this process's own producer was acknowledged (on the embedded broker ListOffsets can miss the
-tail of a multi-record batch; a process's own writes are always counted).
+a checkpoint: the next offset per ``(topic, partition)`` it has applied. Before it answers, a
+read waits, bounded, until that checkpoint reaches a target per partition
+(:func:`wait_covered`). What the target is, :class:`ReadAfter` says:
+
+* by default, the writes this process's producer was acknowledged, and any positions the
+  reader names (a write's or an earlier read's ``topic/partition:next_offset`` list, as
+  :meth:`Coverage.header` writes it): no request to the broker at all, so a read costs the
+  same however long the log is;
+* ``head``: everything acknowledged on the log before the read began, from ListOffsets
+  through one long-lived client (on the embedded broker ListOffsets can miss the tail of a
+  multi-record batch; the process's own writes are always counted). That request costs what
+  the broker makes it cost (on Tansu it grows with the batches a partition holds), so it is
+  for reads off the hot path: CLIs, the task index, the session lookup on a cold cache.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -37,7 +44,53 @@ class Coverage:
 
     def header(self) -> str:
         """``topic/partition:next_offset`` pairs, comma-separated (the read's position)."""
-        return ",".join(f"{t}/{p}:{n}" for (t, p), n in sorted(self.positions.items()))
+        return positions_text(self.positions)
+
+
+def positions_text(positions: Mapping[Position, int]) -> str:
+    """``topic/partition:next_offset`` pairs, comma-separated, sorted: how a position is
+    written in headers and read back by :meth:`ReadAfter.parse`."""
+    return ",".join(f"{t}/{p}:{n}" for (t, p), n in sorted(positions.items()))
+
+
+class PositionRefused(ValueError):
+    """A position list that is not ``topic/partition:next_offset[,…]`` (the message says
+    which part)."""
+
+
+@dataclass(frozen=True)
+class ReadAfter:
+    """What a read must reflect besides this process's own acknowledged writes: the
+    ``positions`` a reader names (the next offset per partition it has seen), or, with
+    ``head``, everything acknowledged on the log before the read."""
+
+    positions: Mapping[Position, int] = field(default_factory=dict)
+    head: bool = False
+
+    @classmethod
+    def parse(cls, text: str | None) -> ReadAfter:
+        """Read ``head`` or a ``topic/partition:next_offset[,…]`` list (the larger offset
+        wins when a partition is named twice); None or blank is the default. Raises
+        :class:`PositionRefused` for anything else."""
+        if text is None or not text.strip():
+            return cls()
+        if text.strip().lower() == "head":
+            return cls(head=True)
+        positions: dict[Position, int] = {}
+        for part in text.split(","):
+            topic, slash, rest = part.strip().rpartition("/")
+            partition, colon, offset = rest.partition(":")
+            if not (topic and slash and colon and partition.isdigit() and offset.isdigit()):
+                raise PositionRefused(
+                    f"{part.strip()[:80]!r} is not topic/partition:next_offset (or give 'head')"
+                )
+            key = (topic, int(partition))
+            positions[key] = max(positions.get(key, 0), int(offset))
+        return cls(positions)
+
+
+#: Read what the log held when the read began (one ListOffsets).
+HEAD = ReadAfter(head=True)
 
 
 class LogHead:
@@ -83,6 +136,19 @@ class LogHead:
             raise BrokerUnavailable(self._kafka.bootstrap, f"topic {topic} has no partitions")
         chosen = partition_for(key.encode(), numbers, numbers)
         return chosen
+
+    async def targets(
+        self, positions: Collection[Position], after: ReadAfter
+    ) -> dict[Position, int]:
+        """How far a view must have folded ``positions`` to answer a read made ``after``:
+        the log's ends with ``head`` (one broker request), else this process's acknowledged
+        writes and the positions the reader named (no request)."""
+        if after.head:
+            return await self.ends(positions)
+        appended = self._producer.appended if self._producer is not None else {}
+        return {
+            p: max(appended.get(p, 0), after.positions.get(p, 0)) for p in sorted(set(positions))
+        }
 
     async def ends(self, positions: Collection[Position]) -> dict[Position, int]:
         """The next offset to be written of each partition, as of now."""

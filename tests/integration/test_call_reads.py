@@ -2,15 +2,17 @@
 worker's, ``/events`` and ``/v1/sessions/{phone}`` from the timeline and sessions views.
 
 A read right after the 202 of ``POST /v1/calls`` sees the request (the API waits, bounded, for
-the view to reach the write); every answer names the position it reflects; with the view
-caught up, reads are served with no consumer fetching anything; with the worker stopped, a
-read answers within its bound and says it is behind.
+the view to reach the write), through the same API process or, with the write's
+``X-Ringlog-Position`` passed back as ``X-Ringlog-After``, through another; every answer names
+the position it reflects; with the view caught up, reads are served with no request to the
+broker at all; with the worker stopped, a read answers within its bound and says it is behind.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -19,8 +21,9 @@ from aiokafka import AIOKafkaConsumer
 from ringlog.config import Settings
 from ringlog.schemas import CallDispatched, CallRequested, Envelope
 from ringlog.schemas.sessions import SessionStarted
+from ringlog.streams.head import ReadAfter
 from ringlog.streams.producer import LogProducer
-from tests.integration.test_api_ingest import AUTH
+from tests.integration.test_api_ingest import AUTH, api_settings
 from tests.support.logread import eventually
 from tests.support.worker_runtime import folding_worker, keeping_views
 
@@ -59,6 +62,48 @@ async def test_a_read_right_after_the_write_sees_it(
             assert "X-Ringlog-Behind" not in read.headers
             position = read.headers["X-Ringlog-Position"]
             assert position.count(",") == 1 and topics.topic("calls") in position
+            (wrote_at, written), *more = ReadAfter.parse(
+                posted.headers["X-Ringlog-Position"]
+            ).positions.items()
+            assert not more and wrote_at[0] == topics.topic("calls")
+            assert ReadAfter.parse(position).positions[wrote_at] >= written
+
+
+@pytest.fixture
+async def other_api(topics: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A second API process on the same topics (its own producer, its own views)."""
+    from ringlog.api.app import create_app
+
+    app = create_app(api_settings(topics))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://other") as other:
+            yield other
+
+
+async def test_a_write_through_another_api_is_seen_with_its_position(
+    client: httpx.AsyncClient, other_api: httpx.AsyncClient, topics: Settings
+) -> None:
+    async with folding_worker(topics) as worker:
+        await worker.caught_up()
+        for _ in range(3):
+            posted = await other_api.post("/v1/calls", json=BODY, headers=AUTH)
+            assert posted.status_code == 202
+            ref, wrote = posted.json()["call_ref"], posted.headers["X-Ringlog-Position"]
+            read = await client.get(f"/v1/calls/{ref}", headers={**AUTH, "X-Ringlog-After": wrote})
+            assert read.status_code == 200, (read.text, dict(read.headers))
+            assert read.json()["call_ref"] == ref and "X-Ringlog-Behind" not in read.headers
+        posted = await other_api.post("/v1/calls", json=BODY, headers=AUTH)
+        ref = posted.json()["call_ref"]
+        read = await client.get(f"/v1/calls/{ref}", headers={**AUTH, "X-Ringlog-After": "head"})
+        assert read.status_code == 200 and read.json()["call_ref"] == ref
+
+
+async def test_a_malformed_position_is_refused(client: httpx.AsyncClient) -> None:
+    for bad in ("calls", "calls/x:1", "calls/1:-4", "/1:4", "calls/1:4,,"):
+        read = await client.get("/v1/calls/c-1", headers={**AUTH, "X-Ringlog-After": bad})
+        assert read.status_code == 422, (bad, read.text)
+        assert "X-Ringlog-After" in read.text
 
 
 async def test_reads_fetch_nothing_from_the_log(
@@ -87,6 +132,7 @@ async def test_reads_fetch_nothing_from_the_log(
 
     monkeypatch.setattr(AIOKafkaConsumer, "getmany", no_fetch)
     monkeypatch.setattr(AIOKafkaConsumer, "getone", no_fetch)
+    monkeypatch.setattr(AIOKafkaConsumer, "end_offsets", no_fetch)  # nor asks where it ends
     started = time.monotonic()
     for _ in range(20):
         read = await client.get(f"/v1/calls/{ref}", headers=AUTH)
@@ -112,13 +158,15 @@ async def test_a_view_behind_the_log_answers_in_time_and_says_so(
             lambda: client.get(f"/v1/calls/{ref}", headers=AUTH), lambda r: r.status_code == 200
         )
     async with LogProducer(topics.kafka) as log:  # folded by no one: the worker is stopped
-        await log.append(
+        at = await log.append(
             Envelope.new(
                 CallDispatched(call_ref=ref, retell_call_id="r-1", agent_id="a"), source="test"
             )
         )
-    started = time.monotonic()
-    read = await client.get(f"/v1/calls/{ref}", headers=AUTH)
-    assert time.monotonic() - started < 5
-    assert read.status_code == 200 and read.headers["X-Ringlog-Behind"] == "true"
-    assert read.json()["dispatch"] == "pending", "the view's state, not the log's"
+    # not this API's write: seen only when named, or with everything on the log
+    for after in ("head", f"{at.topic}/{at.partition}:{at.offset + 1}"):
+        started = time.monotonic()
+        read = await client.get(f"/v1/calls/{ref}", headers={**AUTH, "X-Ringlog-After": after})
+        assert time.monotonic() - started < 5
+        assert read.status_code == 200 and read.headers["X-Ringlog-Behind"] == "true"
+        assert read.json()["dispatch"] == "pending", "the view's state, not the log's"

@@ -1,11 +1,15 @@
 """Read API: a session by phone number, a call's state, and a call's full timeline.
 
 Every answer comes from a view kept by the runtime (the worker's call states, the timeline and
-sessions views), never from the log. Each read first waits, at most 2 s, for the view to reach
-the log's end on the key's partitions, so a read made after a write's 2xx sees it;
-``X-Ringlog-Position`` names the position the answer reflects (``topic/partition:next_offset``)
-and ``X-Ringlog-Behind: true`` says the view had not caught up in time (a key not found in a
-view that is behind is a 503, not a 404: the view may not have reached it yet).
+sessions views), never from the log, and no read asks the broker anything. Each read first
+waits, at most 2 s, for the view to reach, on the key's partitions, every write this API
+process acknowledged and the positions named in ``X-Ringlog-After`` (what a write's or an
+earlier read's ``X-Ringlog-Position`` said, possibly from another API process), so a read made
+after a write's 2xx sees it; ``X-Ringlog-After: head`` waits for everything on the log when the
+read began (one broker request). ``X-Ringlog-Position`` names the position the answer reflects
+(``topic/partition:next_offset``) and ``X-Ringlog-Behind: true`` says the view had not caught
+up in time (a key not found in a view that is behind is a 503, not a 404: the view may not have
+reached it yet). A malformed ``X-Ringlog-After`` is a 422 saying which part.
 
 ``GET /v1/calls/{call_ref}?at=…`` travels in time: the call's state at that instant, folded
 from its events recorded by then (read from the timeline view: :mod:`ringlog.views.history`),
@@ -17,13 +21,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response, status
 
 from ringlog.api.deps import ApiKeyDep
 from ringlog.api.models import Problem
 from ringlog.api.views import views_of
 from ringlog.errors import RetryableError
-from ringlog.streams.head import Coverage
+from ringlog.streams.head import Coverage, PositionRefused, ReadAfter
 from ringlog.views.history import InstantRefused, parse_instant, shown
 
 router = APIRouter(prefix="/v1", tags=["reads"])
@@ -31,6 +35,7 @@ router = APIRouter(prefix="/v1", tags=["reads"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "missing or unknown API key"},
     404: {"model": Problem, "description": "nothing on the log for this key"},
+    422: {"description": "``X-Ringlog-After`` is not a position list or ``head``"},
     503: {"model": Problem, "description": "the log is unavailable; retry"},
 }
 
@@ -45,14 +50,34 @@ At = Annotated[
         max_length=64,
     ),
 ]
+After = Annotated[
+    str | None,
+    Header(
+        alias="X-Ringlog-After",
+        description="Positions the answer must reflect (a write's or a read's "
+        "X-Ringlog-Position: topic/partition:next_offset, comma-separated), or 'head' for "
+        "everything on the log when the read began.",
+        max_length=8192,
+    ),
+]
+
+
+def read_after(text: str | None) -> ReadAfter:
+    """What the read must reflect, from ``X-Ringlog-After``; 422 when it is malformed."""
+    try:
+        return ReadAfter.parse(text)
+    except PositionRefused as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"X-Ringlog-After: {exc}"
+        ) from exc
 
 
 @router.get("/sessions/{phone}", responses=_ERRORS)
 async def get_session(
-    phone: Phone, request: Request, response: Response, _key: ApiKeyDep
+    phone: Phone, request: Request, response: Response, _key: ApiKeyDep, after: After = None
 ) -> dict[str, Any]:
     """The number's current session: status, stage, known slots, and the calls it spans."""
-    state, coverage = await views_of(request).session(phone)
+    state, coverage = await views_of(request).session(phone, read_after(after))
     headers = _position(coverage, found=state is not None)
     if state is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no session for {phone}", headers=headers)
@@ -65,7 +90,8 @@ async def get_session(
     responses={
         **_ERRORS,
         422: {
-            "description": "``at`` is not a datetime, is before the log's start or in the future"
+            "description": "``at`` is not a datetime, is before the log's start or in the "
+            "future, or ``X-Ringlog-After`` is malformed"
         },
     },
 )
@@ -75,17 +101,18 @@ async def get_call(
     response: Response,
     _key: ApiKeyDep,
     at: At = None,
+    after: After = None,
 ) -> dict[str, Any]:
     """The call's state (its events on ``calls`` and ``abt`` folded by the worker); with
     ``at``, its state at that instant (the same fold over its events recorded by then)."""
-    views = views_of(request)
+    views, reflect = views_of(request), read_after(after)
     when = ""
     if at is None:
-        state, coverage = await views.call(call_ref)
+        state, coverage = await views.call(call_ref, reflect)
     else:
         try:
             instant = parse_instant(at)
-            state, coverage = await views.call_at(call_ref, instant)
+            state, coverage = await views.call_at(call_ref, instant, reflect)
         except InstantRefused as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
         when = f" at {shown(instant)}"
@@ -99,10 +126,10 @@ async def get_call(
 
 @router.get("/calls/{call_ref}/events", responses=_ERRORS)
 async def get_call_events(
-    call_ref: CallRef, request: Request, response: Response, _key: ApiKeyDep
+    call_ref: CallRef, request: Request, response: Response, _key: ApiKeyDep, after: After = None
 ) -> list[dict[str, Any]]:
     """Every event of the call on ``calls``, ``dialog`` and ``abt``, in the order recorded."""
-    events, coverage = await views_of(request).timeline(call_ref)
+    events, coverage = await views_of(request).timeline(call_ref, read_after(after))
     headers = _position(coverage, found=bool(events))
     if not events:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {call_ref}", headers=headers)
