@@ -181,9 +181,9 @@ class SqsSettings(_Section):
     region: str = "us-east-1"
     access_key_id: str | None = None
     secret_access_key: SecretStr | None = None
-    #: Upstream call requests (seed 003's queue #1), bridged in as ``call.requested``.
+    #: Upstream call requests (the outbound flow's first queue), bridged in (``call.requested``).
     call_requests_queue: str = "ringlog-call-requests"
-    #: Retell webhook bodies forwarded to SQS (seed 003's queue #2), bridged in like webhooks.
+    #: Retell webhook bodies forwarded to SQS (its second queue), bridged in like webhooks.
     webhook_events_queue: str = "ringlog-webhook-events"
     #: Where ringlog's ABT events are bridged out to, for consumers that still read SQS.
     outbound_queue: str = "ringlog-outbound"

@@ -1,7 +1,7 @@
 """What a call's state still owes the world: ABT events, the call record.
 
-ABT follows seed 003 in a fixed order, each step waiting for the one before, so duplicates and
-reordered webhooks can never reorder the ``abt`` topic:
+ABT follows the outbound flow's tracking contract in a fixed order, each step waiting for the
+one before, so duplicates and reordered webhooks can never reorder the ``abt`` topic:
 
 1. ``voice_call_initiated`` once ringlog placed the call (``call.dispatched``);
 2. ``call_started`` once Retell said the call connected (never for dial failures);

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ringlog.bridges.kinds import InboundKind
+from ringlog.cli.metrics import MetricsHost
 
 if TYPE_CHECKING:
     from ringlog.bridges.service import Bridge
@@ -26,6 +27,7 @@ METRICS_PORT_HELP = "Serve Prometheus metrics (messages bridged, lag) on this po
 def bridge(
     ctx: typer.Context,
     metrics_port: Annotated[int, typer.Option(help=METRICS_PORT_HELP)] = 0,
+    metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
     """Bridge SQS queues in (call requests, Retell events) and out (ABT events).
 
@@ -39,7 +41,7 @@ def bridge(
         return
     from ringlog.bridges.service import configured_bridges
 
-    _serve(configured_bridges, metrics_port)
+    _serve(configured_bridges, metrics_port, metrics_host)
 
 
 @app.command("sqs-in", short_help="Bridge a queue of call requests or Retell events in.")
@@ -47,6 +49,7 @@ def sqs_in(
     queue: Annotated[str, typer.Option("--queue", help="The queue's URL (or its name).")],
     kind: Annotated[InboundKind, typer.Option("--as", help="What the queue's messages are.")],
     metrics_port: Annotated[int, typer.Option(help=METRICS_PORT_HELP)] = 0,
+    metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
     """Append each message of the queue to the log as the event the API would append for
     the same body (``call-request``: ``call.requested``; ``retell-event``: the Retell call
@@ -55,7 +58,7 @@ def sqs_in(
     queue that does not exist."""
     from ringlog.bridges.service import SqsIn
 
-    _serve(lambda _settings: [SqsIn(queue, kind)], metrics_port)
+    _serve(lambda _settings: [SqsIn(queue, kind)], metrics_port, metrics_host)
 
 
 @app.command("sqs-out", short_help="Bridge a topic (abt) out to a queue.")
@@ -65,6 +68,7 @@ def sqs_out(
         "abt"
     ),
     metrics_port: Annotated[int, typer.Option(help=METRICS_PORT_HELP)] = 0,
+    metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
     """Send every event of the topic to the queue, in order, from the bridge's checkpoint;
     offsets are committed only after SQS accepted each message (FIFO queues: grouped by the
@@ -72,18 +76,21 @@ def sqs_out(
     the command with the record's position; it is never skipped."""
     from ringlog.bridges.service import SqsOut, logical_topic
 
-    _serve(lambda _settings: [SqsOut(logical_topic(topic), queue)], metrics_port)
+    _serve(lambda _settings: [SqsOut(logical_topic(topic), queue)], metrics_port, metrics_host)
 
 
-def _serve(choose: Callable[[Settings], list[Bridge]], metrics_port: int) -> None:
+def _serve(
+    choose: Callable[[Settings], list[Bridge]], metrics_port: int, metrics_host: str
+) -> None:
     """Run the bridges ``choose`` picks from the settings until SIGINT/SIGTERM."""
     import asyncio
 
     import structlog
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import CollectorRegistry
 
     from ringlog import heap, logs
     from ringlog.bridges.service import run_bridges
+    from ringlog.cli.metrics import serve_metrics
     from ringlog.cli.output import console
     from ringlog.config import Settings
     from ringlog.devstack.supervise import run_until_stopped
@@ -98,8 +105,7 @@ def _serve(choose: Callable[[Settings], list[Bridge]], metrics_port: int) -> Non
         return
     logs.configure()
     registry = CollectorRegistry()
-    if metrics_port:
-        start_http_server(metrics_port, addr="127.0.0.1", registry=registry)
+    serve_metrics(registry, metrics_port, metrics_host)
     structlog.get_logger("ringlog.bridges").info(
         "bridges starting",
         bridges=[b.describe() for b in bridges],
