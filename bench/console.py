@@ -60,8 +60,8 @@ from ringlog.cli.lag import crm_checkpoints
 from ringlog.config import ApiSettings, CrmSettings, RetellSettings, Settings
 from ringlog.console.health import HealthCache, gather
 from ringlog.console.pages import FEED_SEED, FEED_SIZE
-from ringlog.console.routes import SESSIONS_MAX
-from ringlog.console.routes import Console as ConsoleState
+from ringlog.console.routes.app_state import Console as ConsoleState
+from ringlog.console.routes.pages import SESSIONS_MAX
 from ringlog.projections.base import Event
 from ringlog.schemas import (
     AbtEvent,

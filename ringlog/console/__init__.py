@@ -14,8 +14,11 @@ never from the log:
   dead-letter and quarantine counts with the latest entries, and which parts of the stack
   answer.
 
-Modules: :mod:`.models` (pure view models), :mod:`.queries` (bounded indexed reads),
-:mod:`.live` (the streams), :mod:`.health`, :mod:`.pages` (templates), :mod:`.routes`.
+Modules: :mod:`.models` (pure view models: the calls board, a call's events, sessions),
+:mod:`.queries` (bounded indexed reads of the views, through one
+:class:`~.queries.reader.ConsoleReader`), :mod:`.live` (what the streams send), :mod:`.health`,
+:mod:`.pages` (templates), :mod:`.auth` (the session cookie) and :mod:`.routes` (sign-in, pages,
+streams).
 """
 
 from ringlog.console.routes import router

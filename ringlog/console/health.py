@@ -33,7 +33,8 @@ from urllib.parse import urlsplit
 
 from ringlog.cli.lag import PartitionLag, Reader, collect, measure
 from ringlog.config import Settings
-from ringlog.console.queries import ConsoleReader, ConsoleTopics
+from ringlog.console.queries.reader import ConsoleReader
+from ringlog.console.queries.topics import ConsoleTopics
 from ringlog.devstack.parts import configured_address, probe
 from ringlog.logs import mask_phone, scrub
 from ringlog.streams.admin import start_offsets, topic_names
@@ -232,23 +233,28 @@ async def _probed(name: str, part: str, settings: Settings) -> PartHealth:
     return PartHealth(name, shown_address(address), answers)
 
 
+async def _spans(settings: Settings, topic: str) -> dict[tuple[str, int], tuple[int, int]]:
+    """Per partition of ``topic``: its start and end offsets (no record read)."""
+    ends = await end_offsets(settings.kafka, [topic])
+    starts = await start_offsets(settings.kafka, sorted(ends))
+    return {p: (starts[p], end) for p, end in ends.items()}
+
+
 async def _deadletters(settings: Settings, topic: str) -> list[DeadLetter]:
     """The dead letters on ``topic`` (:func:`~ringlog.streams.redrive.read_ledger`); an empty
     topic, the usual case, is known from its offsets and not read."""
-    ends = await end_offsets(settings.kafka, [topic])
-    starts = await start_offsets(settings.kafka, sorted(ends))
-    if all(end <= starts[p] for p, end in ends.items()):
+    spans = await _spans(settings, topic)
+    if all(end <= start for start, end in spans.values()):
         return []
     return await read_ledger(settings.kafka, topic)
 
 
 async def _quarantine(settings: Settings, topic: str) -> tuple[int, list[LogRecord]]:
-    ends = await end_offsets(settings.kafka, [topic])
-    starts = await start_offsets(settings.kafka, sorted(ends))
-    count = sum(end - starts[p] for p, end in ends.items())
+    spans = await _spans(settings, topic)
+    count = sum(end - start for start, end in spans.values())
     records: list[LogRecord] = []
-    for (name, partition), end in sorted(ends.items()):
-        first = max(starts[(name, partition)], end - LATEST)
+    for (name, partition), (start, end) in sorted(spans.items()):
+        first = max(start, end - LATEST)
         if end > first:
             async for batch in read_partition(
                 settings.kafka, name, partition, start=first, role="console"

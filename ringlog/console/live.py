@@ -5,8 +5,8 @@ rows by primary key). While they do not move, nothing else is read and nothing i
 server-sent-events layer sends a comment now and then to keep the connection). When they move:
 
 * **the live list** (:func:`board_updates`) reads the board again (bounded: see
-  :mod:`ringlog.console.queries`) and sends the rows that differ from what it sent before
-  (:func:`~ringlog.console.models.board_changes`), then the events recorded since the last
+  :mod:`ringlog.console.queries.calls`) and sends the rows that differ from what it sent before
+  (:func:`~ringlog.console.models.board.board_changes`), then the events recorded since the last
   checkpoint seen (at most :data:`PER_PARTITION` per partition), newest first, for the feed;
 * **a call's timeline** (:func:`call_updates`) reads the call's rows recorded since (per
   partition, by primary key, the call's only) and, when the worker's checkpoint moved, the
@@ -23,19 +23,18 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
-from ringlog.console.models import (
+from ringlog.console.models.board import (
     Board,
     BoardChanges,
     CallRow,
-    EventRow,
-    activity,
     board,
     board_changes,
     call_row,
-    last_stage,
-    timeline,
 )
-from ringlog.console.queries import ConsoleReader, Marks, Position
+from ringlog.console.models.events import EventRow, activity, last_stage, timeline
+from ringlog.console.queries.checkpoints import Marks
+from ringlog.console.queries.reader import ConsoleReader
+from ringlog.console.queries.topics import Position
 from ringlog.views.store import TimelineRow
 
 #: How often a stream looks at the checkpoints.
@@ -101,6 +100,30 @@ async def read_board(reader: ConsoleReader, limit: int) -> Board:
     return board(rows.live, rows.recent, limit=limit)
 
 
+async def _starting_marks(reader: ConsoleReader, since: Mapping[Position, int] | None) -> Marks:
+    """Where a stream starts: the timeline checkpoint ``since`` (the page's; default: now)
+    and the worker's checkpoint now."""
+    marks = await reader.marks()
+    return Marks(timeline=dict(since) if since else marks.timeline, worker=marks.worker)
+
+
+async def _moves(
+    reader: ConsoleReader, seen: Marks, *, at_once: bool, poll_s: float
+) -> AsyncIterator[tuple[Marks, Marks]]:
+    """Forever, each time the checkpoints move: those seen before and those now. They are
+    looked at every ``poll_s`` (the first time without waiting when ``at_once``)."""
+    first = at_once
+    while True:
+        if not first:
+            await asyncio.sleep(poll_s)
+        first = False
+        now = await reader.marks()
+        if now == seen:
+            continue
+        yield seen, now
+        seen = now
+
+
 async def board_updates(
     reader: ConsoleReader,
     *,
@@ -110,19 +133,11 @@ async def board_updates(
 ) -> AsyncIterator[BoardUpdate | Feed]:
     """The live list's updates, forever: the whole board first, then changes (see the
     module). ``since``: the timeline checkpoint the page showed (default: now)."""
-    marks = await reader.marks()
-    seen = Marks(timeline=dict(since) if since else marks.timeline, worker=marks.worker)
+    start = await _starting_marks(reader, since)
     current = await read_board(reader, limit)
-    yield BoardUpdate(board_changes({}, current), format_since(seen.timeline), full=True)
+    yield BoardUpdate(board_changes({}, current), format_since(start.timeline), full=True)
     shown = {row.call_ref: row for row in current.rows()}
-    first = True
-    while True:
-        if not first:
-            await asyncio.sleep(poll_s)
-        first = False
-        now = await reader.marks()
-        if now == seen:
-            continue
+    async for seen, now in _moves(reader, start, at_once=True, poll_s=poll_s):
         if now.worker != seen.worker or now.timeline != seen.timeline:
             current = await read_board(reader, limit)
             changes = board_changes(shown, current)
@@ -134,7 +149,6 @@ async def board_updates(
             events = activity(rows, prefix=reader.topics.prefix, limit=FEED)
             if events:
                 yield Feed(tuple(events), format_since(now.timeline))
-        seen = now
 
 
 async def call_updates(
@@ -149,16 +163,8 @@ async def call_updates(
     """A call's new events and state changes, forever (see the module). ``since``: the
     timeline checkpoint its page was rendered at; ``shown``: the state it showed;
     ``stage``: the session's stage at its last dialog turn shown."""
-    marks = await reader.marks()
-    seen = Marks(timeline=dict(since) if since else marks.timeline, worker=marks.worker)
-    first = since is not None
-    while True:
-        if not first:
-            await asyncio.sleep(poll_s)
-        first = False
-        now = await reader.marks()
-        if now == seen:
-            continue
+    start = await _starting_marks(reader, since)
+    async for seen, now in _moves(reader, start, at_once=since is not None, poll_s=poll_s):
         rows: list[TimelineRow] = []
         if now.timeline != seen.timeline:
             rows = await reader.rows_between(
@@ -170,7 +176,6 @@ async def call_updates(
             fresh = None if state is None else call_row(state)
             if fresh is not None and fresh != shown:
                 row = shown = fresh
-        seen = now
         events = timeline(rows, prefix=reader.topics.prefix, stage=stage)
         stage = last_stage(events, stage)
         if events or row is not None:

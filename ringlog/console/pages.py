@@ -18,7 +18,8 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from ringlog.console.models import CallRow, EventRow
+from ringlog.console.models.board import CallRow
+from ringlog.console.models.events import EventRow
 
 #: How many of each partition's newest rows seed the feed of a freshly drawn live list.
 FEED_SEED = 20

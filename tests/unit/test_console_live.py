@@ -9,7 +9,9 @@ from typing import Any
 
 from ringlog.calls.state import CallState
 from ringlog.console.live import BoardUpdate, Feed, board_updates, format_since, parse_since
-from ringlog.console.queries import BoardRows, ConsoleTopics, Marks, Position
+from ringlog.console.queries.calls import BoardRows
+from ringlog.console.queries.checkpoints import Marks
+from ringlog.console.queries.topics import ConsoleTopics, Position
 from ringlog.schemas import AbtEvent, Envelope, abt_id_for
 from ringlog.schemas.codec import encode
 from ringlog.views.store import TimelineRow

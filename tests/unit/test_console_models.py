@@ -7,23 +7,17 @@ import datetime as dt
 import orjson
 
 from ringlog.calls.state import CallState
-from ringlog.console.models import (
+from ringlog.console.models.board import (
     ABT_ORDER,
-    activity,
     board,
     board_changes,
     call_row,
     call_status,
     duration_text,
-    event_row,
-    last_stage,
     latest_refs,
-    masked_json,
-    session_row,
-    session_rows,
-    timeline,
-    turns,
 )
+from ringlog.console.models.events import activity, event_row, last_stage, masked_json, timeline
+from ringlog.console.models.sessions import session_row, session_rows, turns
 from ringlog.schemas import AbtEvent, CallRequested, DialogTurn, Envelope, EventModel, abt_id_for
 from ringlog.schemas.codec import encode
 from ringlog.sessions.state import SessionState

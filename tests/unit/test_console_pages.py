@@ -7,7 +7,8 @@ import datetime as dt
 from ringlog.calls.state import CallState
 from ringlog.console import pages
 from ringlog.console.health import Health, LagRow, PartHealth
-from ringlog.console.models import TurnRow, board, call_row, session_row
+from ringlog.console.models.board import board, call_row
+from ringlog.console.models.sessions import TurnRow, session_row
 from ringlog.sessions.state import SessionState
 
 T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
