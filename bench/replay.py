@@ -24,7 +24,8 @@ PostgreSQL, dropped afterwards; ``--sqlite`` for a SQLite file):
      high-water mark during the fold (``VmHWM``, reset before it), next to its RSS before.
      Where PostgreSQL runs with ``autovacuum = off`` (the local test server), the shadow's
      tables are ANALYZEd every ``autovacuum_naptime`` as autovacuum would (see
-     ``bench/README.md``, bench/scale);
+     ``bench/README.md``, bench/scale); the stores opened on a shadow also ANALYZE their
+     tables themselves as they grow (:class:`~ringlog.projections.sql.GrowthAnalyze`);
    * **engine only** — the same, with a target that keeps nothing (``bench.scale``'s
      ``NoOpTarget``): the bulk engine's own cost (fetch, decode, project, checkpoint, commit);
    * **raw** — a bare aiokafka consumer (no group, assign + seek to the beginning,

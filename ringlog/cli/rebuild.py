@@ -33,6 +33,7 @@ def rebuild(
     timeout_s: float = typer.Option(3_600.0, help="Give up if the log is not folded by then."),
 ) -> None:
     """Rebuild PROJECTION from the whole log without readers ever seeing it half-built."""
+    from ringlog import heap
     from ringlog.config import Settings
     from ringlog.projections import rebuilds
     from ringlog.projections.rebuildable import rebuildable
@@ -41,6 +42,7 @@ def rebuild(
     with fail_cleanly():
         spec = rebuildable(projection)
         settings = Settings.load()
+        heap.settle()  # as the worker and projector do: the bulk fold allocates a lot
         if verify:
             found = asyncio.run(
                 rebuilds.verify(settings, spec.name, console=err_console, timeout_s=timeout_s)

@@ -43,6 +43,7 @@ def replay(
     timeout_s: float = typer.Option(3_600.0, help="Give up if the log is not folded by then."),
 ) -> None:
     """Rewind the stopped PROCESSOR to a position of the log; it folds what follows again."""
+    from ringlog import heap
     from ringlog.config import Settings
     from ringlog.projections import rebuilds
     from ringlog.projections.rebuildable import rebuildable
@@ -73,6 +74,7 @@ def replay(
         if dry_run:
             typer.echo("dry run: nothing changed")
             return
+        heap.settle()  # as the worker and projector do: the bulk fold allocates a lot
         folded = asyncio.run(
             rebuilds.replay(
                 settings, spec.name, plan, console=err_console, timeout_s=timeout_s, force=force

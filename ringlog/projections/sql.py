@@ -6,17 +6,31 @@ write-ahead logging (readers in other processes never block the writer) and a bu
 
 The dialects' ``INSERT … ON CONFLICT`` constructs are chosen in one place, :func:`insert_for`;
 :func:`upsert` builds the usual primary-key upsert on it (overwrite some columns, optionally
-only when the row is newer).
+only when the row is newer). :class:`GrowthAnalyze` gives the planner statistics on tables a
+bulk load fills from empty (a rebuild's shadow).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event, make_url, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    any_,
+    create_engine,
+    event,
+    literal,
+    make_url,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 #: The dialects' ``INSERT`` constructs that know ``ON CONFLICT … DO UPDATE / DO NOTHING``.
@@ -108,6 +122,53 @@ def upsert(
         set_={name: new.excluded[name] for name in update},
         where=None if version is None else table.c[version] < new.excluded[version],
     )
+
+
+#: Keys per ``IN (…)`` where they cannot be bound as one array (SQLite).
+IN_CHUNK = 500
+
+
+def among(connection: Connection, column: Any, keys: Sequence[str]) -> list[Any]:
+    """Conditions ``column`` is one of ``keys``, one per query to run: on PostgreSQL one,
+    the keys bound as a single array parameter (``= ANY(…)``: no SQL to render per key,
+    an index on ``column`` used as for ``IN``); elsewhere ``IN`` of :data:`IN_CHUNK` keys
+    each. None for no keys."""
+    if not keys:
+        return []
+    if connection.dialect.name == "postgresql":
+        return [column == any_(literal(list(keys), ARRAY(String)))]
+    return [column.in_(keys[i : i + IN_CHUNK]) for i in range(0, len(keys), IN_CHUNK)]
+
+
+class GrowthAnalyze:
+    """Planner statistics for tables one bulk writer fills from empty (a rebuild's shadow).
+
+    A table created empty has no statistics until autovacuum (or nobody, where it is off)
+    analyzes it; meanwhile PostgreSQL may plan a batch's key lookup (``key IN (…)``) as a
+    scan of every row for the topic, so each lookup costs more as the table grows. Call
+    :meth:`wrote` with the rows each transaction wrote: once the count passes
+    ``first_rows``, then each time it has grown ``factor``-fold, it runs ``ANALYZE`` on
+    ``tables`` in that transaction (a handful of times over a load, each sampling a bounded
+    number of rows). SQLite's ``ANALYZE`` is run the same way. A count, nothing per row.
+    """
+
+    def __init__(self, tables: Sequence[Table], *, first_rows: int = 5_000, factor: int = 4):
+        self.tables = tuple(tables)
+        self.written = 0
+        self.next_at = first_rows
+        self._factor = factor
+
+    def wrote(self, connection: Connection, rows: int) -> bool:
+        """Count ``rows`` more written through ``connection``; analyze when due (in its
+        transaction). Whether it analyzed."""
+        self.written += rows
+        if self.written < self.next_at:
+            return False
+        while self.next_at <= self.written:
+            self.next_at *= self._factor
+        for table in self.tables:
+            connection.execute(text(f"ANALYZE {table_name(connection, table)}"))
+        return True
 
 
 def create_tables(engine: Engine, metadata: MetaData) -> None:

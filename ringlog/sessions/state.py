@@ -4,13 +4,16 @@ The fold keeps one session per number: the latest one started. A session is *ope
 active (a call is speaking in it) or dropped (waiting for a callback until it expires); it is
 closed by completion, expiry, or a failed identity check on a resume (the caller is then served
 a fresh session and the old one stays hidden).
+
+:func:`apply` folds one event; :func:`apply_all` folds a number's run of events with the same
+result, building the new state once (what the sessions view does per batch).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -107,49 +110,79 @@ def apply(state: SessionState | None, envelope: Envelope) -> SessionState | None
     ``session.started`` replaces whatever was there; every other event applies only to the
     session it names (events of an older session are ignored). Unknown payloads are ignored.
     """
+    return apply_all(state, (envelope,))
+
+
+def apply_all(state: SessionState | None, envelopes: Iterable[Envelope]) -> SessionState | None:
+    """Fold a number's ``envelopes`` (log order) into its session: :func:`apply` on each in
+    turn, the same result, but the new state is built once (the steps change a dict of its
+    fields), not once per event. ``state`` itself is returned when no event changes it."""
+    fields: dict[str, Any] | None = None if state is None else dict(vars(state))
+    if fields is not None and type(fields["slots"]) is dict:  # a caller's dict: never changed
+        fields["slots"] = MappingProxyType(fields["slots"])
+    changed = False
+    for envelope in envelopes:
+        step = _step(fields, envelope)
+        if step is not None:
+            fields, changed = step, True
+    if not changed or fields is None:
+        return state
+    slots = fields["slots"]
+    if type(slots) is dict:
+        fields["slots"] = MappingProxyType(slots)
+    return SessionState(**fields)
+
+
+def _step(fields: dict[str, Any] | None, envelope: Envelope) -> dict[str, Any] | None:
+    """One event on a session's fields (changed in place, or a new dict for a session
+    started); ``None`` when the event leaves the session as it is. ``slots`` is a plain dict
+    only once this fold made its own copy (changed in place from then on)."""
     event = envelope.payload
     at = envelope.occurred_at
     if isinstance(event, SessionStarted):
-        return SessionState(
-            session_id=event.session_id,
-            phone=event.phone,
-            task=event.task,
-            status="active",
-            stage=event.stage,
-            started_at=at,
-            updated_at=at,
-            call_refs=(event.call_ref,),
-            active_call=event.call_ref,
-        )
-    session_id = getattr(event, "session_id", None)
-    if state is None or session_id != state.session_id:
-        return state
-    state = replace(state, updated_at=max(at, state.updated_at), version=state.version + 1)
+        return {
+            "session_id": event.session_id,
+            "phone": event.phone,
+            "task": event.task,
+            "status": "active",
+            "stage": event.stage,
+            "started_at": at,
+            "updated_at": at,
+            "slots": _EMPTY,
+            "call_refs": (event.call_ref,),
+            "active_call": event.call_ref,
+            "expires_at": None,
+            "version": 1,
+        }
+    if fields is None or getattr(event, "session_id", None) != fields["session_id"]:
+        return None
+    fields["updated_at"] = max(at, fields["updated_at"])
+    fields["version"] += 1
     if isinstance(event, SessionProgressed):
-        slots = MappingProxyType({**state.slots, **event.slots})
-        return replace(state, stage=event.stage, slots=slots)
-    if isinstance(event, SessionDropped):
-        return replace(
-            state,
-            status="dropped",
-            stage=event.stage,
-            active_call=None,
-            expires_at=event.expires_at,
+        slots = fields["slots"]
+        if type(slots) is not dict:  # the first change in this fold: a copy of its own
+            slots = fields["slots"] = dict(slots)
+        slots.update(event.slots)
+        fields["stage"] = event.stage
+    elif isinstance(event, SessionDropped):
+        fields.update(
+            status="dropped", stage=event.stage, active_call=None, expires_at=event.expires_at
         )
-    if isinstance(event, SessionResumed):
-        refs = state.call_refs
-        if event.call_ref not in refs:
-            refs = (*refs, event.call_ref)
-        return replace(
-            state, status="active", stage=event.stage, active_call=event.call_ref, call_refs=refs
-        )
-    if isinstance(event, SessionIdentityFailed):
-        return replace(state, status="superseded", active_call=None)
-    if isinstance(event, SessionCompleted):
-        return replace(state, status="completed", active_call=None, stage="done")
-    if isinstance(event, SessionExpired):
-        return replace(state, status="expired", active_call=None)
-    return state
+    elif isinstance(event, SessionResumed):
+        if event.call_ref not in fields["call_refs"]:
+            fields["call_refs"] = (*fields["call_refs"], event.call_ref)
+        fields.update(status="active", stage=event.stage, active_call=event.call_ref)
+    elif isinstance(event, SessionIdentityFailed):
+        fields.update(status="superseded", active_call=None)
+    elif isinstance(event, SessionCompleted):
+        fields.update(status="completed", active_call=None, stage="done")
+    elif isinstance(event, SessionExpired):
+        fields.update(status="expired", active_call=None)
+    return fields
+
+
+#: The slots of a session just started (shared: never changed in place).
+_EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
 def fold(envelopes: Iterable[Envelope]) -> dict[str, SessionState]:

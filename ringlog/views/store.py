@@ -50,10 +50,16 @@ from ringlog.projections.checkpoint import (
     upsert_many,
     write_checkpoint,
 )
-from ringlog.projections.sql import create_tables, insert_for, sql_engine
+from ringlog.projections.sql import (
+    GrowthAnalyze,
+    among,
+    create_tables,
+    insert_for,
+    sql_engine,
+)
 from ringlog.schemas import Envelope
 from ringlog.schemas.codec import encode
-from ringlog.sessions.state import SessionState, apply
+from ringlog.sessions.state import SessionState, apply_all
 from ringlog.streams.offsets import Position
 
 METADATA = MetaData()
@@ -136,15 +142,16 @@ def sessions_folded(
 ) -> dict[str, tuple[SessionState, Event]]:
     """Fold ``events`` (log order) into the ``stored`` sessions of their numbers (pure).
 
-    Returns, per number whose session changed, its new state and the last event folded."""
-    states = dict(stored)
-    changed: dict[str, tuple[SessionState, Event]] = {}
+    Returns, per number whose session changed, its new state and the last event folded.
+    Each number's events are folded at once (:func:`~ringlog.sessions.state.apply_all`)."""
+    by_phone: dict[str, list[Event]] = {}
     for event in events:
-        phone = event.envelope.key
-        folded = apply(states.get(phone), event.envelope)
-        if folded is not None:
-            states[phone] = folded
-            changed[phone] = (folded, event)
+        by_phone.setdefault(event.envelope.key, []).append(event)
+    changed: dict[str, tuple[SessionState, Event]] = {}
+    for phone, mine in by_phone.items():
+        folded = apply_all(stored.get(phone), [e.envelope for e in mine])
+        if folded is not None:  # once a number has a session it keeps one
+            changed[phone] = (folded, mine[-1])
     return changed
 
 
@@ -152,8 +159,10 @@ class ViewStore:
     """The views' database: the runtime's targets (:meth:`timeline_target`,
     :meth:`sessions_target`) and the API's reads (:meth:`timeline`, :meth:`session`)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, shadow: bool = False) -> None:
         self.engine = engine
+        #: a rebuild's shadow, filled from empty (its tables get statistics as they grow)
+        self.shadow = shadow
 
     @classmethod
     def open(cls, url: str, *, shadow: str | None = None) -> ViewStore:
@@ -161,7 +170,7 @@ class ViewStore:
         :func:`~ringlog.projections.sql.sql_engine`); their tables are created when missing."""
         engine = sql_engine(url, shadow=shadow)
         create_tables(engine, METADATA)
-        return cls(engine)
+        return cls(engine, shadow=shadow is not None)
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -273,7 +282,12 @@ class TimelineTarget(_ViewTarget):
 
 class SessionsTarget(_ViewTarget):
     """Folds ``sessions`` events into stored sessions, with the checkpoint, in one transaction
-    (a :class:`Target` whose operations are the events themselves)."""
+    (a :class:`Target` whose operations are the events themselves). In a shadow, the table
+    is ANALYZEd as it grows (:class:`~ringlog.projections.sql.GrowthAnalyze`)."""
+
+    def __init__(self, store: ViewStore) -> None:
+        super().__init__(store)
+        self._analyze = GrowthAnalyze((SESSIONS,)) if store.shadow else None
 
     async def apply(
         self, projection: str, operations: Sequence[Event], positions: Mapping[Position, int]
@@ -309,18 +323,23 @@ class SessionsTarget(_ViewTarget):
                     update=("partition", "version", "open", "state"),
                     version="version",
                 )
+                if self._analyze is not None:
+                    self._analyze.wrote(connection, len(changed))
             write_checkpoint(connection, CHECKPOINTS, projection, positions)
 
 
 def _stored_sessions(
     connection: Connection, topic: str, phones: set[str]
 ) -> dict[str, SessionState]:
-    rows = connection.execute(
-        select(SESSIONS.c.phone, SESSIONS.c.state).where(
-            SESSIONS.c.topic == topic, SESSIONS.c.phone.in_(sorted(phones))
+    """The stored sessions of ``phones`` (one query on PostgreSQL: see
+    :func:`~ringlog.projections.sql.among`)."""
+    found: dict[str, SessionState] = {}
+    for chunk in among(connection, SESSIONS.c.phone, sorted(phones)):
+        rows = connection.execute(
+            select(SESSIONS.c.phone, SESSIONS.c.state).where(SESSIONS.c.topic == topic, chunk)
         )
-    )
-    return {phone: SessionState.from_json(orjson.loads(raw)) for phone, raw in rows}
+        found.update((phone, SessionState.from_json(orjson.loads(raw))) for phone, raw in rows)
+    return found
 
 
 __all__ = [

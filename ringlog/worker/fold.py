@@ -20,7 +20,7 @@ from ringlog.calls.state import CallState, apply
 from ringlog.calls.tasks import task_effects
 from ringlog.projections.base import Event
 from ringlog.projections.checkpoint import upsert_many
-from ringlog.projections.sql import insert_for
+from ringlog.projections.sql import among, insert_for
 from ringlog.schemas import (
     CallCancelled,
     CallDispatched,
@@ -65,9 +65,10 @@ class BatchFold:
     tasks_topic: str
     policy: DispatchPolicy
 
-    def fold(self, connection: Connection, events: Sequence[Event]) -> None:
+    def fold(self, connection: Connection, events: Sequence[Event]) -> int:
         """Fold ``events`` (a batch, in log order) and write what changed through
-        ``connection``; the caller commits (with the checkpoint)."""
+        ``connection``; the caller commits (with the checkpoint). Returns the call rows
+        written."""
         self._lock_tasks(connection, events)
         batch = _Batch(states=self._states(connection, self._call_refs(events)))
         for event in events:
@@ -75,7 +76,7 @@ class BatchFold:
                 self._fold_task(connection, batch, event.envelope)
             else:
                 self._fold_call(connection, batch, event)
-        self._write(connection, batch)
+        return self._write(connection, batch)
 
     def _call_refs(self, events: Iterable[Event]) -> list[str]:
         return sorted({e.envelope.key for e in events if e.topic != self.tasks_topic})
@@ -110,13 +111,9 @@ class BatchFold:
 
     def _states(self, connection: Connection, refs: Collection[str]) -> dict[str, CallState]:
         states: dict[str, CallState] = {}
-        refs = list(refs)
-        for start in range(0, len(refs), 500):
+        for chunk in among(connection, CALLS.c.call_ref, list(refs)):
             rows = connection.execute(
-                select(CALLS.c.state).where(
-                    CALLS.c.topic == self.calls_topic,
-                    CALLS.c.call_ref.in_(refs[start : start + 500]),
-                )
+                select(CALLS.c.state).where(CALLS.c.topic == self.calls_topic, chunk)
             )
             for (raw,) in rows:
                 state = CallState.model_validate_json(raw)
@@ -196,7 +193,7 @@ class BatchFold:
                 }
             )
 
-    def _write(self, connection: Connection, batch: _Batch) -> None:
+    def _write(self, connection: Connection, batch: _Batch) -> int:
         topic = self.calls_topic
         rows = [
             {
@@ -227,9 +224,6 @@ class BatchFold:
                     tuple_(OUTBOX.c.call_ref, OUTBOX.c.event_id).in_(batch.settled_effects),
                 )
             )
-        if batch.settled_leases:
-            connection.execute(
-                delete(LEASES).where(
-                    LEASES.c.topic == topic, LEASES.c.call_ref.in_(sorted(batch.settled_leases))
-                )
-            )
+        for chunk in among(connection, LEASES.c.call_ref, sorted(batch.settled_leases)):
+            connection.execute(delete(LEASES).where(LEASES.c.topic == topic, chunk))
+        return len(rows)

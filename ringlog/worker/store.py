@@ -9,7 +9,9 @@ the worker's loops read; readers that only look (the API, tools) use
 the states of the batch's calls (one query), folds the batch with the pure
 :func:`~ringlog.calls.state.apply`, and writes states, task rows, outbox changes and the
 checkpoint in **one transaction** (the fold is :mod:`ringlog.worker.fold`). Memory is bounded
-by the batch, never by history. The dispatcher's queries are :mod:`ringlog.worker.leases`.
+by the batch, never by history. On a rebuild's shadow (filled from empty) the tables are
+ANALYZEd as they grow (:class:`~ringlog.projections.sql.GrowthAnalyze`), so the batch's key
+lookup keeps using the primary key. The dispatcher's queries are :mod:`ringlog.worker.leases`.
 
 Scans, per call: ``apply`` reads the batch's keys and the rows of the tasks it names; the
 loops read due calls by the ``due_ms`` index, live calls and leases (bounded by Retell's cap),
@@ -27,12 +29,12 @@ from ringlog.calls.dispatch import DispatchPolicy
 from ringlog.calls.state import CallState
 from ringlog.projections.base import Event
 from ringlog.projections.checkpoint import read_checkpoint, write_checkpoint
-from ringlog.projections.sql import create_tables, sql_engine
+from ringlog.projections.sql import GrowthAnalyze, create_tables, sql_engine
 from ringlog.schemas import Envelope, decode
 from ringlog.streams.offsets import Position
 from ringlog.worker import leases
 from ringlog.worker.fold import BatchFold
-from ringlog.worker.schema import CALLS, CHECKPOINTS, METADATA, OUTBOX
+from ringlog.worker.schema import CALLS, CHECKPOINTS, METADATA, OUTBOX, TASK_EVENTS
 from ringlog.worker.views import WorkerViews
 
 
@@ -60,6 +62,8 @@ class WorkerStore(WorkerViews):
         )
         self.policy = policy
         self._fold = BatchFold(calls_topic=calls_topic, tasks_topic=tasks_topic, policy=policy)
+        #: a shadow is filled from empty by a rebuild: its tables get statistics as they grow
+        self._analyze = None if shadow is None else GrowthAnalyze((CALLS, TASK_EVENTS, OUTBOX))
 
     # -- the runtime's target ---------------------------------------------------------------
 
@@ -79,7 +83,9 @@ class WorkerStore(WorkerViews):
             # or by a member that held the partition before): folding it twice would count it
             # twice, so the store, not the caller, is the judge
             fresh = [e for e in events if e.offset >= done.get((e.topic, e.partition), 0)]
-            self._fold.fold(connection, fresh)
+            written = self._fold.fold(connection, fresh)
+            if self._analyze is not None:
+                self._analyze.wrote(connection, written)
             write_checkpoint(connection, CHECKPOINTS, projection, positions)
 
     # -- what the loops read ----------------------------------------------------------------
