@@ -8,7 +8,8 @@ are the operations, each running the live projection into a fresh shadow (a
 * :func:`rebuild` folds the whole log into a fresh shadow, catches up to the live head, swaps
   it in (:func:`.shadow.swap`: one transaction, readers never see a half-built version) and
   discards the old version. Interrupted anywhere, the live projection is untouched; a rerun
-  starts a fresh shadow.
+  starts a fresh shadow. A projection whose swap cannot hold its live writers (the
+  warehouse) is rebuilt only while its live projector is stopped.
 * :func:`verify` folds a shadow to exactly the live projection's position and diffs the two
   (:func:`.shadow.compare`); the shadow is discarded, the live one untouched.
 * :func:`replay` rewinds a *stopped* processor: its state becomes the fold of the log up to a
@@ -60,12 +61,16 @@ async def rebuild(
     console: Console | None = None,
     timeout_s: float = 3_600.0,
     catch_up_s: float = 60.0,
+    force: bool = False,
 ) -> Rebuilt:
     """Rebuild ``name`` blue/green (see the module); returns what was done. The last
     records, those the live projector applied while the shadow reached the head, are folded
     while the live writers are held; :class:`RebuildRefused` if that takes over
-    ``catch_up_s`` (nothing is swapped then)."""
+    ``catch_up_s`` (nothing is swapped then), or, for a projection whose writers the swap
+    cannot hold, while its live projector runs (``force``: see :func:`refuse_while_running`)."""
     spec = rebuildable(name)
+    if not spec.holds_writers:
+        await refuse_while_running(settings, name, "rebuild", force=force)
     versions = spec.versions(settings)
     with _shadow_runner(versions) as runner:
         async with Bulk(runner, console=console) as bulk:
@@ -108,6 +113,22 @@ async def verify(
                 await bulk.reach(live, exact=True, timeout_s=timeout_s)
 
             return await versions.compare(settle, limit)
+
+
+async def refuse_while_running(settings: Settings, name: str, doing: str, *, force: bool) -> None:
+    """:class:`RebuildRefused` while the consumer group of ``name``'s live processor has
+    members, unless ``force`` (the embedded broker keeps listing a member that left: the
+    operator says it is stopped)."""
+    from ringlog.streams.admin import group_members
+
+    group = rebuildable(name).group(settings)
+    members = await group_members(settings.kafka, group)
+    if members and not force:
+        raise RebuildRefused(
+            f"{name} is running ({members} member(s) in consumer group {group}): stop its "
+            f"processes, then {doing} (--force if they are stopped and the broker still lists "
+            "them, as the embedded one does)"
+        )
 
 
 @dataclass(frozen=True)
@@ -164,17 +185,8 @@ async def replay(
     fold of the log up to them (built in a shadow, swapped in at once). Refused
     (:class:`RebuildRefused`) while its consumer group has members, unless ``force`` (the
     embedded broker keeps listing a member that left: the operator says it is stopped)."""
-    from ringlog.streams.admin import group_members
-
     spec = rebuildable(name)
-    group = spec.group(settings)
-    members = await group_members(settings.kafka, group)
-    if members and not force:
-        raise RebuildRefused(
-            f"{name} is running ({members} member(s) in consumer group {group}): stop its "
-            "processes, then replay (--force if they are stopped and the broker still lists "
-            "them, as the embedded one does)"
-        )
+    await refuse_while_running(settings, name, "replay", force=force)
     target = {(r.topic, r.partition): r.target for r in plan}
     versions = spec.versions(settings)
     with _shadow_runner(versions) as runner:

@@ -26,7 +26,7 @@ from ringlog.cli import app as cli_app
 from ringlog.config import Settings
 from ringlog.projections import rebuilds
 from ringlog.projections import shadow as shadow_module
-from ringlog.projections.rebuildable import Opened, Rebuildable, rebuildable
+from ringlog.projections.rebuildable import Opened, Rebuildable, RebuildRefused, rebuildable
 from ringlog.projections.runner import ProjectionRunner
 from ringlog.projections.shadow import shadow_name
 from ringlog.projections.sql import sql_engine
@@ -373,5 +373,39 @@ async def test_the_warehouse_is_verified_and_rebuilt_blue_green(
         assert (await rebuilds.verify(settings, "warehouse", timeout_s=60)).counted == 0
         schemas = store.query("SELECT schema_name FROM information_schema.schemata")
         assert settings.warehouse.schema_name + "_NEXT" not in {s for (s,) in schemas}
+    finally:
+        store.close()
+
+
+async def test_the_warehouse_is_not_rebuilt_under_a_running_projector(
+    topics: Settings, unique: str
+) -> None:
+    """Its swap cannot hold a live warehouse projector (a batch committed meanwhile would be
+    lost), so the rebuild is refused, naming the group, while one is in the group; with the
+    projector stopped (``--force`` past a member the broker still lists) it goes through."""
+    from ringlog.projections.warehouse import warehouse_runner, warehouse_store
+    from tests.integration.test_warehouse_projection import with_database
+
+    settings = with_database(topics, f"WH_{unique.upper()}")
+    settings = settings.model_copy(
+        update={"kafka": settings.kafka.model_copy(update={"client_id": f"c{unique}"})}
+    )
+    async with LogProducer(settings.kafka) as log:
+        await log.append_many(_events(5))
+    store = warehouse_store(settings, login_timeout=10, network_timeout=30)
+    try:
+        live = warehouse_runner(settings, store)  # the projector's own group, joined
+        halt = asyncio.Event()
+        running = asyncio.create_task(live.run(halt))
+        try:
+            await live.caught_up(60)
+            with pytest.raises(RebuildRefused, match=rf"warehouse is running .*c{unique}"):
+                await rebuilds.rebuild(settings, "warehouse", timeout_s=60)
+            assert (await rebuilds.verify(settings, "warehouse", timeout_s=60)).counted == 0
+        finally:
+            halt.set()
+            await running
+        done = await rebuilds.rebuild(settings, "warehouse", timeout_s=60, force=True)
+        assert done.rows["SESSIONS"] == 5 and done.rows["CALLS"] == 5, done.rows
     finally:
         store.close()
