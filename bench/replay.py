@@ -341,7 +341,7 @@ async def _run(settings: Settings, args: argparse.Namespace, only: Sequence[str]
     append_s = await append(settings, args.n, only)
     for topic, seconds in append_s.items():
         say(f"{topic}: {args.n:,} appended in {seconds:.1f} s ({args.n / seconds:,.0f} rec/s)")
-    heap.settle()  # as ringlog's processes do at start
+    heap.settle(folds=True)  # as ringlog's folding processes do at start
     results: dict[str, list[Round]] = {name: [] for name in only}
     for index in range(args.rounds):
         for name in only if index % 2 == 0 else reversed(only):

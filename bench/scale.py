@@ -33,7 +33,8 @@ worker store (a schema of its own in the local PostgreSQL, else a SQLite file):
      same partitions to the same ends, the two alternating first. Target: ratio ≥ 0.5.
 
 Usage: ``python -m bench.scale [--sizes 10000,1000000] [--rounds 3] [--reads 300]``
-(or ``python -m bench scale``).
+(or ``python -m bench scale``). ``--fold-only``: append, then only the fold rates per round
+(no worker, no API, no reads).
 """
 
 from __future__ import annotations
@@ -565,6 +566,13 @@ async def measure_round(
         f"round {index + 1}: worker ready {ready_s:.2f} s "
         f"(spawn → line {wall_s:.2f} s), {rss:.0f} MB"
     )
+    runtime, startup, raw = await fold_rates(settings, index)
+    return Round(call, events, ready_s, wall_s, rss, runtime, startup, raw)
+
+
+async def fold_rates(settings: Settings, index: int) -> tuple[float, float, float]:
+    """The runtime's and the raw consumer's rates over ``calls`` (rec/s) and the runtime's
+    start-up (s), once; the two alternate going first from round to round."""
     topic = settings.topic("calls")
     if index % 2 == 0:
         records, startup, work = await runtime_rate(settings, topic)
@@ -572,17 +580,17 @@ async def measure_round(
     else:
         raw_records, raw_s = await raw_rate(settings, topic)
         records, startup, work = await runtime_rate(settings, topic)
-    result = Round(call, events, ready_s, wall_s, rss, records / work, startup, raw_records / raw_s)
+    runtime, raw = records / work, raw_records / raw_s
     say(
-        f"round {index + 1}: runtime {result.runtime_per_s:,.0f} rec/s "
-        f"(start-up {startup:.2f} s), raw {result.raw_per_s:,.0f} rec/s, "
-        f"ratio {result.ratio:.2f}"
+        f"round {index + 1}: runtime {runtime:,.0f} rec/s "
+        f"(start-up {startup:.2f} s), raw {raw:,.0f} rec/s, ratio {runtime / raw:.2f}"
     )
-    return result
+    return runtime, startup, raw
 
 
-def run_size(base: Settings, size: int, args: argparse.Namespace) -> SizeResult:
-    """Everything for one size on its own prefix and store; topics and store removed after."""
+def run_size(base: Settings, size: int, args: argparse.Namespace) -> SizeResult | None:
+    """Everything for one size on its own prefix and store; topics and store removed after.
+    ``None`` with ``--fold-only`` (its rates are printed as measured)."""
     wall = time.perf_counter()
     prefix = f"benchscale{uuid.uuid4().hex[:6]}."
     with (
@@ -610,7 +618,7 @@ async def _run_size(
     tmp: Path,
     wall: float,
     store: Store,
-) -> SizeResult:
+) -> SizeResult | None:
     await ensure_topics(settings.kafka, TOPICS)
     autoanalyze = Autoanalyze(store, enabled=not args.no_autoanalyze)
     say(
@@ -622,13 +630,22 @@ async def _run_size(
         )
     )
     refs, append_s = await append_history(settings, size)
-    # the runtime below runs in this process: give it the collector policy every ringlog
-    # process sets at start (``ringlog worker`` and ``projector`` call it), else the cyclic
+    # the runtime below runs in this process: give it the collector policy ringlog's folding
+    # processes set at start (``ringlog worker`` and ``projector`` call it), else the cyclic
     # collector walks the history built above on every young collection of the fold
-    heap.settle()
+    heap.settle(folds=True)
     calls = sum((await end_offsets(settings.kafka, [settings.topic("calls")])).values())
     assert calls == size, (calls, size)
     say(f"N={size:,}: appended in {append_s:.1f} s ({size / append_s:,.0f} events/s on calls)")
+    if args.fold_only:
+        rates = [await fold_rates(settings, i) for i in range(args.rounds)]
+        runtime, raw = _median([r[0] for r in rates]), _median([r[2] for r in rates])
+        ratios = " ".join(f"{r[0] / r[2]:.2f}" for r in rates)
+        say(
+            f"N={size:,} fold only: runtime {runtime:,.0f} / raw {raw:,.0f} rec/s (medians), "
+            f"ratio {_median([r[0] / r[2] for r in rates]):.2f} ({ratios})"
+        )
+        return None
     env = worker_env(settings)
     worker = WorkerProcess(env, tmp / "worker.log")
     projector = ProjectorProcess(env, tmp / "projector.log") if args.timeline else None
@@ -768,15 +785,22 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="also run `ringlog projector --only timeline` (the view /events may read)",
     )
+    parser.add_argument(
+        "--fold-only",
+        action="store_true",
+        help="append, then only the fold rates (runtime and raw) per round: no worker, no reads",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     logs.configure(level=logging.WARNING)
     results: list[SizeResult] = []
     with bench_settings() as base:
         for size in sizes:
-            results.append(run_size(base, size, args))
-            say(f"N={size:,}: done in {results[-1].wall_s:.0f} s")
-            console.print(table(results))
+            result = run_size(base, size, args)
+            if result is not None:
+                results.append(result)
+                say(f"N={size:,}: done in {result.wall_s:.0f} s")
+                console.print(table(results))
     for r in results:
         console.print(
             f"N={r.size:,}: wall {r.wall_s:.0f} s (append {r.append_s:.0f} s, "

@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     # The bench holds every event in memory for the raw paths; keep those objects out of the
     # collector's full passes so the runner is not charged for scanning the bench's own heap,
     # and collect as `ringlog projector` does (ringlog.heap)
-    heap.settle()
+    heap.settle(folds=True)
     crm_runs: list[RunTimes] = []
     crm_raws: list[float] = []
     wh_runs: list[RunTimes] = []

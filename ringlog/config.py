@@ -103,9 +103,8 @@ class KafkaSettings(_Section):
     #: Partitions for new topics when a topic's declaration does not fix them.
     default_partitions: int = 3
     replication_factor: int = 1
-    #: Enable only on a real Kafka cluster; the embedded Tansu broker refuses both.
+    #: Enable only on a real Kafka cluster; the embedded Tansu broker refuses it.
     enable_idempotence: bool = False
-    transactional_id: str | None = None
     request_timeout_ms: int = 5_000
     #: Upper bound for one append (send + broker ack), well under Retell's 10 s webhook timeout.
     append_timeout_s: float = 3.0

@@ -63,7 +63,7 @@ def projector(
             runs.append(run_crm_projector(settings, stop, registry=registry))
         if "warehouse" in chosen:
             runs.append(run_warehouse_projector(settings, stop, registry=registry))
-        heap.settle()
+        heap.settle(folds=True)
         await asyncio.gather(*runs)
 
     run_until_stopped(main, name="projector")

@@ -50,7 +50,7 @@ def rebuild(
     with fail_cleanly():
         spec = rebuildable(projection)
         settings = Settings.load()
-        heap.settle()  # as the worker and projector do: the bulk fold allocates a lot
+        heap.settle(folds=True)  # as the worker and projector do: the bulk fold allocates a lot
         if verify:
             found = asyncio.run(
                 rebuilds.verify(settings, spec.name, console=err_console, timeout_s=timeout_s)

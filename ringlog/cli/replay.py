@@ -74,7 +74,7 @@ def replay(
         if dry_run:
             typer.echo("dry run: nothing changed")
             return
-        heap.settle()  # as the worker and projector do: the bulk fold allocates a lot
+        heap.settle(folds=True)  # as the worker and projector do: the bulk fold allocates a lot
         folded = asyncio.run(
             rebuilds.replay(
                 settings, spec.name, plan, console=err_console, timeout_s=timeout_s, force=force

@@ -19,7 +19,7 @@ def worker() -> None:
     logs.configure()
 
     async def main(stop: asyncio.Event) -> None:
-        heap.settle()
+        heap.settle(folds=True)
         await run_worker(settings, stop)
 
     run_until_stopped(main, name="worker")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC
 from typing import Any
 
@@ -149,21 +149,27 @@ def written_as(record_headers: Iterable[tuple[str, bytes]]) -> tuple[str, int] |
         return None
 
 
-#: ``Envelope[Model]`` per current model: the envelope with its payload's type known
-_TYPED: dict[type[EventModel], type[Envelope]] = {}
+#: per current model, the validator of ``Envelope[Model]`` (the envelope with its payload's
+#: type known), built on first use
+_TYPED: dict[type[EventModel], Callable[[bytes], Any]] = {}
+
+
+def _typed_validator(model: type[EventModel]) -> Callable[[bytes], Any]:
+    validate = _TYPED.get(model)
+    if validate is None:
+        typed: type[Envelope] = Envelope[model]  # type: ignore[valid-type]
+        validate = _TYPED[model] = typed.__pydantic_validator__.validate_json
+    return validate
 
 
 def _fast_decode(raw: bytes, registry: Registry, written_as: tuple[str, int]) -> Envelope | None:
     event_type, version = written_as
-    try:
-        model = registry.model_for(event_type, version)
-    except UnknownEventType:
+    model = registry.current_model(event_type, version)
+    if model is None:
         return None  # an older version (upcast) or an unknown type: the general path
-    typed = _TYPED.get(model)
-    if typed is None:
-        typed = _TYPED[model] = Envelope[model]  # type: ignore[valid-type]
     try:
-        envelope = typed.model_validate_json(raw)
+        # what ``model_validate_json`` does, without its frame
+        envelope: Envelope = (_TYPED.get(model) or _typed_validator(model))(raw)
     except ValidationError:
         return None
     if envelope.type != event_type or envelope.schema_version != version:

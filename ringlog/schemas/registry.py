@@ -89,10 +89,15 @@ class Registry:
 
         Raises :class:`UnknownEventType` for any other ``(type, version)``.
         """
-        model = self._current.get(event_type)
-        if model is None or model.schema_version != version:
+        model = self.current_model(event_type, version)
+        if model is None:
             raise UnknownEventType(event_type, version)
         return model
+
+    def current_model(self, event_type: str, version: int) -> type[EventModel] | None:
+        """:meth:`model_for`, with ``None`` instead of raising (the decoder's hot path)."""
+        model = self._current.get(event_type)
+        return model if model is not None and model.schema_version == version else None
 
     def can_upcast(self, event_type: str, version: int) -> bool:
         """Return whether ``version`` of ``event_type`` can be brought to the current one."""

@@ -60,19 +60,19 @@ def next_offsets(records: Iterable[LogRecord]) -> dict[tuple[str, int], int]:
 
 def to_log_record(msg: ConsumerRecord[bytes, bytes]) -> LogRecord:
     """Decode one aiokafka record; decoding failures are captured, never raised."""
+    # aiokafka's headers are a tuple already (no copy); positional: this runs per record
     return decode_record(
-        topic=msg.topic,
-        partition=msg.partition,
-        offset=msg.offset,
-        timestamp_ms=msg.timestamp,
-        key=msg.key,
-        value=msg.value or b"",
-        headers=tuple(msg.headers),
+        msg.topic,
+        msg.partition,
+        msg.offset,
+        msg.timestamp,
+        msg.key,
+        msg.value or b"",
+        tuple(msg.headers),
     )
 
 
 def decode_record(
-    *,
     topic: str,
     partition: int,
     offset: int,
@@ -152,7 +152,6 @@ class LogConsumer(AsyncService):
             fetch_max_wait_ms=kafka.fetch_max_wait_ms,
             fetch_max_bytes=kafka.fetch_max_bytes,
             max_partition_fetch_bytes=kafka.max_partition_fetch_bytes,
-            isolation_level="read_committed" if kafka.transactional_id else "read_uncommitted",
             partition_assignment_strategy=(RangePartitionAssignor,),
         )
         self._started = False

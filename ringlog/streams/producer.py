@@ -65,8 +65,6 @@ class LogProducer(AsyncService):
             # a 2-hour call's webhook is ~1.4 MiB; aiokafka's default refuses records over 1 MiB
             "max_request_size": MAX_RECORD_BYTES,
         }
-        if kafka.transactional_id:
-            options["transactional_id"] = kafka.transactional_id
         return AIOKafkaProducer(**options)
 
     @property
