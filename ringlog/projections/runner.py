@@ -42,8 +42,8 @@ from ringlog.config import KafkaSettings
 from ringlog.errors import BrokerUnavailable
 from ringlog.projections.base import OpT, Projection, RetryPolicy, Target
 from ringlog.projections.isolation import Isolation
+from ringlog.projections.limits import Limits
 from ringlog.projections.metrics import ProjectionMetrics
-from ringlog.projections.ownership import Ownership
 from ringlog.projections.prepared import Prepared
 from ringlog.projections.retrying import classify, describe, is_transient, retrying
 from ringlog.streams.consumer import Batch, LogConsumer, LogRecord, next_offsets
@@ -55,7 +55,7 @@ log = structlog.get_logger("ringlog.projections")
 __all__ = ["ProjectionRunner"]
 
 
-class ProjectionRunner(Ownership, Generic[OpT]):
+class ProjectionRunner(Limits, Generic[OpT]):
     """Runs one projection against one target as a member of consumer group ``group_id``.
 
     :meth:`run` loops until ``stop`` is set; :meth:`caught_up` waits until the target has
@@ -65,7 +65,8 @@ class ProjectionRunner(Ownership, Generic[OpT]):
     the log's start) skips the re-driven copies of dead letters meant for this projection too:
     it applies their originals instead (:mod:`.isolation`). Subclasses may override
     :meth:`on_applied` (called between the target commit and the Kafka commit), and the
-    hooks of :class:`~.ownership.Ownership` (which partitions it holds).
+    hooks of :class:`~.ownership.Ownership` (which partitions it holds); :class:`~.limits.Limits`
+    lets a bulk caller stop it at positions.
     """
 
     def __init__(
@@ -102,9 +103,6 @@ class ProjectionRunner(Ownership, Generic[OpT]):
         self.alone = alone
         self._ends: dict[Position, int] = {}
         self._failure: BaseException | None = None
-        #: when set, the position to stop at per partition (see :meth:`stop_at`)
-        self._until: Mapping[Position, int] | None = None
-        self._paused: set[Position] = set()
         self._isolation = Isolation(
             self,
             kafka,
@@ -203,8 +201,7 @@ class ProjectionRunner(Ownership, Generic[OpT]):
                 fetch = None
                 # records of a partition assigned during this fetch wait for its seek
                 records = [r for r in batch.records if (r.topic, r.partition) in self._positioned]
-                if self._until is not None:
-                    records = await self._held_back(consumer, records, self._until)
+                records = await self._held_back(consumer, records)
                 if records:
                     prepared = self._prepare(records)
                     pending = prepared if pending is None else pending.then(prepared)
@@ -271,42 +268,6 @@ class ProjectionRunner(Ownership, Generic[OpT]):
         finally:
             stop.set()
             await task
-
-    def stop_at(self, until: Mapping[Position, int] | None) -> None:
-        """Apply nothing at or past ``until`` (per partition; a partition not named is not
-        applied at all), from the next batch on; ``None`` lifts the limit. A partition that
-        reaches its limit is paused, and read again from there once the limit is raised."""
-        self._until = None if until is None else dict(until)
-        consumer = self._consumer
-        if consumer is not None and self._paused:
-            consumer.resume(TopicPartition(t, p) for t, p in self._paused)
-        self._paused.clear()
-
-    async def _held_back(
-        self, consumer: LogConsumer, records: list[LogRecord], until: Mapping[Position, int]
-    ) -> list[LogRecord]:
-        """``records`` before ``until``; a partition with records past it is sought back to
-        its limit and paused (:meth:`stop_at`)."""
-        kept: list[LogRecord] = []
-        over: set[Position] = set()
-        for r in records:
-            position = (r.topic, r.partition)
-            if r.offset < until.get(position, 0):
-                kept.append(r)
-            else:
-                over.add(position)
-        for topic, partition in sorted(over - self._paused):
-            limit = max(
-                until.get((topic, partition), 0), self.checkpoint.get((topic, partition), 0)
-            )
-            await consumer.seek(TopicPartition(topic, partition), limit)
-            consumer.pause([TopicPartition(topic, partition)])
-            self._paused.add((topic, partition))
-        return kept
-
-    def reached(self, target: Mapping[Position, int]) -> bool:
-        """Whether this runner has applied everything before ``target`` on every partition."""
-        return all(self.checkpoint.get(tp, 0) >= n for tp, n in target.items())
 
     # -- one batch --------------------------------------------------------------------------
 

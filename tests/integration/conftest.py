@@ -8,6 +8,7 @@ used as given and not started.
 
 from __future__ import annotations
 
+import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,7 +27,10 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="session")
 def stack_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Start the embedded stack once for the session; stop exactly what was started."""
+    """Start the embedded stack once for the session; stop exactly what was started, also
+    when the run is stopped with SIGTERM (``timeout``, CI): the signal interrupts the run as
+    Ctrl-C does, so this teardown runs instead of leaving the stack's processes behind."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     home = tmp_path_factory.mktemp("ringlog-home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(HOME_ENV, str(home))

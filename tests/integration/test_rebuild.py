@@ -341,6 +341,16 @@ async def test_replay_positions_are_checked_and_a_dry_run_changes_nothing(topics
     assert "sessions" in out and "folded again" in out
 
 
+def _own_warehouse(topics: Settings, unique: str) -> Settings:
+    """``topics`` with a fakesnow database and a warehouse projector group of this test's
+    own (the broker keeps listing other tests' departed projectors in the default group)."""
+    from tests.integration.test_warehouse_projection import with_database
+
+    settings = with_database(topics, f"WH_{unique.upper()}")
+    kafka = settings.kafka.model_copy(update={"client_id": f"c{unique}"})
+    return settings.model_copy(update={"kafka": kafka})
+
+
 async def test_the_warehouse_is_verified_and_rebuilt_blue_green(
     topics: Settings, unique: str
 ) -> None:
@@ -348,9 +358,8 @@ async def test_the_warehouse_is_verified_and_rebuilt_blue_green(
     row changed behind its back; a rebuild (built in ``<schema>_NEXT``) swaps in a version a
     fresh fold finds equal, and the shadow schema is gone."""
     from ringlog.projections.warehouse import warehouse_runner, warehouse_store
-    from tests.integration.test_warehouse_projection import with_database
 
-    settings = with_database(topics, f"WH_{unique.upper()}")
+    settings = _own_warehouse(topics, unique)
     async with LogProducer(settings.kafka) as log:
         await log.append_many(_events(10))
     store = warehouse_store(settings, login_timeout=10, network_timeout=30)
@@ -384,12 +393,8 @@ async def test_the_warehouse_is_not_rebuilt_under_a_running_projector(
     lost), so the rebuild is refused, naming the group, while one is in the group; with the
     projector stopped (``--force`` past a member the broker still lists) it goes through."""
     from ringlog.projections.warehouse import warehouse_runner, warehouse_store
-    from tests.integration.test_warehouse_projection import with_database
 
-    settings = with_database(topics, f"WH_{unique.upper()}")
-    settings = settings.model_copy(
-        update={"kafka": settings.kafka.model_copy(update={"client_id": f"c{unique}"})}
-    )
+    settings = _own_warehouse(topics, unique)
     async with LogProducer(settings.kafka) as log:
         await log.append_many(_events(5))
     store = warehouse_store(settings, login_timeout=10, network_timeout=30)
