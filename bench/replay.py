@@ -62,10 +62,10 @@ from rich.table import Table
 
 from bench.broker import bench_settings
 from bench.scale import (
-    APPEND_BATCH,
     Autoanalyze,
     NoOpTarget,
     Store,
+    batched,
     console,
     history,
     raw_rate,
@@ -130,18 +130,16 @@ def session(i: int) -> list[Envelope]:
 
 def sessions_history(n: int) -> Iterator[list[Envelope]]:
     """Batches of exactly ``n`` session events (the last session cut short if need be)."""
-    batch: list[Envelope] = []
-    written, i = 0, 0
-    while written < n:
-        events = session(i)[: n - written]
-        batch += events
-        written += len(events)
-        i += 1
-        if len(batch) >= APPEND_BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+
+    def groups() -> Iterator[list[Envelope]]:
+        written, i = 0, 0
+        while written < n:
+            events = session(i)[: n - written]
+            yield events
+            written += len(events)
+            i += 1
+
+    return batched(groups())
 
 
 async def append(settings: Settings, n: int, only: Sequence[str]) -> dict[str, float]:

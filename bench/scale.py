@@ -53,7 +53,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,25 +179,35 @@ def foreign(i: int, events: int) -> list[Envelope]:
     ]
 
 
-def history(n: int, refs: list[str]) -> Iterator[list[Envelope]]:
-    """Batches of envelopes holding exactly ``n`` on ``calls`` (ABT beside); refs collected."""
+def batched(groups: Iterable[list[Envelope]]) -> Iterator[list[Envelope]]:
+    """``groups`` of envelopes joined into appends of about :data:`APPEND_BATCH`."""
     batch: list[Envelope] = []
-    on_calls, i = 0, 0
-    while on_calls < n:
-        if n - on_calls < 3:
-            batch += foreign(i, n - on_calls)
-            on_calls = n
-        else:
-            ref, calls, abt = unit(i)
-            refs.append(ref)
-            batch += calls + abt
-            on_calls += len(calls)
-        i += 1
+    for group in groups:
+        batch += group
         if len(batch) >= APPEND_BATCH:
             yield batch
             batch = []
     if batch:
         yield batch
+
+
+def history(n: int, refs: list[str]) -> Iterator[list[Envelope]]:
+    """Batches of envelopes holding exactly ``n`` on ``calls`` (ABT beside); refs collected."""
+
+    def groups() -> Iterator[list[Envelope]]:
+        on_calls, i = 0, 0
+        while on_calls < n:
+            if n - on_calls < 3:
+                yield foreign(i, n - on_calls)
+                on_calls = n
+            else:
+                ref, calls, abt = unit(i)
+                refs.append(ref)
+                yield calls + abt
+                on_calls += len(calls)
+            i += 1
+
+    return batched(groups())
 
 
 async def append_history(settings: Settings, n: int) -> tuple[list[str], float]:

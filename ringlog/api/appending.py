@@ -12,6 +12,7 @@ import structlog
 from ringlog.api.metrics import ApiMetrics
 from ringlog.schemas import Envelope
 from ringlog.schemas.codec import AsWritten
+from ringlog.streams.consumer import follow
 from ringlog.streams.producer import LogProducer, RecordPosition
 from ringlog.streams.quarantine import quarantine
 
@@ -41,8 +42,7 @@ async def append_event(
         raise
     metrics.append_timer(envelope.payload.topic).observe(time.perf_counter() - started)
     if (positions := written.get()) is not None:
-        key = (position.topic, position.partition)
-        positions[key] = max(positions.get(key, 0), position.offset + 1)
+        follow(positions, position.topic, position.partition, position.offset)
     # one line per request is debug: at thousands of requests/s it would dominate the CPU;
     # warnings and quarantines carry the same call ref and event type at info and above
     log.debug("appended", topic=topic, partition=position.partition, offset=position.offset)

@@ -53,9 +53,15 @@ def next_offsets(records: Iterable[LogRecord]) -> dict[tuple[str, int], int]:
     resumes once they are all handled (what a checkpoint or an offset commit stores)."""
     positions: dict[tuple[str, int], int] = {}
     for r in records:
-        key = (r.topic, r.partition)
-        positions[key] = max(positions.get(key, 0), r.offset + 1)
+        follow(positions, r.topic, r.partition, r.offset)
     return positions
+
+
+def follow(positions: dict[tuple[str, int], int], topic: str, partition: int, offset: int) -> None:
+    """Raise the partition's next offset in ``positions`` past ``offset`` (never lower it)."""
+    key = (topic, partition)
+    if positions.get(key, 0) <= offset:
+        positions[key] = offset + 1
 
 
 def to_log_record(msg: ConsumerRecord[bytes, bytes]) -> LogRecord:

@@ -20,6 +20,7 @@ from ringlog.config import KafkaSettings
 from ringlog.errors import BrokerUnavailable
 from ringlog.schemas import Envelope, encode, headers
 from ringlog.schemas.codec import AsWritten
+from ringlog.streams.consumer import follow
 from ringlog.streams.lifecycle import AsyncService
 from ringlog.streams.partitioner import partition_for
 from ringlog.streams.topics import MAX_RECORD_BYTES
@@ -172,6 +173,4 @@ class LogProducer(AsyncService):
     def _appended(self, topic: str, partition: int, offset: int) -> None:
         """Remember the furthest record appended to a partition (readers of views wait for it:
         a read after this process's write sees that write)."""
-        key = (topic, partition)
-        if self.appended.get(key, 0) <= offset:
-            self.appended[key] = offset + 1
+        follow(self.appended, topic, partition, offset)
