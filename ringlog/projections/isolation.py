@@ -197,11 +197,12 @@ class Isolation(Generic[OpT]):
         """Whether ``record`` is the projection's: of a type it reads, and not a re-driven
         copy meant for another processor (nor, unless ``redriven``, one meant for it)."""
         projection = self._runner.projection
-        if not projection.reads(event_type(record)):
+        if projection.handles is not None and not projection.reads(event_type(record)):
             return False
-        if self._redriven:
-            return meant_for(record.headers, projection.name)
-        return not redriven_for(record.headers)
+        target = redriven_for(record.headers)
+        if target is None:
+            return True
+        return self._redriven and meant_for(record.headers, projection.name)
 
     async def dead_letter(self, record: LogRecord, error: str) -> None:
         """Append ``record`` to the dead-letter topic with ``error`` (once; callers retry)."""

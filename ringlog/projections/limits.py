@@ -36,28 +36,35 @@ class Limits(Ownership):
             consumer.resume(TopicPartition(t, p) for t, p in self._paused)
         self._paused.clear()
 
-    async def _held_back(self, consumer: LogConsumer, records: list[LogRecord]) -> list[LogRecord]:
-        """``records`` before the limit (all without one); a partition with records past it
-        is sought back to its limit and paused (:meth:`stop_at`)."""
+    async def _held_back(
+        self, consumer: LogConsumer, parts: dict[Position, list[LogRecord]]
+    ) -> dict[Position, list[LogRecord]]:
+        """``parts`` (records per partition, in offset order) cut before the limit (all
+        without one); a partition with records past it is sought back to its limit and
+        paused (:meth:`stop_at`)."""
         until = self._until
         if until is None:
-            return records
-        kept: list[LogRecord] = []
-        over: set[Position] = set()
-        for r in records:
-            position = (r.topic, r.partition)
-            if r.offset < until.get(position, 0):
-                kept.append(r)
-            else:
-                over.add(position)
-        for topic, partition in sorted(over - self._paused):
-            limit = max(
-                until.get((topic, partition), 0), self.checkpoint.get((topic, partition), 0)
-            )
-            await consumer.seek(TopicPartition(topic, partition), limit)
-            consumer.pause([TopicPartition(topic, partition)])
-            self._paused.add((topic, partition))
+            return parts
+        kept: dict[Position, list[LogRecord]] = {}
+        for position, records in parts.items():
+            limit = until.get(position, 0)
+            if records[-1].offset >= limit:
+                records = [r for r in records if r.offset < limit]
+                await self._hold(consumer, position, limit)
+            if records:
+                kept[position] = records
         return kept
+
+    async def _hold(self, consumer: LogConsumer, position: Position, limit: int) -> None:
+        """Seek ``position`` back to ``limit`` (not below the checkpoint) and pause it, once."""
+        if position in self._paused:
+            return
+        topic, partition = position
+        await consumer.seek(
+            TopicPartition(topic, partition), max(limit, self.checkpoint.get(position, 0))
+        )
+        consumer.pause([TopicPartition(topic, partition)])
+        self._paused.add(position)
 
     def reached(self, target: Mapping[Position, int]) -> bool:
         """Whether this runner has applied everything before ``target`` on every partition."""

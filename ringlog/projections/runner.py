@@ -30,7 +30,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Mapping
 from typing import Generic
 
 import structlog
@@ -46,7 +47,7 @@ from ringlog.projections.limits import Limits
 from ringlog.projections.metrics import ProjectionMetrics
 from ringlog.projections.prepared import Prepared
 from ringlog.projections.retrying import classify, describe, is_transient, retrying
-from ringlog.streams.consumer import Batch, LogConsumer, LogRecord, next_offsets
+from ringlog.streams.consumer import Batch, LogConsumer, LogRecord
 from ringlog.streams.offsets import Position, end_offsets
 from ringlog.streams.producer import LogProducer
 
@@ -200,10 +201,10 @@ class ProjectionRunner(Limits, Generic[OpT]):
                 batch = await fetch
                 fetch = None
                 # records of a partition assigned during this fetch wait for its seek
-                records = [r for r in batch.records if (r.topic, r.partition) in self._positioned]
-                records = await self._held_back(consumer, records)
-                if records:
-                    prepared = self._prepare(records)
+                parts = {p: rs for p, rs in batch.parts.items() if p in self._positioned}
+                parts = await self._held_back(consumer, parts)
+                if parts:
+                    prepared = self._prepare(parts)
                     pending = prepared if pending is None else pending.then(prepared)
                 full = pending is not None and pending.records >= self._max_pending
                 if writing is not None and (writing.done() or full):
@@ -271,24 +272,38 @@ class ProjectionRunner(Limits, Generic[OpT]):
 
     # -- one batch --------------------------------------------------------------------------
 
-    def _prepare(self, records: Sequence[LogRecord]) -> Prepared[OpT]:
-        """Drop records the target already has, project the rest (pure, no I/O)."""
-        todo = [r for r in records if r.offset >= self.checkpoint.get((r.topic, r.partition), 0)]
-        if len(todo) < len(records):
+    def _prepare(self, parts: Mapping[Position, list[LogRecord]]) -> Prepared[OpT]:
+        """Drop records the target already has, project the rest (pure, no I/O).
+
+        ``parts`` holds each partition's records in offset order: the checkpoint, positions
+        and counts are worked out per partition; only the projection sees every record."""
+        todo: dict[Position, list[LogRecord]] = {}
+        for position, records in parts.items():
+            start = self.checkpoint.get(position, 0)
+            if records[0].offset < start:
+                records = [r for r in records if r.offset >= start]
+            if records:
+                todo[position] = records
+        sources = list(itertools.chain.from_iterable(todo.values()))
+        received = sum(map(len, parts.values()))
+        if len(sources) < received:
             log.debug(
                 "skipped applied records",
                 projection=self.projection.name,
-                count=len(records) - len(todo),
+                count=received - len(sources),
             )
-        operations, poison = self._isolation.project(todo)
+        operations, poison = self._isolation.project(sources)
+        applied: collections.Counter[str] = collections.Counter()
+        for (topic, _), records in todo.items():
+            applied[topic] += len(records)
         return Prepared(
             operations=operations,
             poison=poison,
-            positions=next_offsets(todo),
-            applied=collections.Counter(r.topic for r in todo),
-            partitions={(r.topic, r.partition) for r in records},
-            records=len(records),
-            sources=todo,
+            positions={position: records[-1].offset + 1 for position, records in todo.items()},
+            applied=applied,
+            partitions=set(parts),
+            records=received,
+            sources=sources,
         )
 
     async def _write(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from datetime import UTC
 from typing import Any
@@ -141,6 +142,12 @@ def written_as(record_headers: Iterable[tuple[str, bytes]]) -> tuple[str, int] |
             event_type = value
         elif name == HEADER_VERSION:
             version = value
+    return _named(event_type, version)
+
+
+@functools.lru_cache(maxsize=1024)
+def _named(event_type: bytes | None, version: bytes | None) -> tuple[str, int] | None:
+    """:func:`written_as` of two header values; remembered, as a log holds few of them."""
     if event_type is None or version is None or not version.isdigit():
         return None
     try:

@@ -19,7 +19,7 @@ from aiokafka.errors import KafkaError
 
 from ringlog.config import KafkaSettings
 from ringlog.errors import BrokerUnavailable, DecodeError
-from ringlog.schemas import Envelope, decode, written_as
+from ringlog.schemas import REGISTRY, Envelope, decode, written_as
 from ringlog.streams.lifecycle import AsyncService
 
 
@@ -39,13 +39,19 @@ class LogRecord(NamedTuple):
 
 @dataclass(frozen=True)
 class Batch:
-    """Records from one ``getmany`` call, in partition order."""
+    """Records from one ``getmany`` call, per ``(topic, partition)``, each list in offset
+    order (never empty): a caller does per partition what it can, not per record."""
 
-    records: list[LogRecord]
+    parts: dict[tuple[str, int], list[LogRecord]]
+
+    @property
+    def records(self) -> list[LogRecord]:
+        """Every record of the batch, partition after partition."""
+        return [r for records in self.parts.values() for r in records]
 
     def next_offsets(self) -> dict[TopicPartition, int]:
         """Return, per partition, the offset to commit once every record here is handled."""
-        return {TopicPartition(t, p): n for (t, p), n in next_offsets(self.records).items()}
+        return {TopicPartition(t, p): rs[-1].offset + 1 for (t, p), rs in self.parts.items()}
 
 
 def next_offsets(records: Iterable[LogRecord]) -> dict[tuple[str, int], int]:
@@ -65,38 +71,22 @@ def follow(positions: dict[tuple[str, int], int], topic: str, partition: int, of
 
 
 def to_log_record(msg: ConsumerRecord[bytes, bytes]) -> LogRecord:
-    """Decode one aiokafka record; decoding failures are captured, never raised."""
-    # aiokafka's headers are a tuple already (no copy); positional: this runs per record
-    return decode_record(
-        msg.topic,
-        msg.partition,
-        msg.offset,
-        msg.timestamp,
-        msg.key,
-        msg.value or b"",
-        tuple(msg.headers),
-    )
-
-
-def decode_record(
-    topic: str,
-    partition: int,
-    offset: int,
-    timestamp_ms: int,
-    key: bytes | None,
-    value: bytes,
-    headers: tuple[tuple[str, bytes], ...],
-) -> LogRecord:
-    """Decode a record given by its parts (any client); decoding failures are captured.
+    """Decode one aiokafka record; decoding failures are captured, never raised.
 
     The type and version in the headers let the body be validated in one pass
-    (see :func:`ringlog.schemas.decode`).
-    """
+    (see :func:`ringlog.schemas.decode`)."""
+    # aiokafka's headers are a tuple already (no copy); positional: this runs per record
+    headers = tuple(msg.headers)
+    value = msg.value or b""
     try:
-        envelope = decode(value, written_as=written_as(headers))
+        envelope = decode(value, REGISTRY, written_as=written_as(headers))
     except DecodeError as exc:
-        return LogRecord(topic, partition, offset, timestamp_ms, key, value, headers, None, exc)
-    return LogRecord(topic, partition, offset, timestamp_ms, key, value, headers, envelope, None)
+        return LogRecord(
+            msg.topic, msg.partition, msg.offset, msg.timestamp, msg.key, value, headers, None, exc
+        )
+    return LogRecord(
+        msg.topic, msg.partition, msg.offset, msg.timestamp, msg.key, value, headers, envelope, None
+    )
 
 
 def standalone_consumer(
@@ -191,8 +181,13 @@ class LogConsumer(AsyncService):
     async def getmany(self, timeout_ms: int = 1_000) -> Batch:
         """Return the next batch (possibly empty after ``timeout_ms``), decoded."""
         fetched = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=self._max_records)
-        records = [to_log_record(m) for msgs in fetched.values() for m in msgs]
-        return Batch(records)
+        return Batch(
+            {
+                (tp.topic, tp.partition): [to_log_record(m) for m in msgs]
+                for tp, msgs in fetched.items()
+                if msgs
+            }
+        )
 
     async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
         """Commit ``offsets`` (next offset to read per partition), or the current position."""

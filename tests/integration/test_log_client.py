@@ -11,7 +11,7 @@ from ringlog.config import KafkaSettings, Settings
 from ringlog.errors import BrokerUnavailable
 from ringlog.schemas import REGISTRY, Envelope
 from ringlog.schemas.calls import CallRequested
-from ringlog.streams.consumer import Batch, LogConsumer
+from ringlog.streams.consumer import Batch, LogConsumer, LogRecord
 from ringlog.streams.producer import LogProducer
 from tests.support.examples import example_events
 
@@ -19,14 +19,16 @@ pytestmark = pytest.mark.integration
 
 
 async def read_until(consumer: LogConsumer, count: int, *, rounds: int = 60) -> Batch:
-    """Collect batches until ``count`` records arrived (bounded by ``rounds`` polls)."""
-    records = []
+    """Collect batches until ``count`` records arrived (bounded by ``rounds`` polls), as one
+    batch (each partition's records in offset order)."""
+    parts: dict[tuple[str, int], list[LogRecord]] = {}
     for _ in range(rounds):
         batch = await consumer.getmany(timeout_ms=500)
-        records.extend(batch.records)
-        if len(records) >= count:
+        for position, records in batch.parts.items():
+            parts.setdefault(position, []).extend(records)
+        if sum(map(len, parts.values())) >= count:
             break
-    return Batch(records)
+    return Batch(parts)
 
 
 async def test_every_registered_event_round_trips_through_the_broker(

@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
@@ -17,6 +17,25 @@ from ringlog.schemas import Envelope
 from ringlog.streams.consumer import LogRecord, standalone_consumer, to_log_record
 
 T = TypeVar("T")
+
+
+def consumed_record(
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int,
+    key: bytes | None,
+    value: bytes,
+    headers: tuple[tuple[str, bytes], ...],
+) -> LogRecord:
+    """A record given by its parts, as the consumer hands it over (decoded by
+    :func:`~ringlog.streams.consumer.to_log_record`, failures captured)."""
+    size = len(value)
+    record = ConsumerRecord(
+        topic, partition, offset, timestamp_ms, 0, key, value, None, 0, size, headers
+    )
+    return to_log_record(record)
 
 
 async def records(kafka: KafkaSettings, topic: str) -> list[LogRecord]:

@@ -7,15 +7,16 @@ import pytest
 from ringlog.cli.tail import SUMMARY_CHARS, line, physical_topics
 from ringlog.config import Settings
 from ringlog.schemas import DialogTurn, Envelope, SessionProgressed, encode, headers
-from ringlog.streams.consumer import LogRecord, decode_record
+from ringlog.streams.consumer import LogRecord
 from tests.support.examples import PHONE, REF, example_events
+from tests.support.logread import consumed_record
 
 PREFIX = "ringlog."
 
 
 def record(envelope: Envelope, topic: str = "calls", offset: int = 7) -> LogRecord:
     """``envelope`` as the consumer hands it over."""
-    return decode_record(
+    return consumed_record(
         topic=f"{PREFIX}{topic}",
         partition=2,
         offset=offset,
@@ -78,7 +79,7 @@ def test_a_number_at_the_cut_is_masked_before_the_line_is_cut() -> None:
 
 
 def test_a_record_that_is_not_an_event_is_shown_by_its_headers() -> None:
-    raw = decode_record(
+    raw = consumed_record(
         topic=f"{PREFIX}quarantine",
         partition=0,
         offset=3,

@@ -11,7 +11,7 @@ from aiokafka.structs import ConsumerRecord
 
 from ringlog.errors import DecodeError
 from ringlog.schemas import REGISTRY, Envelope, EventModel, RetellCallEnded, encode, headers
-from ringlog.streams.consumer import decode_record, to_log_record
+from ringlog.streams.consumer import to_log_record
 from tests.support.examples import example_events
 
 EXAMPLES = example_events()
@@ -72,21 +72,6 @@ def test_an_older_version_named_in_the_headers_is_upcast() -> None:
     assert record.error is None
     assert record.envelope == envelope
     assert record.envelope.schema_version == 2
-
-
-def test_decode_record_reads_parts_as_to_log_record_reads_aiokafka() -> None:
-    envelope = Envelope.new(EXAMPLES[0], source="t")
-    msg = consumed(encode(envelope), headers(envelope))
-    parts = decode_record(
-        topic="calls",
-        partition=2,
-        offset=41,
-        timestamp_ms=1_700_000_000_000,
-        key=b"k",
-        value=msg.value,
-        headers=msg.headers,
-    )
-    assert parts == to_log_record(msg)
 
 
 def test_current_model_is_model_for_without_raising() -> None:
