@@ -9,13 +9,13 @@ worker store (a schema of its own in the local PostgreSQL, else a SQLite file):
    (requested → dispatched → ``call_started``). Each call's ABT events (what the worker would
    have emitted) are on ``abt`` too, so the history owes nothing and the worker places nothing;
    they are not counted in N.
-2. **catch-up** — the API (uvicorn thread in this process, as in the other benches) and one
-   ``ringlog worker`` process start; the bench waits until the worker store's checkpoint
-   covers the ends of ``calls``, ``abt`` and ``tasks`` (the real fold, store writes
-   included; printed, not a target). Where the PostgreSQL runs with ``autovacuum = off`` (the
-   local test server does), the bench ANALYZEs the store's tables every
-   ``autovacuum_naptime`` and once after the catch-up, as autovacuum would
-   (``--no-autoanalyze``: not).
+2. **catch-up** — ``ringlog api`` and ``ringlog worker``, each in a process of its own as
+   deployed (the bench's HTTP client never shares a GIL with the server it times), start;
+   the bench waits until the worker store's checkpoint covers the ends of ``calls``,
+   ``abt`` and ``tasks`` (the real fold, store writes included; printed, not a target).
+   Where the PostgreSQL runs with ``autovacuum = off`` (the local test server does), the
+   bench ANALYZEs the store's tables every ``autovacuum_naptime`` and once after the
+   catch-up, as autovacuum would (``--no-autoanalyze``: not).
 3. per round (``--rounds``, medians shown):
 
    * ``GET /v1/calls/{ref}`` and ``GET /v1/calls/{ref}/events`` one at a time over
@@ -69,9 +69,9 @@ from bench.broker import bench_settings
 from bench.outbound import percentile
 from bench.timing import Timed
 from ringlog import heap, logs
-from ringlog.api.app import create_app
 from ringlog.config import ApiSettings, RetellSettings, Settings
 from ringlog.devstack.parts import sql_answers
+from ringlog.devstack.ports import free_port
 from ringlog.projections.base import Event, Projection
 from ringlog.projections.runner import ProjectionRunner
 from ringlog.schemas import (
@@ -91,7 +91,7 @@ from ringlog.streams.producer import LogProducer
 from ringlog.streams.topics import TOPICS
 from ringlog.worker.schema import PROCESSOR
 from ringlog.worker.views import WorkerViews
-from tests.support.servers import WorkerProcess, serving
+from tests.support.servers import WorkerProcess
 
 API_KEY = "bench-api-key"
 RETELL_KEY = "bench-retell-key"
@@ -317,6 +317,40 @@ class ProjectorProcess(WorkerProcess):
             stderr=subprocess.STDOUT,
         )
         log.close()
+
+
+class ApiProcess(WorkerProcess):
+    """``ringlog api`` in a process of its own, as deployed: the bench's client (this process)
+    never shares a GIL with the server it measures."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        super().__init__(env | {"RINGLOG_API_KEYS": API_KEY}, log_path)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = self._log_path.open("ab")
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "ringlog", "api", "--port", str(self.port)],
+            env=self._env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    async def ready(self, timeout_s: float = 60.0) -> None:
+        """Wait until it answers ``/healthz``; raise if it exits first."""
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient(base_url=self.url, timeout=5) as client:
+            while True:
+                if not alive(self):
+                    raise RuntimeError(f"ringlog api exited:\n{self.output()[-3000:]}")
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get("/healthz")).status_code < 500:
+                        return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"ringlog api not up after {timeout_s} s")
+                await asyncio.sleep(0.2)
 
 
 # -- reads ----------------------------------------------------------------------------------
@@ -659,34 +693,38 @@ async def _run_size(
     env = worker_env(settings)
     worker = WorkerProcess(env, tmp / "worker.log")
     projector = ProjectorProcess(env, tmp / "projector.log") if args.timeline else None
+    api = ApiProcess(env, tmp / "api.log")
+    api_url = api.url
     analyzer = asyncio.create_task(autoanalyze.run())
-    with serving(create_app(settings)) as api_url:
-        try:
-            started = time.perf_counter()
-            worker.start()
-            if projector is not None:
-                projector.start()
-            records = await folded(settings, worker)
-            catchup_s = time.perf_counter() - started
-            await asyncio.to_thread(autoanalyze.analyze)  # as autovacuum would, soon after
-            await wait_ready(worker, 0)
-            assert worker.pid is not None
-            catchup_rss = psutil.Process(worker.pid).memory_info().rss / 2**20
-            say(
-                f"N={size:,}: worker folded {records:,} records in {catchup_s:.1f} s "
-                f"({records / catchup_s:,.0f} rec/s), RSS {catchup_rss:.0f} MB"
-            )
-            if projector is not None:
-                await _timeline_ready(api_url, refs[-1])
-            rounds = [
-                await measure_round(settings, api_url, worker, refs, args, i)
-                for i in range(args.rounds)
-            ]
-        finally:
-            analyzer.cancel()
-            worker.stop()
-            if projector is not None:
-                projector.stop()
+    try:
+        api.start()
+        await api.ready()
+        started = time.perf_counter()
+        worker.start()
+        if projector is not None:
+            projector.start()
+        records = await folded(settings, worker)
+        catchup_s = time.perf_counter() - started
+        await asyncio.to_thread(autoanalyze.analyze)  # as autovacuum would, soon after
+        await wait_ready(worker, 0)
+        assert worker.pid is not None
+        catchup_rss = psutil.Process(worker.pid).memory_info().rss / 2**20
+        say(
+            f"N={size:,}: worker folded {records:,} records in {catchup_s:.1f} s "
+            f"({records / catchup_s:,.0f} rec/s), RSS {catchup_rss:.0f} MB"
+        )
+        if projector is not None:
+            await _timeline_ready(api_url, refs[-1])
+        rounds = [
+            await measure_round(settings, api_url, worker, refs, args, i)
+            for i in range(args.rounds)
+        ]
+    finally:
+        analyzer.cancel()
+        api.stop()
+        worker.stop()
+        if projector is not None:
+            projector.stop()
     return SizeResult(
         size,
         calls,
