@@ -3,8 +3,8 @@
 The new version is folded into a shadow of the database by the live folds, caught up to the
 live head, then swapped in for readers in one transaction; the live projection (and a
 projector running on it) carries on meanwhile, and an interrupted rebuild leaves it untouched
-(:mod:`ringlog.projections.rebuilds`). The warehouse is the exception: its swap cannot hold a
-running warehouse projector, so its rebuild is refused until that projector is stopped.
+(:mod:`ringlog.projections.rebuilds`); the swap holds the live projector's writes for the
+moment it needs them still (the warehouse's too: :mod:`ringlog.projections.warehouse.holds`).
 ``--verify`` folds a shadow to the live projection's position and prints every row that
 differs, changing nothing: none when the code that built the live projection is the code
 running now.
@@ -33,12 +33,6 @@ def rebuild(
         False, "--verify", help="Rebuild into a shadow and print how it differs; swap nothing."
     ),
     timeout_s: float = typer.Option(3_600.0, help="Give up if the log is not folded by then."),
-    force: bool = typer.Option(
-        False,
-        "--force",
-        help="warehouse: rebuild although the broker still lists a member of the warehouse "
-        "projector's group (the embedded one lists departed members); stop the projector first.",
-    ),
 ) -> None:
     """Rebuild PROJECTION from the whole log without readers ever seeing it half-built."""
     from ringlog import heap
@@ -67,9 +61,7 @@ def rebuild(
             )
             return
         done = asyncio.run(
-            rebuilds.rebuild(
-                settings, spec.name, console=err_console, timeout_s=timeout_s, force=force
-            )
+            rebuilds.rebuild(settings, spec.name, console=err_console, timeout_s=timeout_s)
         )
     typer.echo(
         f"{spec.name} rebuilt: {done.folded.records} record(s) folded at "

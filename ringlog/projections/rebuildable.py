@@ -5,7 +5,10 @@ replay`` know (the session and timeline views, the CRM, the worker's call state,
 warehouse). A :class:`Versions` is where a projection's next version is built beside the live
 one and how it is swapped in: :class:`SqlVersions` over a shadow of the CRM database
 (:mod:`.shadow`), :class:`~.warehouse.versions.WarehouseVersions` beside the warehouse's
-schema. The operations on them are in :mod:`.rebuilds`.
+schema. Each swap holds the live writers while it needs them still: the SQL versions lock
+the live tables (:func:`.shadow.holding_live`), the warehouse's hold its projector through a
+fence row (:mod:`.warehouse.holds`); so every projection is rebuilt while its projector
+runs. The operations on them are in :mod:`.rebuilds`.
 """
 
 from __future__ import annotations
@@ -129,9 +132,7 @@ class Opened:
 @dataclass(frozen=True)
 class Rebuildable:
     """A projection that can be rebuilt: its topics and live consumer group, its
-    :class:`Versions`, what to do once a new version is live (e.g. forget a cache), and
-    whether its swap holds the live writers itself (``holds_writers``: the SQL versions lock
-    the live tables); where it cannot, a rebuild waits for the live projector to be stopped."""
+    :class:`Versions` and what to do once a new version is live (e.g. forget a cache)."""
 
     name: str
     about: str
@@ -139,7 +140,6 @@ class Rebuildable:
     group: Callable[[Settings], str]
     versions: Callable[[Settings], Versions]
     swapped: Callable[[Settings], Awaitable[str]] | None = None
-    holds_writers: bool = True
 
 
 # -- the catalogue ----------------------------------------------------------------------------
@@ -325,9 +325,6 @@ REBUILDABLE: dict[str, Rebuildable] = {
             _warehouse_topics,
             _warehouse_group,
             _warehouse_versions,
-            # a live batch committed between the swap's read of the live position and its
-            # replacement of the rows would be lost (seen under live traffic on fakesnow)
-            holds_writers=False,
         ),
     )
 }

@@ -7,9 +7,9 @@ are the operations, each running the live projection into a fresh shadow (a
 
 * :func:`rebuild` folds the whole log into a fresh shadow, catches up to the live head, swaps
   it in (:func:`.shadow.swap`: one transaction, readers never see a half-built version) and
-  discards the old version. Interrupted anywhere, the live projection is untouched; a rerun
-  starts a fresh shadow. A projection whose swap cannot hold its live writers (the
-  warehouse) is rebuilt only while its live projector is stopped.
+  discards the old version. The live projector runs on meanwhile; the swap holds its writes
+  only while the shadow folds what it applied last and while the rows are replaced.
+  Interrupted anywhere, the live projection is untouched; a rerun starts a fresh shadow.
 * :func:`verify` folds a shadow to exactly the live projection's position and diffs the two
   (:func:`.shadow.compare`); the shadow is discarded, the live one untouched.
 * :func:`replay` rewinds a *stopped* processor: its state becomes the fold of the log up to a
@@ -61,16 +61,12 @@ async def rebuild(
     console: Console | None = None,
     timeout_s: float = 3_600.0,
     catch_up_s: float = 60.0,
-    force: bool = False,
 ) -> Rebuilt:
     """Rebuild ``name`` blue/green (see the module); returns what was done. The last
     records, those the live projector applied while the shadow reached the head, are folded
     while the live writers are held; :class:`RebuildRefused` if that takes over
-    ``catch_up_s`` (nothing is swapped then), or, for a projection whose writers the swap
-    cannot hold, while its live projector runs (``force``: see :func:`refuse_while_running`)."""
+    ``catch_up_s`` (nothing is swapped then, and the live writers go on)."""
     spec = rebuildable(name)
-    if not spec.holds_writers:
-        await refuse_while_running(settings, name, "rebuild", force=force)
     versions = spec.versions(settings)
     with _shadow_runner(versions) as runner:
         async with Bulk(runner, console=console) as bulk:

@@ -5,7 +5,8 @@ A rebuild under live traffic (a live projector writing, a reader reading) swaps 
 that a fresh fold of the log then finds equal, while the reader never sees fewer rows than
 before (no half-built version); a corrupted row is found by ``--verify`` and mended by a
 rebuild; a rebuild interrupted before its swap leaves the live projection as it was, and a
-rerun discards what a killed run left in its shadow.
+rerun discards what a killed run left in its shadow. The warehouse's rebuilds (fakesnow) are
+in ``test_warehouse_rebuild.py``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ringlog.cli import app as cli_app
 from ringlog.config import Settings
 from ringlog.projections import rebuilds
 from ringlog.projections import shadow as shadow_module
-from ringlog.projections.rebuildable import Opened, Rebuildable, RebuildRefused, rebuildable
+from ringlog.projections.rebuildable import Opened, Rebuildable, rebuildable
 from ringlog.projections.runner import ProjectionRunner
 from ringlog.projections.shadow import shadow_name
 from ringlog.projections.sql import sql_engine
@@ -339,78 +340,3 @@ async def test_replay_positions_are_checked_and_a_dry_run_changes_nothing(topics
     )
     assert code == 0 and "dry run: nothing changed" in out, out
     assert "sessions" in out and "folded again" in out
-
-
-def _own_warehouse(topics: Settings, unique: str) -> Settings:
-    """``topics`` with a fakesnow database and a warehouse projector group of this test's
-    own (the broker keeps listing other tests' departed projectors in the default group)."""
-    from tests.integration.test_warehouse_projection import with_database
-
-    settings = with_database(topics, f"WH_{unique.upper()}")
-    kafka = settings.kafka.model_copy(update={"client_id": f"c{unique}"})
-    return settings.model_copy(update={"kafka": kafka})
-
-
-async def test_the_warehouse_is_verified_and_rebuilt_blue_green(
-    topics: Settings, unique: str
-) -> None:
-    """The warehouse projection into a fakesnow database of its own: ``--verify`` finds a
-    row changed behind its back; a rebuild (built in ``<schema>_NEXT``) swaps in a version a
-    fresh fold finds equal, and the shadow schema is gone."""
-    from ringlog.projections.warehouse import warehouse_runner, warehouse_store
-
-    settings = _own_warehouse(topics, unique)
-    async with LogProducer(settings.kafka) as log:
-        await log.append_many(_events(10))
-    store = warehouse_store(settings, login_timeout=10, network_timeout=30)
-    try:
-        await warehouse_runner(settings, store, group_id=f"live-{unique}").run_until_caught_up(60)
-        assert (await rebuilds.verify(settings, "warehouse", timeout_s=60)).counted == 0
-        (session,) = store.query('SELECT "SESSION_ID" FROM "SESSIONS" LIMIT 1')
-        store.query('UPDATE "SESSIONS" SET "STAGE" = ? WHERE "SESSION_ID" = ?', ("x", session[0]))
-        found = await rebuilds.verify(settings, "warehouse", timeout_s=60)
-        assert found.counted == 2, found
-        assert {(d.table, d.side) for d in found.differences} == {
-            ("SESSIONS", "live"),
-            ("SESSIONS", "rebuilt"),
-        }
-        done = await rebuilds.rebuild(settings, "warehouse", timeout_s=60)
-        assert done.rows["SESSIONS"] == 10 and done.rows["CALLS"] == 10, done.rows
-        assert store.query('SELECT "STAGE" FROM "SESSIONS" WHERE "SESSION_ID" = ?', session) == [
-            ("date",)
-        ]
-        assert (await rebuilds.verify(settings, "warehouse", timeout_s=60)).counted == 0
-        schemas = store.query("SELECT schema_name FROM information_schema.schemata")
-        assert settings.warehouse.schema_name + "_NEXT" not in {s for (s,) in schemas}
-    finally:
-        store.close()
-
-
-async def test_the_warehouse_is_not_rebuilt_under_a_running_projector(
-    topics: Settings, unique: str
-) -> None:
-    """Its swap cannot hold a live warehouse projector (a batch committed meanwhile would be
-    lost), so the rebuild is refused, naming the group, while one is in the group; with the
-    projector stopped (``--force`` past a member the broker still lists) it goes through."""
-    from ringlog.projections.warehouse import warehouse_runner, warehouse_store
-
-    settings = _own_warehouse(topics, unique)
-    async with LogProducer(settings.kafka) as log:
-        await log.append_many(_events(5))
-    store = warehouse_store(settings, login_timeout=10, network_timeout=30)
-    try:
-        live = warehouse_runner(settings, store)  # the projector's own group, joined
-        halt = asyncio.Event()
-        running = asyncio.create_task(live.run(halt))
-        try:
-            await live.caught_up(60)
-            with pytest.raises(RebuildRefused, match=rf"warehouse is running .*c{unique}"):
-                await rebuilds.rebuild(settings, "warehouse", timeout_s=60)
-            assert (await rebuilds.verify(settings, "warehouse", timeout_s=60)).counted == 0
-        finally:
-            halt.set()
-            await running
-        done = await rebuilds.rebuild(settings, "warehouse", timeout_s=60, force=True)
-        assert done.rows["SESSIONS"] == 5 and done.rows["CALLS"] == 5, done.rows
-    finally:
-        store.close()

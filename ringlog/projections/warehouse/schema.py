@@ -13,6 +13,7 @@ guarded upsert statements are generated from those declarations, so they cannot 
 | ``TASKS`` | ``TASK_ID`` | business task; tombstoned (``DELETED``) on ``task.deleted`` |
 | ``PROJECTION_CHECKPOINTS`` | ``PROJECTION``, ``TOPIC``, ``PARTITION`` | consumed partition |
 | ``PROJECTOR_SESSIONS`` | ``PROJECTION`` | projector: the session it holds (:mod:`.fencing`) |
+| ``PROJECTION_HOLDS`` | ``PROJECTION`` | projection: fence and rebuild hold (:mod:`.holds`) |
 
 Every row carries ``VERSION``: the log offset of the last event that wrote it. A write replaces
 a row only when its version is higher (``NEXT_OFFSET`` plays that part for checkpoints), so
@@ -189,6 +190,15 @@ PROJECTOR_SESSIONS = Table(
     ),
     key=("PROJECTION",),
     version="CLAIMED_AT",
+)
+
+#: Each projection's write fence and the rebuild holding it, if any (see :mod:`.holds`); not
+#: part of the projected state.
+HOLDS = Table(
+    "PROJECTION_HOLDS",
+    _c("PROJECTION VARCHAR, HOLDER VARCHAR, HELD_UNTIL TIMESTAMP_TZ, TURN NUMBER"),
+    key=("PROJECTION",),
+    version="TURN",
 )
 
 #: Every table, in the order a batch writes them (checkpoints last).

@@ -4,6 +4,10 @@ One connection (Snowflake, or the fakesnow server locally). On connect the table
 when missing, and the session's temporary staging tables (``<TABLE>_STAGE``) are created. Each
 batch is **one transaction**:
 
+0. a projector's store (:meth:`WarehouseStore.hold`) first passes the projection's fence
+   (:mod:`.holds`): while a rebuild holds the projection the batch is rolled back having
+   written nothing and tried again every :data:`HELD_POLL_S` (after :data:`HELD_WAIT_S` the
+   runner gets :class:`WarehouseHeld` and retries it with backoff);
 1. read the stored ``FOLD_STATE``/``VERSION`` of the keys the batch folds (``CALLS``,
    ``SESSIONS``, ``TASKS``) and fold the batch onto them (:func:`.folds.fold_rows`, pure);
 2. per table with rows: empty its staging table, stage every row with **one** INSERT (the
@@ -17,7 +21,8 @@ batch is **one transaction**:
 4. ``COMMIT``.
 
 A store made the projector's (:meth:`WarehouseStore.hold`) ends, on every connection it
-opens, the session a killed predecessor left open, and records its own (:mod:`.fencing`).
+opens, the session a killed predecessor left open, records its own (:mod:`.fencing`) and
+creates the projection's row of ``PROJECTION_HOLDS``.
 
 Any failure rolls back, drops the connection (the next attempt reconnects and recreates the
 session's staging tables) and raises :class:`WarehouseError` (retried with backoff) or, for
@@ -41,7 +46,7 @@ from snowflake.connector.errors import Error as SnowflakeError
 from ringlog.config import WarehouseSettings
 from ringlog.errors import PermanentError, RetryableError
 from ringlog.projections.retrying import describe, is_transient
-from ringlog.projections.warehouse import fencing, schema
+from ringlog.projections.warehouse import fencing, holds, schema
 from ringlog.projections.warehouse.folds import Stored, fold_rows
 from ringlog.projections.warehouse.rows import (
     Fold,
@@ -54,6 +59,7 @@ from ringlog.projections.warehouse.schema import (
     ALL_TABLES,
     CHECKPOINTS,
     FOLDED,
+    HOLDS,
     PROJECTOR_SESSIONS,
     Table,
 )
@@ -66,6 +72,17 @@ T = TypeVar("T")
 class WarehouseError(RetryableError):
     """The warehouse could not be reached, or a statement failed for a reason that may pass
     (connection, timeout, conflict); the batch was rolled back."""
+
+
+class WarehouseHeld(WarehouseError):
+    """A rebuild holds the projection (:mod:`.holds`): the batch was rolled back having
+    written nothing, and is to be tried again."""
+
+
+#: How often a held batch is tried again, and for how long before :meth:`WarehouseStore.apply`
+#: raises :class:`WarehouseHeld` (the runner then retries it with backoff, and can stop).
+HELD_POLL_S = 0.2
+HELD_WAIT_S = 5.0
 
 
 class WarehouseDataError(PermanentError):
@@ -127,8 +144,21 @@ class WarehouseStore:
     async def apply(
         self, projection: str, operations: Sequence[Operation], positions: Mapping[Position, int]
     ) -> None:
-        """Write ``operations`` and ``positions`` in one transaction (see the module doc)."""
-        await asyncio.to_thread(self._locked, self._apply, projection, operations, positions)
+        """Write ``operations`` and ``positions`` in one transaction (see the module doc);
+        while the projection is held, try again every :data:`HELD_POLL_S`, and raise
+        :class:`WarehouseHeld` once it has been held for :data:`HELD_WAIT_S`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + HELD_WAIT_S
+        while True:
+            try:
+                await asyncio.to_thread(
+                    self._locked, self._apply, projection, operations, positions
+                )
+                return
+            except WarehouseHeld:
+                if loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(HELD_POLL_S)
 
     def hold(self, projection: str) -> None:
         """Make this the store ``projection``'s projector writes through: from its next
@@ -147,6 +177,10 @@ class WarehouseStore:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one statement (``?`` placeholders) and return its rows."""
         return self._locked(self._query, sql, params)
+
+    def changed(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one DML statement (``?`` placeholders) and return how many rows it changed."""
+        return self._locked(self._changed, sql, params)
 
     def forget_checkpoint(self, projection: str) -> None:
         """Delete ``projection``'s checkpoint: its next run re-reads the log from the start
@@ -180,7 +214,7 @@ class WarehouseStore:
             conn = snowflake.connector.connect(**self._connect_kwargs)
             try:
                 cursor = conn.cursor()
-                for table in (*ALL_TABLES, PROJECTOR_SESSIONS):
+                for table in (*ALL_TABLES, PROJECTOR_SESSIONS, HOLDS):
                     cursor.execute(schema.create_table_sql(table))
                 for table in ALL_TABLES:
                     if table.writes == "staged":
@@ -191,6 +225,7 @@ class WarehouseStore:
             self._conn, self._claimed = conn, False
         if self._holds is not None and not self._claimed:
             fencing.claim(self._conn, self._holds, self._server())
+            self._conn.cursor().execute(holds.ensure_sql(), (self._holds, self._holds))
             self._claimed = True
         return self._conn
 
@@ -214,6 +249,11 @@ class WarehouseStore:
             return [tuple(row) for row in cursor.fetchall()]
         except SnowflakeError:  # a statement without a result set
             return []
+
+    def _changed(self, sql: str, params: Sequence[Any]) -> int:
+        cursor = self._connection().cursor()
+        cursor.execute(sql, tuple(params))
+        return int(cursor.rowcount or 0)
 
     def _load_checkpoint(self, projection: str) -> dict[Position, int]:
         rows = self._query(schema.select_checkpoint_sql(), (projection,))
@@ -239,6 +279,12 @@ class WarehouseStore:
         cursor = self._connection().cursor()
         cursor.execute("BEGIN")
         try:
+            if self._holds == projection:
+                cursor.execute(holds.fence_sql(), (projection,))
+                if cursor.rowcount != 1:  # held (or its row is missing): write nothing
+                    cursor.execute("ROLLBACK")
+                    cursor.execute(holds.ensure_sql(), (projection, projection))
+                    raise WarehouseHeld(f"warehouse: {projection} is held by a rebuild")
             stored = _stored(cursor, folds)
             for name in sorted(folds):
                 rows[name].extend(fold_rows(name, stored[name], folds[name]))
@@ -247,6 +293,8 @@ class WarehouseStore:
                     continue
                 _write(cursor, table, found)
             cursor.execute("COMMIT")
+        except WarehouseHeld:
+            raise
         except BaseException:
             with contextlib.suppress(Exception):  # the connection is discarded below anyway
                 cursor.execute("ROLLBACK")
