@@ -1,11 +1,11 @@
 """Bulk replay: a projection runner driven to a position of the log, with a progress bar.
 
-Rebuilds and replays fold with the live runtime itself (:class:`~.runner.ProjectionRunner`:
-the same pure projections, targets and dead-lettering), fed large fetches
-(:data:`BULK_MAX_RECORDS` records per batch, merged into larger transactions while one is
-written). :class:`Bulk` keeps it running and drives it to target positions — the log's head,
-or with ``exact`` a position it must not pass (a replay's past instant, a live projection's
-checkpoint) — showing the records folded, the rate and what remains (rich, on stderr).
+Rebuilds and replays fold with the live runtime itself (:class:`~.runner.ProjectionRunner`: the
+same pure projections, targets and dead-lettering), fed large fetches (:data:`BULK_MAX_RECORDS`
+records per batch, each written in a transaction of its own). :class:`Bulk` keeps it running
+and drives it to target positions — the log's head, or with ``exact`` a position it must not
+pass (a replay's past instant, a live projection's checkpoint) — showing the records folded,
+the rate and what remains (rich, on stderr).
 
 Scans: the records between the target's checkpoint and the position; progress reads the
 runner's in-memory checkpoint, nothing more.
@@ -60,6 +60,9 @@ class Bulk:
 
     async def __aenter__(self) -> Bulk:
         self.runner.alone = True  # a bulk runner's group is its own: no join to wait for
+        # one fetch a write: merging four (80,000 records) made a 1M-event call-lifecycle
+        # rebuild slower (22.8k vs 27.0k rec/s) and peak at 1,276 MB instead of 514
+        self.runner.max_pending = BULK_MAX_RECORDS
         self._task = asyncio.create_task(
             self.runner.run(self._stop), name=f"bulk {self.runner.projection.name}"
         )

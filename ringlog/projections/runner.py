@@ -56,13 +56,6 @@ log = structlog.get_logger("ringlog.projections")
 __all__ = ["ProjectionRunner"]
 
 
-#: Records a runner merges into its next write while one is in flight (group commit), unless
-#: told otherwise; a fetch larger than this (a bulk fold's) is written alone. Measured on a
-#: 1M-event call-lifecycle rebuild into PostgreSQL: merging four 20,000-record fetches folded
-#: 22,800 rec/s at a 1,276 MB peak, one fetch a write 27,000 rec/s at 514 MB.
-PENDING_RECORDS = 8_000
-
-
 class ProjectionRunner(Limits, Generic[OpT]):
     """Runs one projection against one target as a member of consumer group ``group_id``.
 
@@ -103,8 +96,9 @@ class ProjectionRunner(Limits, Generic[OpT]):
         self._group_id = group_id
         self._retry = retry or RetryPolicy()
         self._max_records = max_records
-        #: records merged into the next write while one is in flight (see PENDING_RECORDS)
-        self._max_pending = max_pending or max(max_records, PENDING_RECORDS)
+        #: records merged into the next write while one is in flight (default 4 fetches; a
+        #: bulk fold writes one fetch at a time: :class:`~.bulk.Bulk`)
+        self.max_pending = max_pending or 4 * max_records
         self._poll_timeout_ms = poll_timeout_ms
         self._lag_interval_s = lag_interval_s
         #: take every partition without joining the group (see :class:`LogConsumer`)
@@ -213,7 +207,7 @@ class ProjectionRunner(Limits, Generic[OpT]):
                 if parts:
                     prepared = self._prepare(parts)
                     pending = prepared if pending is None else pending.then(prepared)
-                full = pending is not None and pending.records >= self._max_pending
+                full = pending is not None and pending.records >= self.max_pending
                 if writing is not None and (writing.done() or full):
                     await writing
                     writing = None
