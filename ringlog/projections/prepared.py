@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import itertools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Generic
 
@@ -44,6 +46,39 @@ class Prepared(Generic[OpT]):
             records=self.records + later.records,
             sources=self.sources + later.sources,
         )
+
+
+def prepare(
+    parts: Mapping[Position, list[LogRecord]],
+    checkpoint: Mapping[Position, int],
+    project: Callable[[list[LogRecord]], tuple[list[OpT], list[tuple[LogRecord, str]]]],
+) -> Prepared[OpT]:
+    """``parts`` (each partition's records in offset order) without the records below
+    ``checkpoint``, projected by ``project`` (operations, poison). Pure.
+
+    The checkpoint, positions and counts are worked out per partition; only the projection
+    sees every record."""
+    todo: dict[Position, list[LogRecord]] = {}
+    for position, records in parts.items():
+        start = checkpoint.get(position, 0)
+        if records[0].offset < start:
+            records = [r for r in records if r.offset >= start]
+        if records:
+            todo[position] = records
+    sources = list(itertools.chain.from_iterable(todo.values()))
+    operations, poison = project(sources)
+    applied: collections.Counter[str] = collections.Counter()
+    for (topic, _), records in todo.items():
+        applied[topic] += len(records)
+    return Prepared(
+        operations=operations,
+        poison=poison,
+        positions={position: records[-1].offset + 1 for position, records in todo.items()},
+        applied=applied,
+        partitions=set(parts),
+        records=sum(map(len, parts.values())),
+        sources=sources,
+    )
 
 
 def event_type(record: LogRecord) -> str | None:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import itertools
 from collections.abc import Mapping
 from typing import Generic
 
@@ -45,7 +44,7 @@ from ringlog.projections.base import OpT, Projection, RetryPolicy, Target
 from ringlog.projections.isolation import Isolation
 from ringlog.projections.limits import Limits
 from ringlog.projections.metrics import ProjectionMetrics
-from ringlog.projections.prepared import Prepared
+from ringlog.projections.prepared import Prepared, prepare
 from ringlog.projections.retrying import classify, describe, is_transient, retrying
 from ringlog.streams.consumer import Batch, LogConsumer, LogRecord
 from ringlog.streams.offsets import Position, end_offsets
@@ -274,38 +273,15 @@ class ProjectionRunner(Limits, Generic[OpT]):
     # -- one batch --------------------------------------------------------------------------
 
     def _prepare(self, parts: Mapping[Position, list[LogRecord]]) -> Prepared[OpT]:
-        """Drop records the target already has, project the rest (pure, no I/O).
-
-        ``parts`` holds each partition's records in offset order: the checkpoint, positions
-        and counts are worked out per partition; only the projection sees every record."""
-        todo: dict[Position, list[LogRecord]] = {}
-        for position, records in parts.items():
-            start = self.checkpoint.get(position, 0)
-            if records[0].offset < start:
-                records = [r for r in records if r.offset >= start]
-            if records:
-                todo[position] = records
-        sources = list(itertools.chain.from_iterable(todo.values()))
-        received = sum(map(len, parts.values()))
-        if len(sources) < received:
+        """Drop records the target already has, project the rest (pure, no I/O)."""
+        prepared = prepare(parts, self.checkpoint, self._isolation.project)
+        if len(prepared.sources) < prepared.records:
             log.debug(
                 "skipped applied records",
                 projection=self.projection.name,
-                count=received - len(sources),
+                count=prepared.records - len(prepared.sources),
             )
-        operations, poison = self._isolation.project(sources)
-        applied: collections.Counter[str] = collections.Counter()
-        for (topic, _), records in todo.items():
-            applied[topic] += len(records)
-        return Prepared(
-            operations=operations,
-            poison=poison,
-            positions={position: records[-1].offset + 1 for position, records in todo.items()},
-            applied=applied,
-            partitions=set(parts),
-            records=received,
-            sources=sources,
-        )
+        return prepared
 
     async def _write(
         self, consumer: LogConsumer, batch: Prepared[OpT], stop: asyncio.Event
