@@ -31,32 +31,13 @@ from ringlog.projections.rebuildable import Opened, Rebuildable, rebuildable
 from ringlog.projections.runner import ProjectionRunner
 from ringlog.projections.shadow import shadow_name
 from ringlog.projections.sql import sql_engine
-from ringlog.schemas import CallRequested, Envelope, SessionProgressed, SessionStarted
 from ringlog.streams.producer import LogProducer
 from ringlog.views.store import SESSIONS
 from ringlog.worker.schema import CALLS
 from tests.support.postgres import fresh_schemas
+from tests.support.traffic import keep_appending, sessions_and_calls
 
 pytestmark = pytest.mark.integration
-
-
-def _events(batch: int) -> list[Envelope]:
-    """``batch`` new numbers' sessions (started, then progressed) and call requests."""
-    out: list[Envelope] = []
-    for _ in range(batch):
-        token = uuid.uuid4().hex[:10]
-        phone = f"+1415{int(token[:7], 16) % 10_000_000:07d}"
-        s = {"session_id": f"s-{token}", "phone": phone, "call_ref": f"in_{token}"}
-        out.append(Envelope.new(SessionStarted(**s, stage="identity"), source="test"))
-        out.append(Envelope.new(SessionProgressed(**s, stage="date"), source="test"))
-        request = CallRequested(
-            call_ref=f"call-{token}",
-            to_number=phone,
-            from_number="+14155559876",
-            agent_id="agent-test",
-        )
-        out.append(Envelope.new(request, source="test"))
-    return out
 
 
 @contextlib.contextmanager
@@ -162,19 +143,11 @@ async def test_a_rebuild_under_live_traffic_ends_equal_to_a_fresh_fold(
     rebuild swaps in a version that mends a corrupted row, the reader's count never drops,
     and once traffic stops a fresh fold of the log equals the live projection."""
     async with LogProducer(on.kafka) as log:
-        await log.append_many(_events(100))
+        await log.append_many(sessions_and_calls(100))
         async with _live(on, name) as live:
             await live.caught_up(60)
             _corrupt(on, name)
             stop = asyncio.Event()
-
-            async def traffic() -> int:
-                sent = 0
-                while not stop.is_set():
-                    await log.append_many(_events(5))
-                    sent += 5
-                    await asyncio.sleep(0.02)
-                return sent
 
             async def reader() -> list[int]:
                 seen: list[int] = []
@@ -183,7 +156,8 @@ async def test_a_rebuild_under_live_traffic_ends_equal_to_a_fresh_fold(
                     await asyncio.sleep(0.01)
                 return seen
 
-            sending, reading = asyncio.create_task(traffic()), asyncio.create_task(reader())
+            sending = asyncio.create_task(keep_appending(log, stop))
+            reading = asyncio.create_task(reader())
             try:
                 done = await rebuilds.rebuild(on, name, timeout_s=120)
                 await asyncio.sleep(0.3)  # traffic goes on after the swap
@@ -209,7 +183,7 @@ def _cli(settings: Settings, *args: str) -> tuple[int, str]:
 
 async def test_verify_finds_a_corrupted_row_and_a_rebuild_mends_it(on: Settings) -> None:
     async with LogProducer(on.kafka) as log:
-        await log.append_many(_events(20))
+        await log.append_many(sessions_and_calls(20))
     async with _live(on, "sessions") as live:
         await live.caught_up(60)
     code, out = await asyncio.to_thread(_cli, on, "rebuild", "sessions", "--verify")
@@ -235,7 +209,7 @@ async def test_an_interrupted_rebuild_leaves_the_live_projection_and_a_rerun_sta
     on: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with LogProducer(on.kafka) as log:
-        await log.append_many(_events(20))
+        await log.append_many(sessions_and_calls(20))
     async with _live(on, "sessions") as live:
         await live.caught_up(60)
     _corrupt(on, "sessions")
@@ -317,7 +291,7 @@ def _rows(settings: Settings) -> list[tuple[Any, ...]]:
 
 async def test_replay_positions_are_checked_and_a_dry_run_changes_nothing(topics: Settings) -> None:
     async with LogProducer(topics.kafka) as log:
-        await log.append_many(_events(5))
+        await log.append_many(sessions_and_calls(5))
     code, out = await asyncio.to_thread(
         _cli, topics, "replay", "sessions", "--to-datetime", "2999-01-01T00:00:00Z"
     )

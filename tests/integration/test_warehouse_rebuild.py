@@ -27,9 +27,9 @@ from ringlog.projections.warehouse import (
 from ringlog.projections.warehouse.versions import WarehouseVersions
 from ringlog.streams.offsets import Position
 from ringlog.streams.producer import LogProducer
-from tests.integration.test_rebuild import _events
 from tests.integration.test_warehouse_projection import with_database
 from tests.support.logread import eventually
+from tests.support.traffic import keep_appending, sessions_and_calls
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +74,7 @@ async def test_the_warehouse_is_verified_and_rebuilt_blue_green(
     ``<schema>_NEXT``) swaps in a version a fresh fold finds equal, and the shadow schema and
     the hold are gone."""
     async with LogProducer(own.kafka) as log:
-        await log.append_many(_events(10))
+        await log.append_many(sessions_and_calls(10))
     store = warehouse_store(own, login_timeout=10, network_timeout=30)
     try:
         await warehouse_runner(
@@ -108,7 +108,7 @@ async def test_a_rebuild_under_a_running_projector_and_traffic_loses_nothing(
     drop, the projector goes on after the swap, and once traffic stops every event sent is
     in the warehouse and a fresh fold of the log equals it."""
     async with LogProducer(own.kafka) as log:
-        await log.append_many(_events(100))
+        await log.append_many(sessions_and_calls(100))
         store = warehouse_store(own, login_timeout=10, network_timeout=30)
         live = warehouse_runner(own, store)  # the projector's own group
         halt = asyncio.Event()
@@ -119,14 +119,6 @@ async def test_a_rebuild_under_a_running_projector_and_traffic_loses_nothing(
             reader.query('UPDATE "SESSIONS" SET "STAGE" = ? WHERE "SESSION_ID" = ?', ("x", session))
             stop = asyncio.Event()
 
-            async def traffic() -> int:
-                sent = 0
-                while not stop.is_set():
-                    await log.append_many(_events(5))
-                    sent += 5
-                    await asyncio.sleep(0.02)
-                return sent
-
             async def read() -> list[tuple[int, int, int]]:
                 seen: list[tuple[int, int, int]] = []
                 while not stop.is_set():
@@ -134,7 +126,8 @@ async def test_a_rebuild_under_a_running_projector_and_traffic_loses_nothing(
                     await asyncio.sleep(0.01)
                 return seen
 
-            sending, reading = asyncio.create_task(traffic()), asyncio.create_task(read())
+            sending = asyncio.create_task(keep_appending(log, stop))
+            reading = asyncio.create_task(read())
             try:
                 done = await rebuilds.rebuild(own, "warehouse", timeout_s=120)
                 swapped = sum(done.position.values())
