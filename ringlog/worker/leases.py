@@ -109,10 +109,18 @@ def release(connection: Connection, *, topic: str, call_ref: str) -> None:
 
 
 def next_due_ms(connection: Connection, *, topic: str, partitions: list[int]) -> int | None:
-    """The earliest ``due_ms`` of the calls of ``partitions`` (``None``: none is pending)."""
-    found: int | None = connection.execute(
-        select(func.min(CALLS.c.due_ms)).where(
-            CALLS.c.topic == topic, CALLS.c.partition.in_(partitions)
-        )
-    ).scalar_one()
-    return found
+    """The earliest ``due_ms`` of the calls of ``partitions`` (``None``: none is pending).
+
+    One ``min`` per partition, each the first entry of the ``due_ms`` index for its
+    ``(topic, partition)``: a ``min`` over ``partition IN (…)`` cannot walk that index in
+    ``due_ms`` order, and PostgreSQL answers it by scanning every call ever made."""
+    if not partitions:
+        return None
+    firsts = [
+        select(func.min(CALLS.c.due_ms))
+        .where(CALLS.c.topic == topic, CALLS.c.partition == partition)
+        .scalar_subquery()
+        for partition in partitions
+    ]
+    row = connection.execute(select(*firsts)).one()
+    return min((due for due in row if due is not None), default=None)

@@ -13,7 +13,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
+from sqlalchemy import Connection, insert, text
+from sqlalchemy import event as sql_event
 
 from ringlog.calls.dispatch import DispatchPolicy
 from ringlog.calls.tracking import abt_owed
@@ -27,6 +30,7 @@ from ringlog.schemas import (
     TaskRescheduled,
 )
 from ringlog.schemas.base import EventModel
+from ringlog.worker.schema import CALLS as CALL_ROWS
 from ringlog.worker.schema import PROCESSOR
 from ringlog.worker.store import WorkerStore
 from tests.support.postgres import fresh_schemas
@@ -174,3 +178,70 @@ async def test_owed_effects_are_found_until_folded_back(store: WorkerStore) -> N
     assert await store.owing([0]) == []
     checkpoint = await store.load_checkpoint(PROCESSOR)
     assert checkpoint[(ABT, 0)] > 0 and checkpoint[(CALLS, 0)] > 0
+
+
+async def test_the_earliest_due_time_reads_the_due_index_not_the_ended_calls(
+    store: WorkerStore,
+) -> None:
+    """The dispatcher asks for the earliest due time every round: with many ended calls (no
+    due time) in the store, the answer reads one index entry per partition, not every call."""
+    ended = [
+        {
+            "topic": CALLS,
+            "call_ref": f"ended-{i}",
+            "partition": i % 4,
+            "version": 1,
+            "state": "{}",
+            "due_ms": None,
+            "live": False,
+            "owes": False,
+            "task_ref": None,
+        }
+        for i in range(20_000)
+    ]
+    with store.engine.begin() as connection:
+        connection.execute(insert(CALL_ROWS), ended)
+    with store.engine.begin() as connection:  # as autovacuum would, after a bulk load
+        connection.execute(text("ANALYZE worker_calls"))
+    soon, sooner = NOW + timedelta(hours=2), NOW + timedelta(hours=1)
+    await fold(store, requested("soon", due=soon, partition=1))
+    await fold(store, requested("sooner", due=sooner, partition=3))
+
+    statements: list[tuple[str, object]] = []
+
+    def seen(_c: Connection, _cur: object, sql: str, params: object, *_: object) -> None:
+        statements.append((sql, params))
+
+    sql_event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        assert await store.next_due_ms([0, 1, 2]) == int(soon.timestamp() * 1000)
+        assert await store.next_due_ms([0, 1, 2, 3]) == int(sooner.timestamp() * 1000)
+        assert await store.next_due_ms([0, 2]) is None, "ended calls are never due"
+    finally:
+        sql_event.remove(store.engine, "before_cursor_execute", seen)
+
+    if store.engine.dialect.name != "postgresql":
+        return  # SQLite's plan does not say how many rows it read
+    assert statements
+    with store.engine.connect() as connection:
+        for sql, params in statements:
+            plan = connection.exec_driver_sql(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}",
+                params,  # type: ignore[arg-type]
+            ).scalar_one()
+            read = _rows_read(plan if isinstance(plan, list) else orjson.loads(plan))
+            assert read <= 8, f"{read} rows read for the earliest due time: {sql}"
+
+
+def _rows_read(plan: object) -> int:
+    """Rows the scans of a PostgreSQL JSON plan produced or filtered out, over their loops."""
+    if isinstance(plan, list):
+        return sum(_rows_read(p) for p in plan)
+    if not isinstance(plan, dict):
+        return 0
+    node = plan.get("Plan", plan)
+    own = 0
+    if "Scan" in str(node.get("Node Type", "")):
+        loops = int(node.get("Actual Loops", 1))
+        own = (int(node.get("Actual Rows", 0)) + int(node.get("Rows Removed by Filter", 0))) * loops
+    return own + sum(_rows_read(child) for child in node.get("Plans", []))
