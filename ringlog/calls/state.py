@@ -121,45 +121,53 @@ class CallState(BaseModel):
 
     def with_abt(self, name: str) -> CallState:
         """The same state, knowing ABT ``name`` is on the log."""
-        return self.model_copy(update={"abt_emitted": self.abt_emitted | {name}})
+        return self.model_copy(update=_abt_seen(self, name))
 
 
 def apply(state: CallState | None, envelope: Envelope) -> CallState:
     """Fold one event of the call ``envelope.key`` into its state (``None``: first event)."""
     current = state or CallState(call_ref=envelope.key)
+    update = _changes(current, envelope)
+    update["events"] = current.events + 1
+    return current.model_copy(update=update)  # one copy per event: most of a step's cost
+
+
+def _changes(current: CallState, envelope: Envelope) -> dict[str, Any]:
+    """The fields one event changes in ``current`` (empty: none)."""
     payload = envelope.payload
     if isinstance(payload, RetellWebhook):
-        folded = _apply_retell(current, payload)
-    elif isinstance(payload, CallRequested):
-        folded = _apply_requested(current, payload, envelope.occurred_at)
-    elif isinstance(payload, CallDispatched):
-        folded = current.model_copy(
-            update={
-                "dispatch": "dispatched",
-                "retell_call_id": payload.retell_call_id,
-                "dispatch_attempts": current.dispatch_attempts + payload.attempt,
-                "dispatched_at": envelope.occurred_at,
-                "phase": _advance(current.phase, "registered"),
-            }
-        )
-    elif isinstance(payload, CallDispatchFailed):
-        folded = _apply_failed(current, payload, envelope.occurred_at)
-    elif isinstance(payload, CallCancelled | CallRescheduled):
-        folded = _apply_task_effect(current, payload)
-    elif isinstance(payload, CallRecorded):
-        folded = current.model_copy(update={"recorded": True})
-    elif isinstance(payload, AbtEvent):
-        folded = current.with_abt(payload.name)
-    else:
-        folded = current
-    return folded.model_copy(update={"events": current.events + 1})
+        return _on_retell(current, payload)
+    if isinstance(payload, CallRequested):
+        return _on_requested(current, payload, envelope.occurred_at)
+    if isinstance(payload, CallDispatched):
+        return {
+            "dispatch": "dispatched",
+            "retell_call_id": payload.retell_call_id,
+            "dispatch_attempts": current.dispatch_attempts + payload.attempt,
+            "dispatched_at": envelope.occurred_at,
+            "phase": _advance(current.phase, "registered"),
+        }
+    if isinstance(payload, CallDispatchFailed):
+        return _on_failed(current, payload, envelope.occurred_at)
+    if isinstance(payload, CallCancelled | CallRescheduled):
+        return _on_task_effect(current, payload)
+    if isinstance(payload, CallRecorded):
+        return {"recorded": True}
+    if isinstance(payload, AbtEvent):
+        return _abt_seen(current, payload.name)
+    return {}
 
 
-def _apply_task_effect(state: CallState, event: CallCancelled | CallRescheduled) -> CallState:
+def _abt_seen(state: CallState, name: str) -> dict[str, Any]:
+    """The change that records ABT ``name`` as on the log."""
+    return {"abt_emitted": state.abt_emitted | {name}}
+
+
+def _on_task_effect(state: CallState, event: CallCancelled | CallRescheduled) -> dict[str, Any]:
     """Cancel or move a call that is still pending; once per causing task event."""
     cause = event.cause_event_id
     if cause is not None and cause in state.causes:
-        return state
+        return {}
     update: dict[str, Any] = {"causes": state.causes | {cause}} if cause else {}
     if state.dispatch in (None, "pending"):
         if isinstance(event, CallCancelled):
@@ -168,12 +176,12 @@ def _apply_task_effect(state: CallState, event: CallCancelled | CallRescheduled)
             update["request"] = state.request.model_copy(
                 update={"scheduled_at": event.scheduled_at}
             )
-    return state.model_copy(update=update)
+    return update
 
 
-def _apply_requested(state: CallState, event: CallRequested, at: datetime) -> CallState:
+def _on_requested(state: CallState, event: CallRequested, at: datetime) -> dict[str, Any]:
     if state.request is not None:  # the same ref asked twice: the first request stands
-        return state
+        return {}
     request = CallRequest(
         to_number=event.to_number,
         from_number=event.from_number,
@@ -184,19 +192,17 @@ def _apply_requested(state: CallState, event: CallRequested, at: datetime) -> Ca
         task_ref=event.task_ref,
         metadata=event.metadata,
     )
-    return state.model_copy(
-        update={
-            "request": request,
-            "dispatch": state.dispatch or "pending",
-            "direction": state.direction or "outbound",
-            "from_number": state.from_number or event.from_number,
-            "to_number": state.to_number or event.to_number,
-            "agent_id": state.agent_id or event.agent_id,
-        }
-    )
+    return {
+        "request": request,
+        "dispatch": state.dispatch or "pending",
+        "direction": state.direction or "outbound",
+        "from_number": state.from_number or event.from_number,
+        "to_number": state.to_number or event.to_number,
+        "agent_id": state.agent_id or event.agent_id,
+    }
 
 
-def _apply_failed(state: CallState, event: CallDispatchFailed, at: datetime) -> CallState:
+def _on_failed(state: CallState, event: CallDispatchFailed, at: datetime) -> dict[str, Any]:
     update: dict[str, Any] = {
         "dispatch_attempts": state.dispatch_attempts + event.attempts,
         "last_failure": event.reason,
@@ -204,13 +210,13 @@ def _apply_failed(state: CallState, event: CallDispatchFailed, at: datetime) -> 
     }
     if event.permanent and state.dispatch in (None, "pending"):
         update["dispatch"] = "failed"
-    return state.model_copy(update=update)
+    return update
 
 
-def _apply_retell(state: CallState, event: RetellWebhook) -> CallState:
+def _on_retell(state: CallState, event: RetellWebhook) -> dict[str, Any]:
     name = event.event
     if name in state.seen and name != "transcript_updated":
-        return state  # a duplicate delivery: the first one counted
+        return {}  # a duplicate delivery: the first one counted
     call = event.call
     update: dict[str, Any] = {
         "seen": state.seen | {name},
@@ -233,7 +239,7 @@ def _apply_retell(state: CallState, event: RetellWebhook) -> CallState:
     if call.call_cost is not None:
         update["cost"] = call.call_cost
     update["phase"] = _advance(state.phase, _phase_of(name, call.call_status))
-    return state.model_copy(update=update)
+    return update
 
 
 def _phase_of(event: str, call_status: str | None) -> str:
