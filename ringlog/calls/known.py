@@ -10,14 +10,13 @@ where records are kept, :mod:`ringlog.api.routes.llm` for the socket).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ringlog.schemas.base import is_phone_number
 from ringlog.schemas.retell import MAX_CALL_ID_LENGTH, InboundCall, call_ref_for, ref_problem
 
-_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 #: Retell's statuses of a call that may still speak (``registered``: about to start).
 LIVE_STATUSES = frozenset({"registered", "ongoing"})
 
@@ -49,12 +48,13 @@ class KnownCall:
 
 def patient_number(call: Mapping[str, Any]) -> str:
     """The patient's number in a Retell call object: ``from_number`` on an inbound call,
-    ``to_number`` on an outbound one; ``""`` for a web call or a number that is not E.164."""
+    ``to_number`` on an outbound one; ``""`` for a web call or a number ringlog cannot key a
+    session by (:func:`~ringlog.schemas.base.is_phone_number`: a short code, a withheld one)."""
     if call.get("call_type") == "web_call":
         return ""
     key = "to_number" if call.get("direction") == "outbound" else "from_number"
     number = str(call.get(key) or "")
-    return number if _E164.match(number) else ""
+    return number if is_phone_number(number) else ""
 
 
 def known_from_call(call: Mapping[str, Any]) -> KnownCall | None:

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-#: A phone number in E.164 form (``+`` then up to 15 digits), as ringlog's own events carry it.
+#: A phone number as ringlog keys and protects it: E.164, ``+`` then 7 to 15 digits (the first
+#: not 0), unanchored (to find numbers in text). The one rule for every event field, the
+#: warehouse's hashing and the dialog's choice of a session key.
+PHONE_DIGITS = r"\+[1-9]\d{6,14}"
+#: :data:`PHONE_DIGITS` as a whole string.
+PHONE_PATTERN = f"^{PHONE_DIGITS}$"
+_PHONE = re.compile(PHONE_PATTERN)
+
+#: A phone number in E.164 form (:data:`PHONE_PATTERN`), as ringlog's own events carry it.
 #: Retell's models do not use it: what Retell sends is kept as sent.
-PhoneNumber = Annotated[str, StringConstraints(pattern=r"^\+[1-9]\d{6,14}$")]
+PhoneNumber = Annotated[str, StringConstraints(pattern=PHONE_PATTERN)]
+
+
+def is_phone_number(value: str) -> bool:
+    """Whether the whole of ``value`` is a :data:`PhoneNumber` (a trailing newline is not)."""
+    return _PHONE.fullmatch(value) is not None
+
 
 #: The logical topics an event can belong to (physical names add a configurable prefix).
 TOPICS = frozenset({"calls", "dialog", "sessions", "abt", "tasks"})

@@ -9,7 +9,7 @@ import pytest
 
 from ringlog.calls.known import known_from_call
 from ringlog.projections.crm.rows import direction
-from ringlog.schemas import RetellCallEnded, RetellCallInbound
+from ringlog.schemas import RetellCallEnded, RetellCallInbound, SessionStarted
 from ringlog.schemas.retell import (
     MINTED_REF_PREFIX,
     call_ref_for,
@@ -112,3 +112,18 @@ def test_two_inbound_calls_from_one_number_get_two_refs() -> None:
     first, _ = inbound_answer(body)
     second, _ = inbound_answer(body)
     assert first != second
+
+
+@pytest.mark.parametrize(
+    "number", ["+14155550123", "+12345", "+14155550123\n", "14155550123", "+04155550123", ""]
+)
+def test_a_known_call_s_patient_number_is_one_its_session_events_accept(number: str) -> None:
+    """The dialog keys a session by the known call's number: a number the session events
+    refuse (too short, a trailing newline, no +) is no number, and the call gets a dialog
+    without a number-keyed session."""
+    call = {"call_id": RETELL_ID, "direction": "inbound", "from_number": number}
+    known = known_from_call({**call, "call_status": "ongoing"})
+    assert known is not None
+    if known.phone:
+        SessionStarted(session_id="s", phone=known.phone, call_ref=REF, stage="identity")
+    assert known.phone == (number if number == "+14155550123" else "")

@@ -210,6 +210,16 @@ def test_numbers_in_writebacks_metadata_and_failure_reasons_are_hashed() -> None
     assert reason == f"422: {h(PHONE)} is not callable"
 
 
+def test_a_number_with_surrounding_spaces_is_hashed_as_the_number() -> None:
+    values = {"a": f" {PHONE}", "b": f"{PHONE}\n", "c": "+12345", "d": "x"}
+    request = requested().payload.model_copy(update={"metadata": values})
+    call = redact(env(request), protect).payload
+    assert isinstance(call, CallRequested)
+    assert call.metadata == {"a": h(PHONE), "b": h(PHONE), "c": "+12345", "d": "x"}, (
+        "hashed as hash_phone reads a number (spaces removed); too short is not a number"
+    )
+
+
 NAME, DOB, SAID = "Ada Lovelace", "1815-12-10", "I'd like a flu shot."
 
 

@@ -23,6 +23,7 @@ from ringlog.schemas import (
     TaskFieldWriteback,
     TaskIncomingCall,
 )
+from ringlog.schemas.base import PHONE_DIGITS, is_phone_number
 
 #: Turns a phone number into what the warehouse stores (a hash, or the number itself).
 Protect = Callable[[str], str]
@@ -30,9 +31,8 @@ Protect = Callable[[str], str]
 INBOUND_KEY = "inbound:"
 #: Task fields that hold a phone number (see :class:`ringlog.tasks.fields.TaskFields`).
 PHONE_FIELDS = frozenset({"callback_number"})
-#: A whole value that is an E.164 number, and an E.164 number inside free text.
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-_E164_IN_TEXT = re.compile(r"\+[1-9]\d{6,14}\b")
+#: A phone number inside free text.
+_PHONE_IN_TEXT = re.compile(PHONE_DIGITS + r"\b")
 
 
 def hash_phone(number: str, key: bytes) -> str:
@@ -59,14 +59,15 @@ def phone_protector(key: str, *, enabled: bool = True) -> Protect:
 
 
 def _numbers_in(values: Mapping[str, Any], protect: Protect) -> dict[str, Any]:
-    """``values`` with every value that is an E.164 number protected (metadata, variables)."""
+    """``values`` with every value that is a phone number protected (metadata, variables)."""
     return {
-        k: protect(v) if isinstance(v, str) and _E164.match(v) else v for k, v in values.items()
+        k: protect(v) if isinstance(v, str) and is_phone_number(v.strip()) else v
+        for k, v in values.items()
     }
 
 
 def _numbers_in_text(text: str, protect: Protect) -> str:
-    return _E164_IN_TEXT.sub(lambda m: protect(m.group(0)), text)
+    return _PHONE_IN_TEXT.sub(lambda m: protect(m.group(0)), text)
 
 
 def redact(envelope: Envelope, protect: Protect) -> Envelope:
@@ -131,7 +132,7 @@ def redact(envelope: Envelope, protect: Protect) -> Envelope:
     if key.startswith(INBOUND_KEY):
         key = INBOUND_KEY + protect(key.removeprefix(INBOUND_KEY))
     correlation = envelope.correlation_id
-    if correlation and _E164.match(correlation):
+    if correlation and is_phone_number(correlation):
         correlation = protect(correlation)
     if payload is p and key == envelope.key and correlation == envelope.correlation_id:
         return envelope
