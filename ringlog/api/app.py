@@ -13,6 +13,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from ringlog import __version__, heap, logs
 from ringlog.adapters.retell import RetellClient
@@ -28,6 +29,7 @@ from ringlog.config import Settings
 from ringlog.console import router as console_router
 from ringlog.dialog.model import ChatModel
 from ringlog.errors import BrokerUnavailable, RetryableError
+from ringlog.projections.retrying import is_transient
 from ringlog.sessions.cache import SessionCache
 from ringlog.sessions.state import SessionState
 from ringlog.streams.head import HEAD
@@ -110,6 +112,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(console_router)
     app.add_exception_handler(RetryableError, _unavailable)
+    app.add_exception_handler(SQLAlchemyError, _database_failed)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_middleware(
         BodyLimit,
@@ -142,6 +145,23 @@ async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
         status_code=503,
         headers={"Retry-After": str(math.ceil(retry_after))},
     )
+
+
+async def _database_failed(_request: Request, exc: Exception) -> JSONResponse:
+    """A failure of the views' database (the CRM database): 503 + Retry-After when retrying may
+    help (the server down or unreachable, :func:`~ringlog.projections.retrying.is_transient`),
+    else 500. Neither the answer nor the log repeats the driver's message, which may name the
+    server, the user or values."""
+    driver = type(getattr(exc, "orig", None) or exc).__name__
+    if is_transient(exc):
+        log.warning("views database unavailable", error=driver)
+        return JSONResponse(
+            {"detail": "the views' database is unavailable; retry"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+    log.error("views database failed", error=driver)
+    return JSONResponse({"detail": "the views' database failed"}, status_code=500)
 
 
 async def _invalid(request: Request, exc: Exception) -> JSONResponse:

@@ -17,8 +17,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
+from fastapi import FastAPI
 
 from ringlog.config import Settings
+from ringlog.projections.sql import sql_engine
 from ringlog.schemas import CallDispatched, CallRequested, Envelope
 from ringlog.schemas.sessions import SessionStarted
 from ringlog.streams.head import ReadAfter
@@ -170,3 +172,23 @@ async def test_a_view_behind_the_log_answers_in_time_and_says_so(
         assert time.monotonic() - started < 5
         assert read.status_code == 200 and read.headers["X-Ringlog-Behind"] == "true"
         assert read.json()["dispatch"] == "pending", "the view's state, not the log's"
+
+
+async def test_a_read_while_the_views_database_is_down_is_503(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """The views' database gone after start: each read answers 503 with Retry-After, naming
+    neither the database's address nor its credentials, not a bare 500."""
+    views = app.state.views
+    engines = views.worker.engine, views.store.engine
+    down = sql_engine("postgresql+psycopg://ringlog:s3cret@127.0.0.1:1/views")
+    views.worker.engine, views.store.engine = down, down
+    try:
+        for path in ("/v1/calls/c-1", "/v1/calls/c-1/events", "/v1/sessions/+14155550123"):
+            read = await client.get(path, headers=AUTH)
+            assert read.status_code == 503, (path, read.status_code, read.text)
+            assert read.headers.get("Retry-After"), path
+            assert "s3cret" not in read.text and "127.0.0.1" not in read.text, read.text
+    finally:
+        views.worker.engine, views.store.engine = engines
+        down.dispose()
