@@ -14,11 +14,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from fastapi import Request
+from sqlalchemy.exc import SQLAlchemyError
 
 from ringlog.calls.state import CallState
 from ringlog.config import Settings
 from ringlog.projections.base import Event
+from ringlog.projections.retrying import is_transient
+from ringlog.projections.sql import create_tables, sql_engine
 from ringlog.sessions.state import SessionState
 from ringlog.streams.head import Coverage, LogHead, ReadAfter, wait_covered
 from ringlog.streams.offsets import Position
@@ -31,8 +35,12 @@ from ringlog.views.history import (
     timeline_events,
     timeline_order,
 )
+from ringlog.views.store import METADATA as VIEW_TABLES
 from ringlog.views.store import SESSIONS_VIEW, TIMELINE_VIEW, ViewStore
+from ringlog.worker.schema import METADATA as WORKER_TABLES
 from ringlog.worker.views import WorkerViews
+
+log = structlog.get_logger(__name__)
 
 #: How long a read waits for a view to reach the log's end before answering from behind.
 READ_WAIT_S = 2.0
@@ -52,17 +60,29 @@ class Views:
 
     @classmethod
     def open(cls, settings: Settings, producer: LogProducer | None = None) -> Views:
-        """Open the views in ``settings.crm.url`` (no connection is made before a read)."""
-        worker = WorkerViews.open(
-            settings.crm.url,
+        """Open the views in ``settings.crm.url``, creating their missing tables. With the
+        database unreachable the API starts all the same (ingest needs only the broker): its
+        reads answer 503 until the database is back, and whoever writes the views creates
+        their tables then."""
+        engine = sql_engine(settings.crm.url)
+        try:
+            create_tables(engine, WORKER_TABLES)
+            create_tables(engine, VIEW_TABLES)
+        except SQLAlchemyError as exc:
+            if not is_transient(exc):
+                raise
+            log.warning(
+                "views database unavailable at start; reads answer 503 until it is back",
+                error=type(getattr(exc, "orig", None) or exc).__name__,
+            )
+        worker = WorkerViews(
+            engine,
             calls_topic=settings.topic("calls"),
             tasks_topic=settings.topic("tasks"),
             abt_topic=settings.topic("abt"),
         )
         head = LogHead(settings.kafka, producer)
-        return cls(
-            settings, worker, ViewStore.open(settings.crm.url), head, TaskIndex(worker, head)
-        )
+        return cls(settings, worker, ViewStore(engine), head, TaskIndex(worker, head))
 
     async def call(self, call_ref: str, after: ReadAfter) -> tuple[CallState | None, Coverage]:
         """The call's state once the worker folded its partition of ``calls`` and ``abt``
@@ -155,10 +175,9 @@ class Views:
         return await wait_covered(checkpoint, targets, timeout_s=timeout_s)
 
     async def close(self) -> None:
-        """Close the log client and the database pools."""
+        """Close the log client and the database pool."""
         await self.head.stop()
-        self.worker.close()
-        self.store.close()
+        self.worker.close()  # the store shares its engine
 
 
 def views_of(request: Request) -> Views:

@@ -192,3 +192,24 @@ async def test_a_read_while_the_views_database_is_down_is_503(
     finally:
         views.worker.engine, views.store.engine = engines
         down.dispose()
+
+
+async def test_the_api_starts_and_ingests_while_the_views_database_is_down(
+    topics: Settings,
+) -> None:
+    """Ingest needs only the broker: with the views' database unreachable at start, the API
+    starts, accepts a call request (202), and answers its read 503 until the database is back."""
+    from ringlog.api.app import create_app
+
+    settings = api_settings(topics)
+    down = "postgresql+psycopg://ringlog:s3cret@127.0.0.1:1/views"
+    app = create_app(
+        settings.model_copy(update={"crm": settings.crm.model_copy(update={"url": down})})
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://down") as client:
+            posted = await client.post("/v1/calls", json=BODY, headers=AUTH)
+            assert posted.status_code == 202, posted.text
+            read = await client.get(f"/v1/calls/{posted.json()['call_ref']}", headers=AUTH)
+            assert read.status_code == 503 and read.headers.get("Retry-After"), read.text
