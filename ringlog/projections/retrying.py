@@ -42,14 +42,17 @@ How a failure is classified, first rule that applies:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, TypeVar
 
+import structlog
 from aiokafka.errors import KafkaError
 from sqlalchemy import exc as sa_exc
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
+    retry_if_exception,
     retry_if_exception_type,
     wait_exponential,
 )
@@ -58,7 +61,10 @@ from tenacity.stop import stop_base
 from ringlog.errors import ConfigurationError, PermanentError, RetryableError
 from ringlog.projections.base import RetryPolicy
 
-__all__ = ["Failure", "classify", "describe", "is_transient", "retrying"]
+__all__ = ["Failure", "classify", "describe", "is_transient", "retrying", "until_open"]
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 #: What a failure says about retrying: ``transient`` (retry without end) or ``data``.
 Failure = Literal["transient", "data"]
@@ -181,3 +187,48 @@ def retrying(
         before_sleep=before_sleep,
         reraise=True,
     )
+
+
+async def until_open(
+    open_: Callable[[], T],
+    *,
+    what: str,
+    stop: asyncio.Event,
+    policy: RetryPolicy | None = None,
+) -> T | None:
+    """``open_()`` — a store's constructor, which connects and creates its tables — run in a
+    thread and tried again with backoff while it fails transiently (the database not up yet),
+    each failure logged; ``None`` when ``stop`` is set first (the backoff ends at once). A
+    failure that is not transient raises."""
+    policy = policy or RetryPolicy(backoff_s=0.5)
+
+    async def pause(seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+
+    def logged(state: RetryCallState) -> None:
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None else None
+        log.warning(
+            "store unavailable at start; retrying",
+            store=what,
+            attempt=state.attempt_number,
+            error=None if error is None else describe(error),
+        )
+
+    try:
+        async for attempt in AsyncRetrying(
+            stop=_GiveUp(stop, policy.attempts, None),
+            wait=wait_exponential(multiplier=policy.backoff_s, max=policy.backoff_max_s),
+            retry=retry_if_exception(is_transient),
+            before_sleep=logged,
+            sleep=pause,
+            reraise=True,
+        ):
+            with attempt:
+                return await asyncio.to_thread(open_)
+    except Exception:
+        if stop.is_set():
+            return None
+        raise
+    return None  # not reached: the retries end by returning or raising

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from ringlog.config import Settings
 from ringlog.projections.base import Event, Projection, Target
 from ringlog.projections.metrics import ProjectionMetrics
+from ringlog.projections.retrying import until_open
 from ringlog.projections.runner import ProjectionRunner
 from ringlog.views.store import (
     SESSIONS_VIEW,
@@ -98,8 +99,12 @@ async def run_views(
     views: Sequence[str] = VIEWS,
     registry: CollectorRegistry | None = None,
 ) -> None:
-    """Keep the named views (in ``settings.crm.url``) in step with the log until ``stop``."""
-    store = ViewStore.open(settings.crm.url)
+    """Keep the named views (in ``settings.crm.url``) in step with the log until ``stop``
+    (waiting for the database while it is unreachable at start)."""
+    stop = stop or asyncio.Event()
+    store = await until_open(lambda: ViewStore.open(settings.crm.url), what="views", stop=stop)
+    if store is None:
+        return
     try:
         await asyncio.gather(
             *(

@@ -32,6 +32,7 @@ from ringlog.config import Settings, require_phone_hash_key
 from ringlog.errors import BrokerUnavailable, ConfigurationError
 from ringlog.projections.base import Event, Projection
 from ringlog.projections.call_records import CallRecordStore
+from ringlog.projections.retrying import until_open
 from ringlog.projections.runner import ProjectionRunner
 from ringlog.streams.head import LogHead
 from ringlog.streams.offsets import Position
@@ -123,8 +124,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     require_phone_hash_key(settings)
     started = time.perf_counter()
     worker = settings.worker
-    store = worker_store(settings)
-    records = CallRecordStore(settings.crm.url)
+    stores = await until_open(lambda: _open_stores(settings), what="worker store", stop=stop)
+    if stores is None:
+        return  # stopped while the database was unreachable
+    store, records = stores
     producer = LogProducer(settings.kafka)
     retell = RetellClient(settings.retell, worker)
     runtime = WorkerRuntime(settings, store, producer)
@@ -187,6 +190,16 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         await producer.stop()
         records.close()
         store.close()
+
+
+def _open_stores(settings: Settings) -> tuple[WorkerStore, CallRecordStore]:
+    """The worker's store and the call-record store (both in the CRM database), opened."""
+    store = worker_store(settings)
+    try:
+        return store, CallRecordStore(settings.crm.url)
+    except BaseException:
+        store.close()
+        raise
 
 
 async def _either(first: asyncio.Event, second: asyncio.Event) -> None:

@@ -22,7 +22,7 @@ from ringlog.errors import (
     RetryableError,
 )
 from ringlog.projections.base import RetryPolicy
-from ringlog.projections.retrying import classify, describe, is_transient, retrying
+from ringlog.projections.retrying import classify, describe, is_transient, retrying, until_open
 from ringlog.projections.warehouse.store import WarehouseError
 
 STATEMENT = "INSERT INTO crm_interactions (call_ref) VALUES (%(call_ref)s)"
@@ -184,3 +184,39 @@ async def test_a_set_stop_ends_the_retries_with_the_last_error() -> None:
     with pytest.raises(ConnectionError):
         await retrying(FAST, stop, no_log)(call)
     assert call.calls == 1
+
+
+FAST = RetryPolicy(backoff_s=0.001, backoff_max_s=0.001)
+
+
+async def test_a_store_is_opened_once_its_database_answers() -> None:
+    calls: list[int] = []
+
+    def open_store() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise psycopg.OperationalError("connection refused")
+        return "store"
+
+    opened = await until_open(open_store, what="test", stop=asyncio.Event(), policy=FAST)
+    assert opened == "store" and len(calls) == 3
+
+
+async def test_opening_gives_up_quietly_when_stopped_and_at_once_on_a_data_failure() -> None:
+    def unreachable() -> str:
+        raise psycopg.OperationalError("connection refused")
+
+    stop = asyncio.Event()
+    waiting = asyncio.create_task(
+        until_open(unreachable, what="test", stop=stop, policy=RetryPolicy(backoff_s=30))
+    )
+    await asyncio.sleep(0.05)
+    assert not waiting.done(), "an unreachable database is waited for"
+    stop.set()
+    assert await asyncio.wait_for(waiting, 1.0) is None, "the backoff ends when stopped"
+
+    def refused() -> str:
+        raise psycopg.errors.NotNullViolation("null value")
+
+    with pytest.raises(psycopg.errors.NotNullViolation):
+        await until_open(refused, what="test", stop=asyncio.Event(), policy=FAST)

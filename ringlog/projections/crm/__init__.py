@@ -17,6 +17,7 @@ from ringlog.projections.crm import rows
 from ringlog.projections.crm.rows import Upsert
 from ringlog.projections.crm.store import CrmStore
 from ringlog.projections.metrics import ProjectionMetrics
+from ringlog.projections.retrying import until_open
 from ringlog.projections.runner import ProjectionRunner
 
 #: The projection's name in the checkpoint table and in metrics.
@@ -71,8 +72,12 @@ async def run_crm_projector(
     *,
     registry: CollectorRegistry | None = None,
 ) -> None:
-    """Keep the CRM database (``settings.crm.url``) in step with the log until ``stop`` is set."""
-    store = CrmStore(settings.crm.url)
+    """Keep the CRM database (``settings.crm.url``) in step with the log until ``stop`` is set
+    (waiting for the database while it is unreachable at start)."""
+    stop = stop or asyncio.Event()
+    store = await until_open(lambda: CrmStore(settings.crm.url), what="crm", stop=stop)
+    if store is None:
+        return
     try:
         await crm_runner(settings, store, registry=registry).run(stop)
     finally:
