@@ -29,7 +29,7 @@ from ringlog.config import Settings
 from ringlog.console import router as console_router
 from ringlog.dialog.model import ChatModel
 from ringlog.errors import BrokerUnavailable, RetryableError
-from ringlog.projections.retrying import is_transient
+from ringlog.projections.retrying import failure_type, is_transient
 from ringlog.sessions.cache import SessionCache
 from ringlog.sessions.state import SessionState
 from ringlog.streams.head import HEAD
@@ -152,7 +152,7 @@ async def _database_failed(_request: Request, exc: Exception) -> JSONResponse:
     help (the server down or unreachable, :func:`~ringlog.projections.retrying.is_transient`),
     else 500. Neither the answer nor the log repeats the driver's message, which may name the
     server, the user or values."""
-    driver = type(getattr(exc, "orig", None) or exc).__name__
+    driver = failure_type(exc)
     if is_transient(exc):
         log.warning("views database unavailable", error=driver)
         return JSONResponse(

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ringlog.calls.state import CallState
 from ringlog.config import Settings
 from ringlog.projections.base import Event
-from ringlog.projections.retrying import is_transient
+from ringlog.projections.retrying import failure_type, is_transient
 from ringlog.projections.sql import create_tables, sql_engine
 from ringlog.sessions.state import SessionState
 from ringlog.streams.head import Coverage, LogHead, ReadAfter, wait_covered
@@ -73,7 +73,7 @@ class Views:
                 raise
             log.warning(
                 "views database unavailable at start; reads answer 503 until it is back",
-                error=type(getattr(exc, "orig", None) or exc).__name__,
+                error=failure_type(exc),
             )
         worker = WorkerViews(
             engine,

@@ -52,7 +52,6 @@ from sqlalchemy import exc as sa_exc
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
-    retry_if_exception,
     retry_if_exception_type,
     wait_exponential,
 )
@@ -61,7 +60,15 @@ from tenacity.stop import stop_base
 from ringlog.errors import ConfigurationError, PermanentError, RetryableError
 from ringlog.projections.base import RetryPolicy
 
-__all__ = ["Failure", "classify", "describe", "is_transient", "retrying", "until_open"]
+__all__ = [
+    "Failure",
+    "classify",
+    "describe",
+    "failure_type",
+    "is_transient",
+    "retrying",
+    "until_open",
+]
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -133,6 +140,12 @@ def _driver_verdict(exc: BaseException) -> bool | None:
     return None
 
 
+def failure_type(exc: BaseException) -> str:
+    """The name of the driver error behind ``exc`` (a SQLAlchemy error's ``orig``), for answers
+    and logs that must not repeat the driver's message (it may name the server or values)."""
+    return type(getattr(exc, "orig", None) or exc).__name__
+
+
 def describe(exc: BaseException) -> str:
     """``Type: message`` of ``exc`` for logs and dead-letter headers. A SQLAlchemy statement
     error is described by the driver error it wraps, without the statement and its bound
@@ -180,11 +193,18 @@ def retrying(
     ``policy.attempts`` attempts in all (never when unset) or ``stop``; data failures at most
     ``data_attempts`` times (when ``None``, like transient ones). Giving up re-raises the
     last error, so the caller can :func:`classify` it."""
+
+    async def pause(seconds: float) -> None:
+        """The backoff, ended at once by ``stop``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+
     return AsyncRetrying(
         stop=_GiveUp(stop, policy.attempts, data_attempts),
         wait=wait_exponential(multiplier=policy.backoff_s, max=policy.backoff_max_s),
         retry=retry_if_exception_type(Exception),
         before_sleep=before_sleep,
+        sleep=pause,
         reraise=True,
     )
 
@@ -200,11 +220,6 @@ async def until_open(
     thread and tried again with backoff while it fails transiently (the database not up yet),
     each failure logged; ``None`` when ``stop`` is set first (the backoff ends at once). A
     failure that is not transient raises."""
-    policy = policy or RetryPolicy(backoff_s=0.5)
-
-    async def pause(seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
 
     def logged(state: RetryCallState) -> None:
         outcome = state.outcome
@@ -216,15 +231,10 @@ async def until_open(
             error=None if error is None else describe(error),
         )
 
+    # a data failure gives up at once (data_attempts=1): only transient ones are retried
+    tries = retrying(policy or RetryPolicy(backoff_s=0.5), stop, logged, data_attempts=1)
     try:
-        async for attempt in AsyncRetrying(
-            stop=_GiveUp(stop, policy.attempts, None),
-            wait=wait_exponential(multiplier=policy.backoff_s, max=policy.backoff_max_s),
-            retry=retry_if_exception(is_transient),
-            before_sleep=logged,
-            sleep=pause,
-            reraise=True,
-        ):
+        async for attempt in tries:
             with attempt:
                 return await asyncio.to_thread(open_)
     except Exception:
