@@ -47,7 +47,7 @@ from ringlog.projections.metrics import ProjectionMetrics
 from ringlog.projections.prepared import Prepared, prepare
 from ringlog.projections.retrying import classify, describe, is_transient, retrying
 from ringlog.streams.consumer import Batch, LogConsumer, LogRecord
-from ringlog.streams.offsets import Position, end_offsets
+from ringlog.streams.offsets import OffsetReader, Position, end_offsets
 from ringlog.streams.producer import LogProducer
 
 log = structlog.get_logger("ringlog.projections")
@@ -138,13 +138,15 @@ class ProjectionRunner(Limits, Generic[OpT]):
                 max_records=self._max_records,
                 alone=self.alone,
             )
-            async with consumer:
+            # ends are read on each assignment and every lag interval: one client for them,
+            # connected before the group is joined
+            async with OffsetReader(self._kafka) as offsets, consumer:
                 self._consumer = consumer
                 log.info("projection started", projection=name, group=self._group_id)
                 # lag keeps being measured while a write is retried, so an outage shows
-                watcher = asyncio.create_task(self._watch_lag(stop), name=f"lag {name}")
+                watcher = asyncio.create_task(self._watch_lag(offsets, stop), name=f"lag {name}")
                 try:
-                    await self._consume(consumer, stop)
+                    await self._consume(consumer, offsets, stop)
                 finally:
                     watcher.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -157,7 +159,9 @@ class ProjectionRunner(Limits, Generic[OpT]):
             await self._isolation.close()
             log.info("projection stopped", projection=name)
 
-    async def _consume(self, consumer: LogConsumer, stop: asyncio.Event) -> None:
+    async def _consume(
+        self, consumer: LogConsumer, offsets: OffsetReader, stop: asyncio.Event
+    ) -> None:
         """The batch loop: position new partitions, fetch, project, write, report lag.
 
         Writes run one at a time, in log order, in a task of their own (the target works in a
@@ -190,7 +194,7 @@ class ProjectionRunner(Limits, Generic[OpT]):
                 new = self._new_partitions(consumer)
                 if new:
                     await drain()
-                    await self._position(consumer, new, stop)
+                    await self._position(consumer, offsets, new, stop)
                 fetch = asyncio.ensure_future(consumer.getmany(timeout_ms=self._poll_timeout_ms))
                 # while fetching, a finished write hands over to the pending batch at once
                 while writing is not None and not fetch.done():
@@ -223,20 +227,22 @@ class ProjectionRunner(Limits, Generic[OpT]):
             if writing is not None:
                 await writing
 
-    async def _watch_lag(self, stop: asyncio.Event) -> None:
-        """Read the log's end offsets now and every ``lag_interval_s`` until ``stop``, and
-        refresh the lag gauge, batches or not (so it rises while a write is retried).
+    async def _watch_lag(self, offsets: OffsetReader, stop: asyncio.Event) -> None:
+        """Read the log's end offsets every ``lag_interval_s`` until ``stop``, and refresh the
+        lag gauge, batches or not (so it rises while a write is retried).
 
-        Only this task reads end offsets (a client of its own per read); the batch loop sets
-        the gauge from the last ends read, so it never waits for them."""
-        while not stop.is_set():
+        The batch loop sets the gauge from the last ends read, so it never waits for them;
+        positioning new partitions reads their ends first (:meth:`_position`)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._lag_interval_s)
+            if stop.is_set():
+                return
             try:
-                self._ends = await end_offsets(self._kafka, self.projection.topics)
+                self._ends = await offsets.read(self.projection.topics)
             except BrokerUnavailable as exc:
                 log.warning("lag unknown", projection=self.projection.name, error=str(exc))
             self._set_lag()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._lag_interval_s)
 
     async def on_applied(self, positions: Mapping[Position, int]) -> None:
         """Called after the target committed ``positions`` and before Kafka offsets are.
@@ -347,7 +353,11 @@ class ProjectionRunner(Limits, Generic[OpT]):
     # -- positions and lag ------------------------------------------------------------------
 
     async def _position(
-        self, consumer: LogConsumer, new: set[Position], stop: asyncio.Event
+        self,
+        consumer: LogConsumer,
+        offsets: OffsetReader,
+        new: set[Position],
+        stop: asyncio.Event,
     ) -> None:
         """Seek the ``new`` partitions to the target's checkpoint (0 when absent) and commit
         that checkpoint as the group's offset."""
@@ -364,10 +374,11 @@ class ProjectionRunner(Limits, Generic[OpT]):
         # bring the group's offsets up to the checkpoint (a crash may have left them behind)
         await self._commit(consumer, new)
         ends: dict[Position, int] = await self._retrying(stop)(
-            end_offsets, self._kafka, sorted({t for t, _ in new})
+            offsets.read, sorted({t for t, _ in new})
         )
         for position in new:
-            self._restore_ends[position] = ends.get(position, 0)
+            self._restore_ends[position] = self._ends[position] = ends.get(position, 0)
+        self._set_lag()
         self.on_assigned(frozenset(new))
 
     def _set_lag(self) -> None:
