@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, String, Table, select
 
+from ringlog.projections.base import Event
 from ringlog.projections.bulk_upsert import bulk_upsert, distinct_keys
 from ringlog.projections.sql import upsert
 from ringlog.streams.offsets import Position
@@ -43,6 +44,17 @@ def read_checkpoint(connection: Connection, table: Table, projection: str) -> di
         )
     )
     return {(topic, partition): offset for topic, partition, offset in rows}
+
+
+def unfolded(
+    connection: Connection, table: Table, projection: str, events: Sequence[Event]
+) -> list[Event]:
+    """``events`` at or past ``projection``'s stored checkpoint, in order. A record below it
+    is folded into the stored state already (by a rebuild swapped in past the caller, or by
+    a member that held the partition before): folding it again would count it twice, so the
+    store, not the caller, is the judge. Reads the checkpoint rows, nothing else."""
+    done = read_checkpoint(connection, table, projection)
+    return [e for e in events if e.offset >= done.get((e.topic, e.partition), 0)]
 
 
 def write_checkpoint(

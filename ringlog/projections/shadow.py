@@ -13,7 +13,9 @@ EXCLUSIVE`` on PostgreSQL, the write lock on SQLite; readers are not held), read
 position, lets the shadow fold up to it, then holds the shadow's writers too and copies. So
 the new version is at or past the live position, and the live projector's next writes
 (records the new version has) change nothing: every target ignores a record below its stored
-checkpoint or older than the row it would replace.
+checkpoint or older than the row it would replace. A target that reads stored rows to fold
+onto them begins its transaction with :func:`writing`, so it never reads the version a swap
+replaces and then writes after the swap.
 
 :func:`compare` diffs the shadow against the live tables at exactly one position
 (``--verify``), the same way. Tables shared by deployments (keyed by topic) are swapped and
@@ -49,7 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import NoSuchTableError
 
 from ringlog.projections.checkpoint import read_checkpoint
-from ringlog.projections.sql import shadow_file, sql_engine
+from ringlog.projections.sql import shadow_file, sql_engine, table_name
 from ringlog.streams.offsets import Position
 
 T = TypeVar("T")
@@ -320,12 +322,31 @@ def _replace(
 
 def _hold(connection: Connection, tables: Sequence[Table]) -> None:
     """Hold the writers of ``tables`` until the transaction ends (readers go on): PostgreSQL
-    ``LOCK TABLE … SHARE ROW EXCLUSIVE`` (waits for a write in flight); on SQLite, a write
-    statement that changes nothing takes the write lock of each database they lie in."""
+    ``LOCK TABLE … SHARE ROW EXCLUSIVE`` (waits for a write in flight, and for a
+    :func:`writing` transaction); on SQLite, the write lock of each database they lie in."""
+    _lock(connection, tables, "SHARE ROW EXCLUSIVE")
+
+
+def writing(connection: Connection, tables: Sequence[Table]) -> None:
+    """Begin a writer's transaction that reads what it folds into ``tables``: call it first,
+    with the tables it writes in the order a swap holds them (parts, then the checkpoint).
+
+    It waits for a swap or comparison holding them (:func:`holding_live`) to commit, and a
+    swap starting meanwhile waits for this transaction; so what the transaction then reads
+    (stored rows, the checkpoint) is the version its writes land on, never one a swap
+    replaces under it. PostgreSQL ``LOCK TABLE … ROW EXCLUSIVE``, the lock its writes take
+    anyway, taken before its reads (writers do not wait for each other, readers never); on
+    SQLite, the write lock (a read before a transaction's first write runs outside it)."""
+    _lock(connection, tables, "ROW EXCLUSIVE")
+
+
+def _lock(connection: Connection, tables: Sequence[Table], mode: str) -> None:
+    """Lock ``tables`` (as ``connection`` names them: a shadow's translated) in ``mode`` on
+    PostgreSQL, in the order given; on SQLite, a write statement that changes nothing takes
+    the write lock of each database they lie in (the one lock there is)."""
     if connection.dialect.name == "postgresql":
-        prep = connection.dialect.identifier_preparer
-        names = ", ".join(prep.format_table(t) for t in tables)
-        connection.execute(text(f"LOCK TABLE {names} IN SHARE ROW EXCLUSIVE MODE"))
+        names = ", ".join(table_name(connection, t) for t in tables)
+        connection.execute(text(f"LOCK TABLE {names} IN {mode} MODE"))
         return
     by_database = {t.schema: t for t in tables}
     for table in by_database.values():
@@ -356,4 +377,5 @@ __all__ = [
     "positions",
     "shadow_name",
     "swap",
+    "writing",
 ]

@@ -13,9 +13,9 @@ its checkpoint — the next offset per ``(topic, partition)`` folded — in **on
   replaces a newer one (a member that lost the partition cannot undo its successor's work);
   indexed by ``(topic, open)`` for the console's list of open sessions.
 
-Scans: applying a batch reads the stored sessions of the batch's numbers (one query) and
-writes the batch's rows; a read is one indexed lookup. Nothing grows with history but the
-tables themselves.
+Scans: applying a batch of sessions reads the checkpoint and the stored sessions of the
+batch's numbers (one query each) and writes the batch's rows; a read is one indexed lookup.
+Nothing grows with history but the tables themselves.
 """
 
 from __future__ import annotations
@@ -47,9 +47,11 @@ from ringlog.projections.base import Event
 from ringlog.projections.checkpoint import (
     checkpoint_table,
     read_checkpoint,
+    unfolded,
     upsert_many,
     write_checkpoint,
 )
+from ringlog.projections.shadow import writing
 from ringlog.projections.sql import (
     GrowthAnalyze,
     among,
@@ -282,7 +284,9 @@ class TimelineTarget(_ViewTarget):
 
 class SessionsTarget(_ViewTarget):
     """Folds ``sessions`` events into stored sessions, with the checkpoint, in one transaction
-    (a :class:`Target` whose operations are the events themselves). In a shadow, the table
+    (a :class:`Target` whose operations are the events themselves). Events below the stored
+    checkpoint are folded already and skipped; the transaction holds off a blue/green swap
+    before it reads (:func:`~ringlog.projections.shadow.writing`). In a shadow, the table
     is ANALYZEd as it grows (:class:`~ringlog.projections.sql.GrowthAnalyze`)."""
 
     def __init__(self, store: ViewStore) -> None:
@@ -299,6 +303,9 @@ class SessionsTarget(_ViewTarget):
         self, projection: str, events: Sequence[Event], positions: Mapping[Position, int]
     ) -> None:
         with self._store.engine.begin() as connection:
+            # what is read below is what the writes land on, not a version a swap replaces
+            writing(connection, (SESSIONS, CHECKPOINTS))
+            events = unfolded(connection, CHECKPOINTS, projection, events)
             if events:
                 changed: dict[tuple[str, str], tuple[SessionState, Event]] = {}
                 for topic in sorted({e.topic for e in events}):

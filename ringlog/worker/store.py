@@ -28,13 +28,14 @@ from sqlalchemy import select
 from ringlog.calls.dispatch import DispatchPolicy
 from ringlog.calls.state import CallState
 from ringlog.projections.base import Event
-from ringlog.projections.checkpoint import read_checkpoint, write_checkpoint
+from ringlog.projections.checkpoint import unfolded, write_checkpoint
+from ringlog.projections.shadow import writing
 from ringlog.projections.sql import GrowthAnalyze, create_tables, sql_engine
 from ringlog.schemas import Envelope, decode
 from ringlog.streams.offsets import Position
 from ringlog.worker import leases
 from ringlog.worker.fold import BatchFold
-from ringlog.worker.schema import CALLS, CHECKPOINTS, METADATA, OUTBOX, TASK_EVENTS
+from ringlog.worker.schema import CALLS, CHECKPOINTS, METADATA, OUTBOX, TASK_EVENTS, TASKS
 from ringlog.worker.views import WorkerViews
 
 
@@ -78,11 +79,9 @@ class WorkerStore(WorkerViews):
         self, projection: str, events: Sequence[Event], positions: Mapping[Position, int]
     ) -> None:
         with self.engine.begin() as connection:
-            done = read_checkpoint(connection, CHECKPOINTS, projection)
-            # a record below the stored checkpoint is folded already (by a rebuild swapped in,
-            # or by a member that held the partition before): folding it twice would count it
-            # twice, so the store, not the caller, is the judge
-            fresh = [e for e in events if e.offset >= done.get((e.topic, e.partition), 0)]
+            # what the fold reads is what its writes land on, not a version a swap replaces
+            writing(connection, (CALLS, OUTBOX, TASKS, TASK_EVENTS, CHECKPOINTS))
+            fresh = unfolded(connection, CHECKPOINTS, projection, events)
             written = self._fold.fold(connection, fresh)
             if self._analyze is not None:
                 self._analyze.wrote(connection, written)

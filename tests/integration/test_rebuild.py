@@ -34,6 +34,7 @@ from ringlog.projections.sql import sql_engine
 from ringlog.streams.producer import LogProducer
 from ringlog.views.store import SESSIONS
 from ringlog.worker.schema import CALLS
+from tests.support.logread import eventually
 from tests.support.postgres import fresh_schemas
 from tests.support.traffic import keep_appending, sessions_and_calls
 
@@ -141,7 +142,8 @@ async def test_a_rebuild_under_live_traffic_ends_equal_to_a_fresh_fold(
 ) -> None:
     """While events keep coming, a live projector folds them and a reader counts rows: the
     rebuild swaps in a version that mends a corrupted row, the reader's count never drops,
-    and once traffic stops a fresh fold of the log equals the live projection."""
+    and once traffic stops a fresh fold of the log equals the live projection, which holds a
+    row for every number (call) sent."""
     async with LogProducer(on.kafka) as log:
         await log.append_many(sessions_and_calls(100))
         async with _live(on, name) as live:
@@ -160,7 +162,13 @@ async def test_a_rebuild_under_live_traffic_ends_equal_to_a_fresh_fold(
             reading = asyncio.create_task(reader())
             try:
                 done = await rebuilds.rebuild(on, name, timeout_s=120)
-                await asyncio.sleep(0.3)  # traffic goes on after the swap
+                swapped = sum(done.position.values())
+
+                async def applied() -> int:
+                    return sum((await live.target.load_checkpoint(live.projection.name)).values())
+
+                # traffic goes on after the swap: the live projector's checkpoint passes it
+                await eventually(applied, lambda n: n > swapped, timeout_s=60, interval_s=0.05)
             finally:
                 stop.set()
                 sent, seen = await sending, await reading

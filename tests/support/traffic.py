@@ -4,18 +4,24 @@ stop."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 
 from ringlog.schemas import CallRequested, Envelope, SessionProgressed, SessionStarted
 from ringlog.streams.producer import LogProducer
 
+#: the numbers handed out in this process: each call of :func:`sessions_and_calls` gets new ones
+_NUMBERS = itertools.count()
+
 
 def sessions_and_calls(batch: int) -> list[Envelope]:
-    """``batch`` new numbers' sessions (started, then progressed) and call requests."""
+    """``batch`` new numbers' sessions (started, then progressed) and call requests; no number
+    is handed out twice in a process (up to ten million), so a projection keyed by number or
+    call holds one row for each."""
     out: list[Envelope] = []
     for _ in range(batch):
         token = uuid.uuid4().hex[:10]
-        phone = f"+1415{int(token[:7], 16) % 10_000_000:07d}"
+        phone = f"+1415{next(_NUMBERS) % 10_000_000:07d}"
         s = {"session_id": f"s-{token}", "phone": phone, "call_ref": f"in_{token}"}
         out.append(Envelope.new(SessionStarted(**s, stage="identity"), source="test"))
         out.append(Envelope.new(SessionProgressed(**s, stage="date"), source="test"))
