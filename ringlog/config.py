@@ -109,7 +109,7 @@ class KafkaSettings(_Section):
     #: Upper bound for one append (send + broker ack), well under Retell's 10 s webhook timeout.
     append_timeout_s: float = 3.0
     #: Consumer-group liveness. Tansu holds a new group's first JoinGroup for about half the
-    #: session timeout, so the embedded stack writes a short one (3 s) into its address file.
+    #: session timeout, so the embedded stack writes a short one (2 s) into its address file.
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
     #: How long a fetch may wait on the broker for new records. Kafka answers as soon as data

@@ -196,8 +196,8 @@ PARTS: tuple[Part, ...] = (
         _tcp,
         lambda _h, port: {
             "bootstrap": f"127.0.0.1:{port}",
-            "session_timeout_ms": 3000,
-            "heartbeat_interval_ms": 1000,
+            "session_timeout_ms": 2000,
+            "heartbeat_interval_ms": 600,
             "fetch_max_wait_ms": 50,
         },
     ),
