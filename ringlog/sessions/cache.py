@@ -4,8 +4,11 @@ Writers put a session's new state right after its events are appended, so a call
 after a drop finds it at once. The log stays the truth: on a miss (a number not seen lately,
 or Redis flushed) the cache asks the sessions view (kept from ``sessions`` by the runtime, see
 :mod:`ringlog.views`), stores an open session it finds, and answers from it. Closed sessions
-are deleted. A number also has a *claim* while a call speaks in its session, so two
-simultaneous calls cannot both take it.
+are deleted. While the view's database is unreachable a miss stands (a warning is logged):
+Redis holds every open session, so a call is served as a new caller's rather than refused.
+
+A number also has a *claim* while a call speaks in its session, so two simultaneous calls
+cannot both take it.
 
 Writes in one process are serialised by a lock; several API processes writing the same number
 at the same moment are not (one process serves one call's socket, and a second call from the
@@ -22,6 +25,7 @@ import orjson
 import redis.asyncio as aioredis
 import structlog
 
+from ringlog.projections.retrying import failure_type, is_transient
 from ringlog.schemas import Envelope
 from ringlog.sessions.state import SessionState, apply
 
@@ -50,11 +54,17 @@ class SessionCache:
 
     async def get(self, phone: str) -> SessionState | None:
         """The number's open session, or None: from Redis, else from the sessions view (an
-        open session found there is cached)."""
+        open session found there is cached; None while the view is unreachable)."""
         raw = await self._redis.get(self._key(phone))
         if raw:
             return SessionState.from_json(orjson.loads(raw))
-        state = await self._view(phone)
+        try:
+            state = await self._view(phone)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("sessions view unavailable; the cache miss stands", error=failure_type(exc))
+            return None
         if state is None or not state.open:
             return None
         log.info("session cache filled from the view", session_id=state.session_id)

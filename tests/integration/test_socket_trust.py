@@ -22,6 +22,7 @@ from tests.integration.test_recovery import (
     JANE,
     JOHN,
     Line,
+    _served,
     book_until_the_date,
     line,
     recovery_settings,
@@ -208,6 +209,26 @@ async def test_a_withheld_number_gets_a_dialog_without_a_session(api: Line) -> N
     await caller.hang_up()
     assert await records(api.settings.kafka, api.settings.topic("sessions")) == []
     assert await claims(api) == []
+
+
+async def test_a_new_caller_is_served_while_the_sessions_view_is_unreachable(
+    topics: Settings, unique: str
+) -> None:
+    """The views' database down and the number not in Redis (which holds every open session):
+    the miss stands, so the inbound webhook answers 200 without resume context and the dialog
+    opens a new session, instead of a 503 and a closed socket."""
+    settings = recovery_settings(topics, unique)
+    down = settings.crm.model_copy(
+        update={"url": "postgresql+psycopg://ringlog:s3cret@127.0.0.1:1/views"}
+    )
+    async with _served(settings.model_copy(update={"crm": down})) as api:
+        caller = api.caller(JOHN)
+        assert "full name" in (await caller.open()).lower()
+        assert "session_id" not in caller.metadata, "no resume context without the view"
+        assert "date of birth" in (await caller.say("My name is John Smith")).text.lower()
+        await caller.hang_up()
+        assert await eventually(lambda: api.session_types(JOHN), lambda t: len(t) >= 2)
+        assert (await api.session_types(JOHN))[0] == SessionStarted.event_type
 
 
 async def test_an_oversized_frame_closes_the_socket_and_frees_the_number(api: Line) -> None:
