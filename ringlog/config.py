@@ -315,6 +315,10 @@ class ApiSettings(_Section):
     #: add can double that. 8 MiB leaves headroom and stays under the log's largest record
     #: (:data:`ringlog.streams.topics.MAX_RECORD_BYTES`).
     webhook_max_body_bytes: int = 8 * 1024 * 1024
+    #: Wrong keys (bearer header, console sign-in) one client address may present per window
+    #: before it is refused with 429 until the window ends (see :mod:`ringlog.api.keys`).
+    max_key_failures: int = Field(default=30, ge=1)
+    key_failure_window_s: float = Field(default=60.0, gt=0)
     #: FastAPI's native OpenTelemetry hooks (traces, metrics, logs through the global OTel
     #: providers). Off by default: ringlog exports Prometheus metrics itself, and the hooks
     #: cost a check of the OTel providers on every request.

@@ -20,6 +20,7 @@ from ringlog.adapters.retell import RetellClient
 from ringlog.api.deps import Services
 from ringlog.api.dialog_gate import OpenSockets, TrustedCalls
 from ringlog.api.idempotency import IdempotencyStore
+from ringlog.api.keys import KeyCheck
 from ringlog.api.metrics import ApiMetrics
 from ringlog.api.middleware import BodyLimit, RequestMetrics, WritePositions
 from ringlog.api.routes import calls, health, llm, reads, tasks, webhooks
@@ -83,6 +84,11 @@ def create_app(settings: Settings) -> FastAPI:
             sessions=sessions,
             calls=calls,
             sockets=OpenSockets(settings.dialog.max_sockets_per_address),
+            keys=KeyCheck(
+                settings.api.keys,
+                max_failures=settings.api.max_key_failures,
+                window_s=settings.api.key_failure_window_s,
+            ),
             dialog_model=ChatModel(settings.dialog) if settings.dialog.model_enabled else None,
         )
         heap.settle()  # what is built so far lives as long as the process

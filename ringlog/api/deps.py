@@ -13,7 +13,7 @@ from fastapi import Depends, Header, HTTPException, Request, status
 
 from ringlog.api.dialog_gate import OpenSockets, TrustedCalls
 from ringlog.api.idempotency import IdempotencyStore
-from ringlog.api.keys import matching_key
+from ringlog.api.keys import KeyCheck, TooManyWrongKeys
 from ringlog.api.metrics import ApiMetrics
 from ringlog.config import Settings
 from ringlog.dialog.model import ChatModel
@@ -24,7 +24,7 @@ from ringlog.streams.producer import LogProducer
 @dataclass(frozen=True)
 class Services:
     """What request handlers use: settings, the log producer, metrics, idempotency store, the
-    session cache, the calls the dialog may serve and the dialog sockets open."""
+    session cache, the calls the dialog may serve, the dialog sockets open and the key check."""
 
     settings: Settings
     log: LogProducer
@@ -33,6 +33,7 @@ class Services:
     sessions: SessionCache
     calls: TrustedCalls
     sockets: OpenSockets
+    keys: KeyCheck
     #: words the dialog's replies when ``RINGLOG_DIALOG_MODEL_ENABLED``; else None
     dialog_model: ChatModel | None = None
 
@@ -55,16 +56,30 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
+def client_address(request: Request) -> str:
+    """The address of the request's client (as the server saw it, or its proxy said)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
 async def require_api_key(
+    request: Request,
     services: ServicesDep,
     authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
 ) -> str:
-    """Accept ``Authorization: Bearer <key>`` for a key in ``RINGLOG_API_KEYS``; else 401."""
+    """Accept ``Authorization: Bearer <key>`` for a key in ``RINGLOG_API_KEYS``; else 401;
+    429 with ``Retry-After`` while the client's address is over its bound of wrong keys."""
     scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() == "bearer":
-        key = matching_key(token, services.settings.api.keys)
-        if key is not None:
-            return key
+    try:
+        presented = token if scheme.lower() == "bearer" else ""
+        key = services.keys.check(presented, client_address(request))
+    except TooManyWrongKeys as exc:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=str(exc),
+            headers={"Retry-After": str(exc.retry_after_s)},
+        ) from None
+    if key is not None:
+        return key
     raise HTTPException(
         status.HTTP_401_UNAUTHORIZED,
         detail="missing or unknown API key",

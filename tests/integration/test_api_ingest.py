@@ -206,6 +206,32 @@ async def test_call_request_needs_an_api_key(client: httpx.AsyncClient, topics: 
     assert await records(topics, "calls", 0) == []
 
 
+async def test_an_address_that_presents_too_many_wrong_keys_is_held_off(topics: Settings) -> None:
+    """With the bound at three wrong keys, a fourth request from the same address is 429 with
+    ``Retry-After``, its right key included, and so is the console's sign-in form (no cookie);
+    the right key from another address still places a call."""
+    settings = api_settings(topics)
+    bound = settings.api.model_copy(update={"max_key_failures": 3})
+    app = create_app(settings.model_copy(update={"api": bound}))
+    async with app.router.lifespan_context(app):
+        here = httpx.ASGITransport(app=app, client=("10.0.0.7", 50000))
+        there = httpx.ASGITransport(app=app, client=("10.0.0.8", 50000))
+        async with (
+            httpx.AsyncClient(transport=here, base_url="http://ringlog") as client,
+            httpx.AsyncClient(transport=there, base_url="http://ringlog") as other,
+        ):
+            wrong = {"Authorization": "Bearer nope"}
+            for _ in range(3):
+                assert (await client.post("/v1/calls", json=CALL, headers=wrong)).status_code == 401
+            held = await client.post("/v1/calls", json=CALL, headers=AUTH)
+            assert held.status_code == 429 and 1 <= int(held.headers["Retry-After"]) <= 60
+            form = await client.post("/console/sign-in", data={"key": API_KEY})
+            assert form.status_code == 429 and "set-cookie" not in form.headers
+            assert "try again in" in form.text and form.headers["Retry-After"]
+            assert (await other.post("/v1/calls", json=CALL, headers=AUTH)).status_code == 202
+    assert len(await records(topics, "calls", 1)) == 1
+
+
 async def test_call_request_is_202_after_the_event_is_durable(
     client: httpx.AsyncClient, topics: Settings
 ) -> None:

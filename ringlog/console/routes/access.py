@@ -15,8 +15,8 @@ import structlog
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.responses import RedirectResponse
 
-from ringlog.api.deps import services_of
-from ringlog.api.keys import matching_key
+from ringlog.api.deps import client_address, services_of
+from ringlog.api.keys import TooManyWrongKeys
 from ringlog.console import auth, pages
 from ringlog.console.routes.responses import SECURITY_HEADERS, html
 
@@ -96,7 +96,18 @@ async def sign_in(request: Request) -> Response:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "not the sign-in form") from exc
     nexts, keys = form.get("next", []), form.get("key", [])
     target = auth.safe_next(nexts[0] if nexts else None)
-    key = matching_key(keys[0] if keys else "", _keys(request))
+    try:
+        key = services_of(request).keys.check(keys[0] if keys else "", client_address(request))
+    except TooManyWrongKeys as exc:
+        log.warning("console sign-in refused: too many wrong keys from the address")
+        page = pages.render(
+            "sign_in.html",
+            next=target,
+            error=f"Too many wrong keys from this address: try again in {exc.retry_after_s} s.",
+            keys=bool(_keys(request)),
+        )
+        retry = {"Retry-After": str(exc.retry_after_s)}
+        return html(page, status.HTTP_429_TOO_MANY_REQUESTS, retry)
     if key is None:
         log.info("console sign-in refused")
         page = pages.render(

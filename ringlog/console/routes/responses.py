@@ -6,6 +6,8 @@ this site's own script and style sheet only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fastapi.responses import HTMLResponse
 
 SECURITY_HEADERS = {
@@ -20,9 +22,12 @@ SECURITY_HEADERS = {
 }
 
 
-def html(body: str, status_code: int = 200) -> HTMLResponse:
-    """A rendered page, with :data:`SECURITY_HEADERS`."""
-    return HTMLResponse(body, status_code=status_code, headers=SECURITY_HEADERS)
+def html(
+    body: str, status_code: int = 200, headers: Mapping[str, str] | None = None
+) -> HTMLResponse:
+    """A rendered page, with :data:`SECURITY_HEADERS` (and ``headers``)."""
+    merged = {**SECURITY_HEADERS, **(headers or {})}
+    return HTMLResponse(body, status_code=status_code, headers=merged)
 
 
 __all__ = ["SECURITY_HEADERS", "html"]
