@@ -373,8 +373,9 @@ class ProjectionRunner(Limits, Generic[OpT]):
             self._positioned.add((topic, partition))
         # bring the group's offsets up to the checkpoint (a crash may have left them behind)
         await self._commit(consumer, new)
+        # fresh metadata: a partition added to a topic since must get its real end, not 0
         ends: dict[Position, int] = await self._retrying(stop)(
-            offsets.read, sorted({t for t, _ in new})
+            offsets.read, sorted({t for t, _ in new}), fresh=True
         )
         for position in new:
             self._restore_ends[position] = self._ends[position] = ends.get(position, 0)

@@ -50,14 +50,19 @@ class OffsetReader(AsyncService):
             self._started = False
             await self._consumer.stop()
 
-    async def read(self, topics: Sequence[str], *, timeout_s: float = 10.0) -> dict[Position, int]:
+    async def read(
+        self, topics: Sequence[str], *, fresh: bool = False, timeout_s: float = 10.0
+    ) -> dict[Position, int]:
         """The end offset of every partition of ``topics`` (a topic the broker does not know
-        has none); raises :class:`BrokerUnavailable` when the broker does not answer."""
+        has none); raises :class:`BrokerUnavailable` when the broker does not answer.
+
+        The topics' partitions come from the client's metadata, refreshed when a topic is
+        missing from it, and with ``fresh`` always (a partition added since is then seen)."""
         consumer = self._consumer
         try:
             async with self._lock, asyncio.timeout(timeout_s):
-                if any(consumer.partitions_for_topic(t) is None for t in topics):
-                    await consumer._client.force_metadata_update()  # a topic created since
+                if fresh or any(consumer.partitions_for_topic(t) is None for t in topics):
+                    await consumer._client.force_metadata_update()
                 partitions = [
                     TopicPartition(topic, p)
                     for topic in topics
