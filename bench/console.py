@@ -52,7 +52,7 @@ from rich.table import Table
 
 from bench.broker import bench_settings
 from bench.outbound import percentile
-from bench.scale import Autoanalyze, worker_store
+from bench.store import Autoanalyze, worker_store
 from ringlog import logs
 from ringlog.api.app import create_app
 from ringlog.calls.dispatch import DispatchPolicy

@@ -7,9 +7,9 @@ PostgreSQL, dropped afterwards; ``--sqlite`` for a SQLite file):
    appended through the log client (``LogProducer.append_many``, 20,000 a batch; the seconds
    are shown). ``sessions``: one session per number (``session.started``, three
    ``session.progressed``, then ``session.completed``, or ``session.dropped`` for one in
-   ten), keyed by phone. ``calls``: the history of ``bench.scale`` (requested → dispatched →
-   Retell ``call_ended``, one live call in 200; each call's ABT events beside on ``abt``,
-   N/3 more records that the call-lifecycle projection reads too).
+   ten), keyed by phone. ``calls``: the history of ``bench.scale`` (``bench.history``:
+   requested → dispatched → Retell ``call_ended``, one live call in 200; each call's ABT
+   events beside on ``abt``, N/3 more records that the call-lifecycle projection reads too).
 2. per round (``--rounds``, default 3; medians shown) and projection (``sessions``: the
    sessions view; ``call-lifecycle``: the worker's call state), in this order, reversed
    in odd rounds (the projections too):
@@ -26,7 +26,7 @@ PostgreSQL, dropped afterwards; ``--sqlite`` for a SQLite file):
      tables are ANALYZEd every ``autovacuum_naptime`` as autovacuum would (see
      ``bench/README.md``, bench/scale); the stores opened on a shadow also ANALYZE their
      tables themselves as they grow (:class:`~ringlog.projections.sql.GrowthAnalyze`);
-   * **engine only** — the same, with a target that keeps nothing (``bench.scale``'s
+   * **engine only** — the same, with a target that keeps nothing (``bench.fold``'s
      ``NoOpTarget``): the bulk engine's own cost (fetch, decode, project, checkpoint, commit);
    * **raw** — a bare aiokafka consumer (no group, assign + seek to the beginning,
      ``getmany`` of 20,000 until the ends read first, values untouched) over the same
@@ -61,17 +61,10 @@ import psutil
 from rich.table import Table
 
 from bench.broker import bench_settings
-from bench.scale import (
-    Autoanalyze,
-    NoOpTarget,
-    Store,
-    batched,
-    console,
-    history,
-    raw_rate,
-    say,
-    worker_store,
-)
+from bench.fold import NoOpTarget, raw_rate
+from bench.history import batched, history
+from bench.progress import console, say
+from bench.store import Autoanalyze, Store, worker_store
 from bench.timing import Timed
 from ringlog import heap, logs
 from ringlog.config import Settings
@@ -198,7 +191,7 @@ async def fold(settings: Settings, name: str, *, engine_only: bool = False) -> F
     """Open ``name`` on a fresh shadow as a rebuild does (``REBUILDABLE[name].versions``),
     fold it to the head with :class:`Bulk`, discard the shadow; what it measured.
 
-    ``engine_only``: the same runner with a target that keeps nothing (``bench.scale``'s
+    ``engine_only``: the same runner with a target that keeps nothing (``bench.fold``'s
     ``NoOpTarget``): fetch, decode, project, checkpoint and commit, no SQL."""
     spec = REBUILDABLE[name]
     versions = spec.versions(settings)
@@ -228,7 +221,7 @@ async def fold(settings: Settings, name: str, *, engine_only: bool = False) -> F
 
 
 async def raw(settings: Settings, topics: Sequence[str]) -> tuple[int, float]:
-    """``bench.scale.raw_rate`` over each of ``topics`` in turn (fetching 20,000 records a
+    """``bench.fold.raw_rate`` over each of ``topics`` in turn (fetching 20,000 records a
     ``getmany``, as the bulk fold does); records and seconds, summed."""
     bulk = settings.model_copy(
         update={"worker": settings.worker.model_copy(update={"max_records": BULK_MAX_RECORDS})}

@@ -41,427 +41,44 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import datetime as dt
-import json
 import logging
-import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
-import psutil
-import sqlalchemy
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from rich.console import Console
 from rich.table import Table
 
 from bench.broker import bench_settings
+from bench.fold import fold_rates
+from bench.history import append_history
 from bench.outbound import percentile
-from bench.timing import Timed
+from bench.processes import (
+    API_KEY,
+    RETELL_KEY,
+    ApiProcess,
+    ProjectorProcess,
+    folded,
+    restart,
+    rss_mb,
+    wait_ready,
+    worker_env,
+)
+from bench.progress import console, say
+from bench.reads import AUTH, WARM_UP, Reads, probe_events, timed_reads
+from bench.store import Autoanalyze, Store, worker_store
 from ringlog import heap, logs
 from ringlog.config import ApiSettings, RetellSettings, Settings
-from ringlog.devstack.parts import sql_answers
-from ringlog.devstack.ports import free_port
-from ringlog.projections.base import Event, Projection
-from ringlog.projections.runner import ProjectionRunner
-from ringlog.schemas import (
-    AbtEvent,
-    CallDispatched,
-    CallRequested,
-    Envelope,
-    EventModel,
-    RetellCallEnded,
-    RetellCallStarted,
-    abt_id_for,
-)
-from ringlog.schemas.abt import AbtName
 from ringlog.streams.admin import delete_topics, ensure_topics
-from ringlog.streams.offsets import Position, end_offsets
-from ringlog.streams.producer import LogProducer
+from ringlog.streams.offsets import end_offsets
 from ringlog.streams.topics import TOPICS
-from ringlog.worker.schema import PROCESSOR
-from ringlog.worker.views import WorkerViews
 from tests.support.servers import WorkerProcess
-
-API_KEY = "bench-api-key"
-RETELL_KEY = "bench-retell-key"
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
-PG_URL = os.environ.get(
-    "RINGLOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-#: one call in this many is still live (dispatched and connected, not ended)
-LIVE_EVERY = 200
-#: envelopes per ``append_many``
-APPEND_BATCH = 20_000
-T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
-CLINIC = "+14155559876"
-#: requests per endpoint before timing (connections, pools, first queries)
-WARM_UP = 10
-
-#: wide enough for the table when the output goes to a file
-console = Console(width=None if sys.stdout.isatty() else 170)
-_started = time.perf_counter()
-
-
-def say(text: str) -> None:
-    """A progress line with the seconds since the bench started."""
-    console.print(f"[dim]{time.perf_counter() - _started:8.1f}s[/dim] {text}", highlight=False)
-
-
-# -- the history ----------------------------------------------------------------------------
-
-
-def _call(i: int, ref: str, phone: str, event: str) -> dict[str, Any]:
-    start = int((T0 + dt.timedelta(seconds=i)).timestamp() * 1000)
-    call: dict[str, Any] = {
-        "call_type": "phone_call",
-        "call_id": f"retell-{i}",
-        "agent_id": "agent-bench",
-        "metadata": {"call_ref": ref} if ref else {},
-        "from_number": CLINIC,
-        "to_number": phone,
-        "direction": "outbound",
-        "start_timestamp": start,
-        "call_status": "ongoing" if event == "call_started" else "not_connected",
-    }
-    if event == "call_ended":
-        call |= {"end_timestamp": start + 30_000, "disconnection_reason": "dial_no_answer"}
-    return call
-
-
-def _abt(ref: str, name: AbtName) -> Envelope:
-    abt = AbtEvent(abt_id=abt_id_for(ref, name), name=name, call_ref=ref, retell_call_id=None)
-    return Envelope.new(abt, source="bench", correlation_id=ref, event_id=abt.abt_id, key=ref)
-
-
-def unit(i: int) -> tuple[str, list[Envelope], list[Envelope]]:
-    """Call ``i``: its ref, its events on ``calls`` and its ABT events (as already emitted)."""
-    ref, phone = f"call-{i:07d}-{uuid.uuid4().hex[:6]}", f"+1415{i % 10_000_000:07d}"
-    at = T0 + dt.timedelta(seconds=i)
-    live = i % LIVE_EVERY == LIVE_EVERY - 1
-    last = "call_started" if live else "call_ended"
-    webhook = RetellCallStarted if live else RetellCallEnded
-    payloads: list[EventModel] = [
-        CallRequested(call_ref=ref, to_number=phone, from_number=CLINIC, agent_id="agent-bench"),
-        CallDispatched(call_ref=ref, retell_call_id=f"retell-{i}", agent_id="agent-bench"),
-        webhook.model_validate({"event": last, "call": _call(i, ref, phone, last)}),
-    ]
-    calls = [Envelope.new(p, source="bench", occurred_at=at) for p in payloads]
-    names: tuple[AbtName, ...] = ("voice_call_initiated",)
-    if live:
-        names += ("call_started",)
-    return ref, calls, [_abt(ref, name) for name in names]
-
-
-def foreign(i: int, events: int) -> list[Envelope]:
-    """``events`` (1 or 2) webhooks of an inbound call ringlog did not place (owes nothing):
-    the remainder that makes the count on ``calls`` exactly N."""
-    names = ("call_started", "call_ended")[-events:]
-    models = {"call_started": RetellCallStarted, "call_ended": RetellCallEnded}
-    return [
-        Envelope.new(
-            models[name].model_validate(
-                {"event": name, "call": _call(i, "", "+14155550000", name)}
-            ),
-            source="bench",
-        )
-        for name in names
-    ]
-
-
-def batched(groups: Iterable[list[Envelope]]) -> Iterator[list[Envelope]]:
-    """``groups`` of envelopes joined into appends of about :data:`APPEND_BATCH`."""
-    batch: list[Envelope] = []
-    for group in groups:
-        batch += group
-        if len(batch) >= APPEND_BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def history(n: int, refs: list[str]) -> Iterator[list[Envelope]]:
-    """Batches of envelopes holding exactly ``n`` on ``calls`` (ABT beside); refs collected."""
-
-    def groups() -> Iterator[list[Envelope]]:
-        on_calls, i = 0, 0
-        while on_calls < n:
-            if n - on_calls < 3:
-                yield foreign(i, n - on_calls)
-                on_calls = n
-            else:
-                ref, calls, abt = unit(i)
-                refs.append(ref)
-                yield calls + abt
-                on_calls += len(calls)
-            i += 1
-
-    return batched(groups())
-
-
-async def append_history(settings: Settings, n: int) -> tuple[list[str], float]:
-    """Append the history; return the call refs and the seconds spent (building included)."""
-    refs: list[str] = []
-    started = time.perf_counter()
-    async with LogProducer(settings.kafka) as log:
-        for batch in history(n, refs):
-            await log.append_many(batch)
-    return refs, time.perf_counter() - started
-
-
-# -- the worker -----------------------------------------------------------------------------
-
-
-def ready_lines(worker: WorkerProcess) -> list[dict[str, Any]]:
-    """The worker's "worker ready" log lines, parsed."""
-    found = []
-    for line in worker.output().splitlines():
-        if '"worker ready"' in line:
-            with contextlib.suppress(ValueError):
-                found.append(json.loads(line))
-    return found
-
-
-def alive(worker: WorkerProcess) -> bool:
-    """Whether the worker process runs (a child that exited is a zombie until reaped)."""
-    if worker.pid is None:
-        return False
-    try:
-        return psutil.Process(worker.pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-async def wait_ready(worker: WorkerProcess, before: int, timeout_s: float = 300.0) -> float:
-    """Wait for a new "worker ready" line; return the seconds the worker logged with it."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        lines = ready_lines(worker)
-        if len(lines) > before:
-            return float(lines[-1]["seconds"])
-        if not alive(worker):
-            raise RuntimeError(f"the worker exited:\n{worker.output()[-3000:]}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"worker not ready in {timeout_s} s:\n{worker.output()[-3000:]}")
-        await asyncio.sleep(0.02)
-
-
-async def restart(worker: WorkerProcess) -> tuple[float, float, float]:
-    """SIGTERM the worker, start it again; return its logged ready seconds, the wall seconds
-    from spawn to the ready line, and its RSS (MB) once ready."""
-    worker.stop()
-    before = len(ready_lines(worker))
-    spawned = time.perf_counter()
-    worker.start()
-    logged = await wait_ready(worker, before)
-    wall = time.perf_counter() - spawned
-    assert worker.pid is not None
-    rss = psutil.Process(worker.pid).memory_info().rss / 2**20
-    return logged, wall, rss
-
-
-async def folded(settings: Settings, worker: WorkerProcess, timeout_s: float = 7200.0) -> int:
-    """Wait until the worker store's checkpoint covers the ends of its topics; return the
-    number of records it folded (the ends' sum)."""
-    topics = [settings.topic(t) for t in ("calls", "abt", "tasks")]
-    ends = await end_offsets(settings.kafka, topics)
-    views = WorkerViews.open(
-        settings.crm.url, calls_topic=topics[0], abt_topic=topics[1], tasks_topic=topics[2]
-    )
-    deadline = time.monotonic() + timeout_s
-    try:
-        while True:
-            done = await views.load_checkpoint(PROCESSOR)
-            if all(done.get(tp, 0) >= end for tp, end in ends.items()):
-                return sum(ends.values())
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"worker behind after {timeout_s} s: {done} < {ends}")
-            if not alive(worker):
-                raise RuntimeError(f"the worker exited:\n{worker.output()[-3000:]}")
-            await asyncio.sleep(0.5)
-    finally:
-        views.close()
-
-
-def worker_env(settings: Settings) -> dict[str, str]:
-    return {
-        "RINGLOG_KAFKA_TOPIC_PREFIX": settings.kafka.topic_prefix,
-        "RINGLOG_WORKER_APP_ID": f"bench-scale-{uuid.uuid4().hex[:8]}",
-        "RINGLOG_RETELL_API_KEY": RETELL_KEY,
-        # nothing in the history is due: a dispatch attempt would fail here, loudly
-        "RINGLOG_RETELL_BASE_URL": "http://127.0.0.1:9",
-        "RINGLOG_CRM_URL": settings.crm.url,
-    }
-
-
-class ProjectorProcess(WorkerProcess):
-    """``ringlog projector --only timeline`` (the view ``/events`` may read), for --timeline."""
-
-    def start(self) -> None:
-        log = self._log_path.open("ab")
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "ringlog", "projector", "--only", "timeline"],
-            env=self._env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-
-
-class ApiProcess(WorkerProcess):
-    """``ringlog api`` in a process of its own, as deployed: the bench's client (this process)
-    never shares a GIL with the server it measures."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        super().__init__(env | {"RINGLOG_API_KEYS": API_KEY}, log_path)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        log = self._log_path.open("ab")
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "ringlog", "api", "--port", str(self.port)],
-            env=self._env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-
-    async def ready(self, timeout_s: float = 60.0) -> None:
-        """Wait until it answers ``/healthz``; raise if it exits first."""
-        deadline = time.monotonic() + timeout_s
-        async with httpx.AsyncClient(base_url=self.url, timeout=5) as client:
-            while True:
-                if not alive(self):
-                    raise RuntimeError(f"ringlog api exited:\n{self.output()[-3000:]}")
-                with contextlib.suppress(httpx.TransportError):
-                    if (await client.get("/healthz")).status_code < 500:
-                        return
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"ringlog api not up after {timeout_s} s")
-                await asyncio.sleep(0.2)
-
-
-# -- reads ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Reads:
-    """One endpoint's latencies in one round (ms), or why it was not measured."""
-
-    ms: list[float] = field(default_factory=list)
-    na: str | None = None
-    budget_hit: bool = False
-
-
-async def probe_events(client: httpx.AsyncClient, ref: str) -> str | None:
-    """None when ``/events`` answers the call's events up to date; else why not (n/a)."""
-    answer = await client.get(f"/v1/calls/{ref}/events")
-    if answer.status_code == 200 and answer.headers.get("X-Ringlog-Behind") != "true":
-        return None
-    behind = answer.headers.get("X-Ringlog-Behind") == "true"
-    why = f"HTTP {answer.status_code}" + (", view behind" if behind else "")
-    return f"{why}: needs a process this bench does not start (ringlog projector?)"
-
-
-async def timed_reads(
-    client: httpx.AsyncClient, paths: Sequence[str], budget_s: float
-) -> tuple[list[float], bool]:
-    """GET the first ``WARM_UP`` paths untimed, then each of the others in turn; return their
-    latencies (ms) and whether the time budget cut them short."""
-    for path in paths[:WARM_UP]:
-        (await client.get(path)).raise_for_status()
-    ms: list[float] = []
-    deadline = time.monotonic() + budget_s
-    for path in paths[WARM_UP:]:
-        if time.monotonic() > deadline:
-            return ms, True
-        started = time.perf_counter()
-        answer = await client.get(path)
-        ms.append((time.perf_counter() - started) * 1000)
-        if answer.status_code != 200 or answer.headers.get("X-Ringlog-Behind") == "true":
-            raise RuntimeError(f"GET {path}: {answer.status_code} {answer.headers} {answer.text}")
-    return ms, False
-
-
-# -- fold rate ------------------------------------------------------------------------------
-
-
-class NoOpTarget:
-    """A target that keeps nothing: the runner's own cost only."""
-
-    async def load_checkpoint(self, projection: str) -> dict[Position, int]:
-        return {}
-
-    async def apply(
-        self, projection: str, operations: Sequence[Event], positions: Mapping[Position, int]
-    ) -> None:
-        return None
-
-    def hold(self, projection: str) -> None:
-        return None
-
-
-async def runtime_rate(settings: Settings, topic: str) -> tuple[int, float, float]:
-    """A runner in a fresh group over ``topic``; records, start-up s, join → last apply s."""
-    timed = Timed(NoOpTarget())
-    runner: ProjectionRunner[Event] = ProjectionRunner(
-        settings.kafka,
-        Projection(name="bench-scale-noop", topics=(topic,), project=list),
-        timed,
-        group_id=f"bench-scale-noop-{uuid.uuid4().hex[:6]}",
-        deadletter_topic=settings.topic("deadletter"),
-        max_records=settings.worker.max_records,
-    )
-    records = sum((await end_offsets(settings.kafka, [topic])).values())
-    startup, work = await timed.run(runner, settings.kafka)
-    return records, startup, work
-
-
-async def raw_rate(settings: Settings, topic: str) -> tuple[int, float]:
-    """A bare aiokafka consumer (no group, values untouched) over every partition of
-    ``topic`` from the beginning to the ends read first; records and seconds."""
-    kafka = settings.kafka
-    ends = await end_offsets(kafka, [topic])
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
-        fetch_max_bytes=kafka.fetch_max_bytes,
-        max_partition_fetch_bytes=kafka.max_partition_fetch_bytes,
-    )
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(t, p) for t, p in sorted(ends)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        remaining = {tp for tp in partitions if ends[(tp.topic, tp.partition)] > 0}
-        seen = 0
-        started = time.perf_counter()
-        while remaining:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=settings.worker.max_records)
-            for tp, messages in batch.items():
-                seen += len(messages)
-                if messages and messages[-1].offset + 1 >= ends[(tp.topic, tp.partition)]:
-                    remaining.discard(tp)
-                    consumer.pause(tp)
-        return seen, time.perf_counter() - started
-    finally:
-        await consumer.stop()
-
 
 # -- one size -------------------------------------------------------------------------------
 
@@ -501,88 +118,6 @@ class SizeResult:
     analyzed: int
 
 
-@dataclass(frozen=True)
-class Store:
-    """The worker store of one size: its URL, and its schema on the local PostgreSQL."""
-
-    url: str
-    #: None for a SQLite file
-    schema: str | None = None
-
-    @property
-    def kind(self) -> str:
-        return "SQLite" if self.schema is None else "PostgreSQL"
-
-
-@contextlib.contextmanager
-def worker_store(sqlite: bool, tmp: Path) -> Iterator[Store]:
-    """A fresh schema on the local PostgreSQL (dropped after), else a SQLite file in ``tmp``."""
-    if sqlite or not sql_answers(PG_URL):
-        yield Store(f"sqlite:///{tmp / 'crm.db'}")
-        return
-    schema = f"bench_scale_{uuid.uuid4().hex[:8]}"
-    admin = sqlalchemy.create_engine(PG_URL)
-    try:
-        with admin.begin() as connection:
-            connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
-        url = sqlalchemy.make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield Store(url.render_as_string(hide_password=False), schema)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(sqlalchemy.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
-
-
-class Autoanalyze:
-    """Stands in for PostgreSQL's autovacuum daemon when the server has it off (as the local
-    test server does): ANALYZE of the store's tables every ``autovacuum_naptime``, so the
-    planner sees the tables as they grow, as in production. Without it a store filled from
-    empty keeps the statistics of an empty table (the worker's batch lookup then scans every
-    row of the topic: see the README)."""
-
-    def __init__(self, store: Store, *, enabled: bool = True) -> None:
-        self.store = store
-        self.runs = 0
-        self.every_s: float | None = None
-        if enabled and store.schema is not None:
-            engine = sqlalchemy.create_engine(PG_URL)
-            with engine.connect() as connection:
-                off = connection.execute(sqlalchemy.text("SHOW autovacuum")).scalar() == "off"
-                naptime = connection.execute(
-                    sqlalchemy.text("SELECT setting::float FROM pg_settings WHERE name = :n"),
-                    {"n": "autovacuum_naptime"},
-                ).scalar()
-            engine.dispose()
-            self.every_s = float(naptime or 60.0) if off else None
-
-    @property
-    def active(self) -> bool:
-        return self.every_s is not None
-
-    def analyze(self) -> None:
-        """ANALYZE every table of the store's schema (not the rest of the database)."""
-        if not self.active:
-            return
-        engine = sqlalchemy.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        try:
-            with engine.connect() as connection:
-                tables = connection.execute(
-                    sqlalchemy.text("SELECT tablename FROM pg_tables WHERE schemaname = :s"),
-                    {"s": self.store.schema},
-                ).scalars()
-                for table in list(tables):
-                    connection.execute(sqlalchemy.text(f'ANALYZE "{self.store.schema}"."{table}"'))
-        finally:
-            engine.dispose()
-        self.runs += 1
-
-    async def run(self) -> None:
-        """ANALYZE every ``every_s`` until cancelled."""
-        while self.every_s is not None:
-            await asyncio.sleep(self.every_s)
-            await asyncio.to_thread(self.analyze)
-
-
 async def measure_round(
     settings: Settings,
     api_url: str,
@@ -612,24 +147,6 @@ async def measure_round(
     )
     runtime, startup, raw = await fold_rates(settings, index)
     return Round(call, events, ready_s, wall_s, rss, runtime, startup, raw)
-
-
-async def fold_rates(settings: Settings, index: int) -> tuple[float, float, float]:
-    """The runtime's and the raw consumer's rates over ``calls`` (rec/s) and the runtime's
-    start-up (s), once; the two alternate going first from round to round."""
-    topic = settings.topic("calls")
-    if index % 2 == 0:
-        records, startup, work = await runtime_rate(settings, topic)
-        raw_records, raw_s = await raw_rate(settings, topic)
-    else:
-        raw_records, raw_s = await raw_rate(settings, topic)
-        records, startup, work = await runtime_rate(settings, topic)
-    runtime, raw = records / work, raw_records / raw_s
-    say(
-        f"round {index + 1}: runtime {runtime:,.0f} rec/s "
-        f"(start-up {startup:.2f} s), raw {raw:,.0f} rec/s, ratio {runtime / raw:.2f}"
-    )
-    return runtime, startup, raw
 
 
 def run_size(base: Settings, size: int, args: argparse.Namespace) -> SizeResult | None:
@@ -707,8 +224,7 @@ async def _run_size(
         catchup_s = time.perf_counter() - started
         await asyncio.to_thread(autoanalyze.analyze)  # as autovacuum would, soon after
         await wait_ready(worker, 0)
-        assert worker.pid is not None
-        catchup_rss = psutil.Process(worker.pid).memory_info().rss / 2**20
+        catchup_rss = rss_mb(worker)
         say(
             f"N={size:,}: worker folded {records:,} records in {catchup_s:.1f} s "
             f"({records / catchup_s:,.0f} rec/s), RSS {catchup_rss:.0f} MB"
