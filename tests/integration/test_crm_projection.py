@@ -52,7 +52,7 @@ from ringlog.streams.offsets import Position, end_offsets
 from ringlog.streams.producer import LogProducer
 from tests.support.crm import T0, crm_store, env, rows
 from tests.support.logread import eventually, records
-from tests.support.postgres import fresh_schemas
+from tests.support.postgres import fresh_database
 from tests.support.projections import applied, runner_for
 
 pytestmark = pytest.mark.integration
@@ -213,12 +213,9 @@ def assert_tasks_projected(store: CrmStore) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def crm_url(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iterator[str]:
+def crm_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A CRM database of this test's own: a SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/crm.db"
-        return
-    with fresh_schemas(f"crm_test_{unique}") as (url,):
+    with fresh_database(request.param, tmp_path, "crm_test") as url:
         yield url
 
 

@@ -35,26 +35,16 @@ from ringlog.streams.producer import LogProducer
 from ringlog.views.store import SESSIONS
 from ringlog.worker.schema import CALLS
 from tests.support.logread import eventually
-from tests.support.postgres import fresh_schemas
+from tests.support.postgres import fresh_database
 from tests.support.traffic import keep_appending, sessions_and_calls
 
 pytestmark = pytest.mark.integration
 
 
-@contextlib.contextmanager
-def _database(kind: str, tmp_path: Path) -> Iterator[str]:
-    """A fresh database URL of ``kind`` (``postgresql``: a schema of its own; ``sqlite``)."""
-    if kind == "sqlite":
-        yield f"sqlite:///{tmp_path / 'crm.db'}"
-        return
-    with fresh_schemas(f"rebuild_{uuid.uuid4().hex[:8]}") as (url,):
-        yield url
-
-
 @pytest.fixture(params=["postgresql", "sqlite"])
 def on(request: pytest.FixtureRequest, topics: Settings, tmp_path: Path) -> Iterator[Settings]:
     """This test's settings with its CRM database on PostgreSQL or SQLite."""
-    with _database(request.param, tmp_path) as url:
+    with fresh_database(request.param, tmp_path, "rebuild") as url:
         yield topics.model_copy(update={"crm": topics.crm.model_copy(update={"url": url})})
 
 

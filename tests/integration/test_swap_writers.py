@@ -42,7 +42,7 @@ from ringlog.views.store import CHECKPOINTS, SESSIONS, SESSIONS_VIEW, ViewStore
 from ringlog.worker.schema import CALLS, OUTBOX, PROCESSOR, TASK_EVENTS, TASKS
 from ringlog.worker.schema import CHECKPOINTS as WORKER_CHECKPOINTS
 from ringlog.worker.store import WorkerStore
-from tests.support.postgres import fresh_schemas
+from tests.support.postgres import fresh_database, fresh_schemas
 
 pytestmark = pytest.mark.integration
 
@@ -71,10 +71,7 @@ def _folded(events: list[Event]) -> SessionState | None:
 @pytest.fixture(params=["postgresql", "sqlite"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh CRM database: a schema of its own on PostgreSQL, or a SQLite file."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'crm.db'}"
-        return
-    with fresh_schemas(f"swap_{uuid.uuid4().hex[:8]}") as (scoped,):
+    with fresh_database(request.param, tmp_path, "swap") as scoped:
         yield scoped
 
 

@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, text
 
@@ -33,6 +34,17 @@ def fresh_schemas(*schemas: str) -> Iterator[list[str]]:
             for schema in schemas:
                 connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+@contextmanager
+def fresh_database(kind: str, tmp_path: Path, prefix: str) -> Iterator[str]:
+    """A fresh database URL of ``kind``: ``postgresql``, a schema of its own named
+    ``<prefix>_<random>`` (dropped after); ``sqlite``, a file under ``tmp_path``."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'crm.db'}"
+        return
+    with fresh_schemas(f"{prefix}_{uuid.uuid4().hex[:8]}") as (url,):
+        yield url
 
 
 @contextmanager
