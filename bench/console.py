@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import sqlalchemy
 from rich.console import Console
 from rich.table import Table
@@ -134,11 +135,11 @@ def _retell(event: str, i: int, ref: str, phone: str, at: dt.datetime) -> EventM
             "disconnection_reason": "agent_hangup",
         }
         model = RetellCallEnded
-    return model.model_validate({"event": event, "call": call})
+    return model.from_body({"event": event, "call": call})
 
 
 def _at(envelope: Envelope, at: dt.datetime) -> Envelope:
-    return envelope.model_copy(update={"recorded_at": at, "occurred_at": at})
+    return msgspec.structs.replace(envelope, recorded_at=at, occurred_at=at)
 
 
 def call_events(i: int, live: bool) -> dict[str, list[Envelope]]:

@@ -67,7 +67,7 @@ def unit(i: int) -> tuple[str, list[Envelope], list[Envelope]]:
     payloads: list[EventModel] = [
         CallRequested(call_ref=ref, to_number=phone, from_number=CLINIC, agent_id="agent-bench"),
         CallDispatched(call_ref=ref, retell_call_id=f"retell-{i}", agent_id="agent-bench"),
-        webhook.model_validate({"event": last, "call": _call(i, ref, phone, last)}),
+        webhook.from_body({"event": last, "call": _call(i, ref, phone, last)}),
     ]
     calls = [Envelope.new(p, source="bench", occurred_at=at) for p in payloads]
     names: tuple[AbtName, ...] = ("voice_call_initiated",)
@@ -83,9 +83,7 @@ def foreign(i: int, events: int) -> list[Envelope]:
     models = {"call_started": RetellCallStarted, "call_ended": RetellCallEnded}
     return [
         Envelope.new(
-            models[name].model_validate(
-                {"event": name, "call": _call(i, "", "+14155550000", name)}
-            ),
+            models[name].from_body({"event": name, "call": _call(i, "", "+14155550000", name)}),
             source="bench",
         )
         for name in names

@@ -106,9 +106,9 @@ def mixed_events(n: int) -> list[Envelope]:
         unit: list[EventModel] = [
             CallRequested(call_ref=ref, to_number=phone, from_number="+14155559876", agent_id="a"),
             CallDispatched(call_ref=ref, retell_call_id=f"retell-{i}", agent_id="a"),
-            RetellCallStarted.model_validate({"event": "call_started", "call": call}),
-            RetellCallEnded.model_validate({"event": "call_ended", "call": ended}),
-            RetellCallAnalyzed.model_validate(
+            RetellCallStarted.from_body({"event": "call_started", "call": call}),
+            RetellCallEnded.from_body({"event": "call_ended", "call": ended}),
+            RetellCallAnalyzed.from_body(
                 {"event": "call_analyzed", "call": ended | {"call_analysis": analysis}}
             ),
             *(

@@ -62,6 +62,16 @@ class DecodeError(PermanentError):
         self.raw = raw
 
 
+class InvalidEvent(PermanentError, ValueError):
+    """An event built in code breaks its own schema (a phone number that is not E.164 …); it is
+    refused before it is written, so no reader ever meets it. ``reason`` names the field,
+    never its value."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class UnknownEventType(DecodeError):
     """A ``(type, schema_version)`` that no registered model or upcaster chain handles."""
 

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 from pydantic import ValidationError
 
@@ -26,7 +27,7 @@ from ringlog.schemas import (
     RetellWebhook,
     derived_event_id,
 )
-from ringlog.schemas.codec import AsWritten
+from ringlog.schemas.codec import AsWritten, invalid_reason
 from ringlog.schemas.envelope import new_event_id
 
 
@@ -80,9 +81,9 @@ def parse_retell_webhook(raw: bytes) -> Accepted | Rejected:
     if not isinstance(body.get("call"), dict):
         return Rejected("missing call object (`call`, or legacy `data`)")
     try:
-        return Accepted(model.model_validate(body), as_written)
-    except ValidationError as exc:
-        return Rejected(_errors(exc))
+        return Accepted(model.from_body(body), as_written)
+    except msgspec.ValidationError as exc:
+        return Rejected(invalid_reason(exc))
 
 
 def parse_call_inbound(raw: bytes) -> AcceptedInbound | Rejected:
@@ -95,9 +96,9 @@ def parse_call_inbound(raw: bytes) -> AcceptedInbound | Rejected:
             f"expected event `call_inbound`, got {body.get('event')!r}", "unknown_event"
         )
     try:
-        return AcceptedInbound(RetellCallInbound.model_validate(body))
-    except ValidationError as exc:
-        return Rejected(_errors(exc))
+        return AcceptedInbound(RetellCallInbound.from_body(body))
+    except msgspec.ValidationError as exc:
+        return Rejected(invalid_reason(exc))
 
 
 def parse_call_request(raw: bytes) -> CallRequestIn | Rejected:

@@ -235,7 +235,8 @@ def _on_retell(state: CallState, event: RetellWebhook) -> dict[str, Any]:
     if call.disconnection_reason is not None:
         update["disconnection_reason"] = call.disconnection_reason
     if call.call_analysis is not None:
-        update["analysis"] = call.call_analysis.model_dump(exclude_none=True)
+        sent = event.to_wire()["call"]["call_analysis"]  # Retell's own fields kept too
+        update["analysis"] = {k: v for k, v in sent.items() if v is not None}
     if call.call_cost is not None:
         update["cost"] = call.call_cost
     update["phase"] = _advance(state.phase, _phase_of(name, call.call_status))

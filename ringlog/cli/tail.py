@@ -258,7 +258,7 @@ def payload_fields(envelope: Envelope, *, personal: bool = False) -> list[tuple[
         from ringlog.projections.warehouse.personal import withhold
 
         envelope = withhold(envelope)
-    data = envelope.payload.model_dump(mode="json", exclude_none=True)
+    data = orjson.loads(orjson.dumps(envelope.payload.to_wire()))  # as JSON shows it
     fields = [
         (name, value)
         for name, value in _flatten(data)

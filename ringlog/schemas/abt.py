@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import ClassVar, Literal
 
-from pydantic import Field
+import msgspec
 
 from ringlog.schemas.base import EventModel, derived_event_id
 from ringlog.schemas.registry import REGISTRY
@@ -23,7 +23,7 @@ def abt_id_for(call_ref: str, name: str) -> uuid.UUID:
 
 
 @REGISTRY.register
-class AbtEvent(EventModel):
+class AbtEvent(EventModel, frozen=True, kw_only=True):
     """One tracked activity of a call."""
 
     topic: ClassVar[str] = "abt"
@@ -34,7 +34,7 @@ class AbtEvent(EventModel):
     name: AbtName
     call_ref: str
     retell_call_id: str | None = None
-    attributes: dict[str, str] = Field(default_factory=dict)
+    attributes: dict[str, str] = msgspec.field(default_factory=dict)
 
     def partition_key(self) -> str:
         """The call ref."""

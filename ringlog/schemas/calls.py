@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import Field
+import msgspec
 
 from ringlog.schemas.base import EventModel, PhoneNumber
 from ringlog.schemas.registry import REGISTRY
 
 
-class _CallEvent(EventModel):
+class _CallEvent(EventModel, frozen=True, kw_only=True):
     topic: ClassVar[str] = "calls"
-    call_ref: str = Field(min_length=1, max_length=128)
+    call_ref: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 
     def partition_key(self) -> str:
         """The call ref."""
@@ -21,7 +21,7 @@ class _CallEvent(EventModel):
 
 
 @REGISTRY.register
-class CallRequested(_CallEvent):
+class CallRequested(_CallEvent, frozen=True, kw_only=True):
     """An upstream service asked for an outbound call (now, or at ``scheduled_at``)."""
 
     event_type: ClassVar[str] = "call.requested"
@@ -33,12 +33,12 @@ class CallRequested(_CallEvent):
     scheduled_at: datetime | None = None
     patient_ref: str | None = None
     task_ref: str | None = None
-    metadata: dict[str, str] = Field(default_factory=dict)
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
     idempotency_key: str | None = None
 
 
 @REGISTRY.register
-class CallDispatched(_CallEvent):
+class CallDispatched(_CallEvent, frozen=True, kw_only=True):
     """Retell accepted the create-call request and named its call id."""
 
     event_type: ClassVar[str] = "call.dispatched"
@@ -50,7 +50,7 @@ class CallDispatched(_CallEvent):
 
 
 @REGISTRY.register
-class CallDispatchFailed(_CallEvent):
+class CallDispatchFailed(_CallEvent, frozen=True, kw_only=True):
     """The call could not be placed: a permanent error, or retries exhausted."""
 
     event_type: ClassVar[str] = "call.dispatch_failed"
@@ -62,7 +62,7 @@ class CallDispatchFailed(_CallEvent):
 
 
 @REGISTRY.register
-class CallCancelled(_CallEvent):
+class CallCancelled(_CallEvent, frozen=True, kw_only=True):
     """A pending or scheduled call was cancelled before dispatch (e.g. its task was deleted)."""
 
     event_type: ClassVar[str] = "call.cancelled"
@@ -75,7 +75,7 @@ class CallCancelled(_CallEvent):
 
 
 @REGISTRY.register
-class CallRescheduled(_CallEvent):
+class CallRescheduled(_CallEvent, frozen=True, kw_only=True):
     """A pending call moves to a new time because its task was rescheduled."""
 
     event_type: ClassVar[str] = "call.rescheduled"
@@ -88,7 +88,7 @@ class CallRescheduled(_CallEvent):
 
 
 @REGISTRY.register
-class CallRecorded(_CallEvent):
+class CallRecorded(_CallEvent, frozen=True, kw_only=True):
     """The call's record (outcome, timings, analysis) was written to the call-record store.
 
     Appended by the lifecycle processor after the write succeeded, so a replay neither writes

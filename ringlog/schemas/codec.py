@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterable
 from datetime import UTC
 from typing import Any
 
+import msgspec
 import orjson
-from pydantic import ValidationError
 
-from ringlog.errors import DecodeError, UnknownEventType
+from ringlog.errors import DecodeError, InvalidEvent, UnknownEventType
 from ringlog.schemas.base import EventModel
 from ringlog.schemas.envelope import Envelope, in_utc
 from ringlog.schemas.registry import REGISTRY, Registry
+from ringlog.schemas.retell import AsSent
 
 #: Kafka header with the event type (``call.requested`` …), UTF-8.
 HEADER_TYPE = "ringlog-type"
@@ -39,6 +41,10 @@ def encode(envelope: Envelope, *, as_written: AsWritten | None = None) -> bytes:
     the legacy ``data`` one included), while ``envelope`` carries the validated current model;
     readers validate it and upcast it when the version is older. Bytes are written as they
     are: the caller vouches that they are one JSON object (orjson parsed them).
+
+    Events are not validated when built, so the bytes are read back through the decoder
+    before they are returned: an event that breaks its schema raises :class:`InvalidEvent`
+    and never reaches the log (an ``as_written`` body was validated when it arrived).
     """
     version, written = as_written or (envelope.schema_version, envelope.payload.to_wire())
     payload = orjson.Fragment(written) if isinstance(written, bytes) else written
@@ -47,7 +53,7 @@ def encode(envelope: Envelope, *, as_written: AsWritten | None = None) -> bytes:
         occurred_at = in_utc(occurred_at)
     if recorded_at.tzinfo is not UTC:
         recorded_at = in_utc(recorded_at)
-    return orjson.dumps(
+    raw = orjson.dumps(
         {
             "event_id": envelope.event_id,
             "type": envelope.type,
@@ -61,6 +67,13 @@ def encode(envelope: Envelope, *, as_written: AsWritten | None = None) -> bytes:
             "payload": payload,
         }
     )
+    if as_written is None:
+        model = type(envelope.payload)
+        try:
+            (_DECODERS.get(model) or _decoder(model))(raw)
+        except msgspec.ValidationError as exc:
+            raise InvalidEvent(f"{envelope.type}: {exc}") from None
+    return raw
 
 
 def headers(envelope: Envelope, *, version: int | None = None) -> list[tuple[str, bytes]]:
@@ -87,13 +100,22 @@ def decode(
 
     ``written_as`` is the ``(type, version)`` the record's headers name (:func:`written_as`).
     When it is the current version, the body is validated in one pass against that model
-    (``Envelope[Model]``, JSON parsed by pydantic); the result is kept only if the body names
-    the same type and version. Anything else takes the general path, which also words errors.
+    (``Envelope[Model]``, JSON parsed by msgspec); the result is kept only if the body names
+    the same type and version. Anything else takes the general path, which also words errors
+    and reads Retell's bodies leniently (``"3"`` for an int), as they are stored as sent.
     """
     if written_as is not None:
-        fast = _fast_decode(raw, registry, written_as)
-        if fast is not None:
-            return fast
+        # the fast path, inline: it runs for every record a processor reads
+        event_type, version = written_as
+        model = registry.current_model(event_type, version)
+        if model is not None:  # else an older version (upcast) or an unknown type
+            try:
+                envelope = (_DECODERS.get(model) or _decoder(model))(raw)
+            except msgspec.DecodeError:  # ValidationError included: the general path words it
+                pass
+            else:
+                if envelope.type == event_type and envelope.schema_version == version:
+                    return envelope  # else headers and body disagree: the body decides
     try:
         data: Any = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -120,17 +142,33 @@ def decode(
             version, payload = registry.upcast(event_type, version, payload)
             model = registry.model_for(event_type, version)
             data["schema_version"] = version
-        data["payload"] = model.model_validate(payload)
-        return Envelope.model_validate(data)
+        head = msgspec.convert(data, _Loose)
+        body = model.from_body(payload) if issubclass(model, AsSent) else _convert(payload, model)
+        return msgspec.structs.replace(head, payload=body)
     except UnknownEventType as exc:
         raise UnknownEventType(exc.event_type, exc.version, raw) from None
-    except ValidationError as exc:
+    except msgspec.ValidationError as exc:
         missing = [f for f in _REQUIRED if f not in data]
-        reason = f"envelope lacks {', '.join(missing)}" if missing else _short(exc)
+        reason = f"envelope lacks {', '.join(missing)}" if missing else invalid_reason(exc)
         raise DecodeError(f"invalid {event_type} v{version}: {reason}", raw) from None
     except (LookupError, TypeError, ValueError, AttributeError) as exc:
         # an upcaster met an old payload it cannot read
         raise DecodeError(f"cannot upcast {event_type} v{version}: {exc!r}", raw) from None
+
+
+_AT = re.compile(r"(?P<problem>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?", re.DOTALL)
+_MISSING = re.compile(r"Object missing required field `(?P<field>[^`]*)`")
+
+
+def invalid_reason(exc: msgspec.ValidationError) -> str:
+    """A validation error as ``path: problem`` (``call.call_id: field required``): the field
+    at fault and what is wrong with it, never its value (msgspec's messages hold none)."""
+    said = _AT.fullmatch(str(exc))
+    problem, path = (said["problem"], said["path"] or "") if said else (str(exc), "")
+    missing = _MISSING.fullmatch(problem)
+    if missing:
+        path, problem = ".".join(p for p in (path, missing["field"]) if p), "field required"
+    return f"{path}: {problem}" if path else problem
 
 
 def written_as(record_headers: Iterable[tuple[str, bytes]]) -> tuple[str, int] | None:
@@ -142,12 +180,13 @@ def written_as(record_headers: Iterable[tuple[str, bytes]]) -> tuple[str, int] |
             event_type = value
         elif name == HEADER_VERSION:
             version = value
-    return _named(event_type, version)
+    return written_as_named(event_type, version)
 
 
 @functools.lru_cache(maxsize=1024)
-def _named(event_type: bytes | None, version: bytes | None) -> tuple[str, int] | None:
-    """:func:`written_as` of two header values; remembered, as a log holds few of them."""
+def written_as_named(event_type: bytes | None, version: bytes | None) -> tuple[str, int] | None:
+    """:func:`written_as` of the two header values (a reader that reads the headers in a pass
+    of its own); remembered, as a log holds few of them."""
     if event_type is None or version is None or not version.isdigit():
         return None
     try:
@@ -156,35 +195,31 @@ def _named(event_type: bytes | None, version: bytes | None) -> tuple[str, int] |
         return None
 
 
-#: per current model, the validator of ``Envelope[Model]`` (the envelope with its payload's
-#: type known), built on first use
-_TYPED: dict[type[EventModel], Callable[[bytes], Any]] = {}
+#: The envelope with its payload as parsed (the general path checks the envelope alone).
+_Loose = Envelope[Any]
 
 
-def _typed_validator(model: type[EventModel]) -> Callable[[bytes], Any]:
-    validate = _TYPED.get(model)
-    if validate is None:
-        typed: type[Envelope] = Envelope[model]  # type: ignore[valid-type]
-        validate = _TYPED[model] = typed.__pydantic_validator__.validate_json
-    return validate
+def _convert(payload: dict[str, Any], model: type[EventModel]) -> EventModel:
+    return msgspec.convert(payload, model)
 
 
-def _fast_decode(raw: bytes, registry: Registry, written_as: tuple[str, int]) -> Envelope | None:
-    event_type, version = written_as
-    model = registry.current_model(event_type, version)
-    if model is None:
-        return None  # an older version (upcast) or an unknown type: the general path
-    try:
-        # what ``model_validate_json`` does, without its frame
-        envelope: Envelope = (_TYPED.get(model) or _typed_validator(model))(raw)
-    except ValidationError:
-        return None
-    if envelope.type != event_type or envelope.schema_version != version:
-        return None  # headers and body disagree: the body decides
-    return envelope
+#: per current model, the decoder of its records (``Envelope[Model]`` in one strict pass; a
+#: Retell payload keeps the record, its body as sent), built on first use
+_DECODERS: dict[type[EventModel], Callable[[bytes], Envelope]] = {}
 
 
-def _short(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
-    )
+def _decoder(model: type[EventModel]) -> Callable[[bytes], Envelope]:
+    decode = _DECODERS.get(model)
+    if decode is None:
+        typed: Callable[[bytes], Envelope] = msgspec.json.Decoder(Envelope[model]).decode  # type: ignore[valid-type]
+        if issubclass(model, AsSent):
+
+            def decode(raw: bytes) -> Envelope:
+                envelope = typed(raw)
+                envelope.payload.keep_record(raw)  # type: ignore[attr-defined]
+                return envelope
+
+        else:
+            decode = typed
+        _DECODERS[model] = decode
+    return decode

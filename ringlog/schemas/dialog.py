@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+import msgspec
 
 from ringlog.schemas.base import EventModel
 from ringlog.schemas.registry import REGISTRY
 
 
 @REGISTRY.register
-class DialogTurn(EventModel):
+class DialogTurn(EventModel, frozen=True, kw_only=True):
     """One thing said in a call: who said it, the text, and where the dialog stood."""
 
     topic: ClassVar[str] = "dialog"
@@ -21,7 +21,7 @@ class DialogTurn(EventModel):
     call_ref: str
     call_id: str
     session_id: str | None = None
-    turn_index: int = Field(ge=0)
+    turn_index: Annotated[int, msgspec.Meta(ge=0)]
     role: Literal["agent", "user"]
     text: str
     response_id: int | None = None

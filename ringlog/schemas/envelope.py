@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Generic
+from typing import Annotated, Generic
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SerializeAsAny, StrictInt
+import msgspec
 from typing_extensions import TypeVar
 from uuid_utils.compat import uuid7
 
@@ -25,6 +25,9 @@ def utc_now() -> datetime:
 
 _ZERO = timedelta(0)
 
+#: A timezone-aware datetime (a naive one is refused when decoding).
+AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+
 #: the payload's model; ``Envelope`` alone means any event
 P = TypeVar("P", bound=EventModel, default=EventModel)
 
@@ -40,27 +43,26 @@ def in_utc(value: datetime) -> datetime:
     return value if offset == _ZERO else value.astimezone(UTC)
 
 
-class Envelope(BaseModel, Generic[P]):
+class Envelope(msgspec.Struct, Generic[P], frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One event on the log: identity, type and version, key, times, lineage and payload.
 
     ``occurred_at`` is when it happened in the world, ``recorded_at`` when ringlog wrote it;
-    both must be timezone-aware (naive ones are refused). :meth:`new` and the encoder put them
-    in UTC; validation does not convert, to keep decoding cheap. ``correlation_id`` names the
-    call (or flow) the event belongs to and ``causation_id`` the event that caused it.
+    both must be timezone-aware (naive ones are refused when decoding). :meth:`new` and the
+    encoder put them in UTC; decoding does not convert, to keep it cheap. ``correlation_id``
+    names the call (or flow) the event belongs to and ``causation_id`` the event that caused it.
+    Like the payloads, an envelope is validated when decoded, not when constructed.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    event_id: uuid.UUID = Field(default_factory=new_event_id)
+    event_id: uuid.UUID = msgspec.field(default_factory=new_event_id)
     type: str
-    schema_version: StrictInt  # as the general decode path: 1.0 or true is not a version
+    schema_version: int  # strict, as the general decode path: 1.0 or true is not a version
     key: str
     occurred_at: AwareDatetime
     recorded_at: AwareDatetime
     source: str
     correlation_id: str | None = None
     causation_id: uuid.UUID | None = None
-    payload: SerializeAsAny[P]
+    payload: P
 
     @classmethod
     def new(

@@ -1,7 +1,10 @@
 """Retell's webhook events as they arrive (topic ``calls``), modelled from retell.md.
 
-Retell adds fields over time, so every model here keeps unknown fields (``extra="allow"``)
-and writes them back unchanged. The current body shape is ``{"event", "call"}`` (version 2);
+Retell adds fields over time, so every model here keeps unknown fields and writes them back
+unchanged: the typed Struct is a view of the fields ringlog reads, and the body as sent (or the
+bytes it was read from) is kept beside it, the one source of :meth:`RetellWebhook.to_wire`.
+Build one from a body with ``from_body``, which reads it leniently (``"3"`` for an int), as
+Retell's bodies are stored as sent. The current body shape is ``{"event", "call"}`` (version 2);
 older deliveries used ``data`` instead of ``call`` and are stored as version 1, read through
 an upcaster. Retell sends no event id: deliveries are deduplicated on ``(call_id, event)``.
 
@@ -10,7 +13,7 @@ Every Retell call gets its ringlog call ref from one rule, :func:`call_ref_for` 
 **Bounds.** The identifiers that become keys in every store — Retell's ``call_id`` and a
 ``metadata.call_ref`` — must be usable call refs (:func:`ref_problem`: at most 128 characters,
 121 for a call id so that ``retell:<call_id>`` fits, and no control characters). The check is
-a model validator, not a field constraint: it is not part of the JSON Schema contract, so it
+a ``__post_init__`` check, not a field constraint: it is not part of the JSON Schema contract, so it
 refuses such a body at the webhook (400, kept on the quarantine topic) without changing what
 the committed schemas promise. A record already on the log that breaks it no longer decodes
 and goes to the dead-letter topic of whoever reads it. Everything else Retell sends is kept
@@ -22,16 +25,14 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Self
 
+import msgspec
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ringlog.schemas.base import EventModel
+from ringlog.schemas.base import WIRE_TYPES, EventModel
 from ringlog.schemas.envelope import new_event_id
 from ringlog.schemas.registry import REGISTRY, Payload
-
-_TOLERANT = ConfigDict(frozen=True, extra="allow")
 
 #: Ref prefix of a call Retell named and ringlog did not (an inbound call, or one placed
 #: outside ringlog): ``retell:<call_id>``.
@@ -56,7 +57,8 @@ def ref_problem(value: str, max_length: int = MAX_REF_LENGTH) -> str | None:
         return "is empty"
     if len(value) > max_length:
         return f"is longer than {max_length} characters"
-    if CONTROL_CHARACTERS.search(value):
+    # printable ASCII holds no control character (a C test); anything else is searched
+    if not (value.isascii() and value.isprintable()) and CONTROL_CHARACTERS.search(value):
         return "contains a control character"
     return None
 
@@ -100,21 +102,26 @@ def is_inbound_ref(call_ref: str) -> bool:
     return call_ref.startswith(INBOUND_REF_PREFIXES)
 
 
-class Utterance(BaseModel):
+class _Tolerant(
+    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=False
+):
+    """A part of a Retell body: unknown fields are skipped by the typed view (the body as sent,
+    kept by the event, holds them)."""
+
+
+class Utterance(_Tolerant, frozen=True, kw_only=True):
     """One transcript entry: ``role`` (``agent``, ``user``, ``transfer_target`` …), ``content``.
 
     ``words`` and the per-utterance ``metadata`` (``response_id`` …) are kept as sent.
     """
 
-    model_config = _TOLERANT
     role: str | None = None
     content: str = ""
 
 
-class CallAnalysis(BaseModel):
+class CallAnalysis(_Tolerant, frozen=True, kw_only=True):
     """Retell's post-call analysis (``call_analyzed`` only)."""
 
-    model_config = _TOLERANT
     call_summary: str | None = None
     user_sentiment: str | None = None
     call_successful: bool | None = None
@@ -122,11 +129,10 @@ class CallAnalysis(BaseModel):
     custom_analysis_data: dict[str, Any] | None = None
 
 
-class RetellCall(BaseModel):
+class RetellCall(_Tolerant, frozen=True, kw_only=True):
     """Retell's call object; only ``call_id`` is certain to be present."""
 
-    model_config = _TOLERANT
-    call_id: str = Field(min_length=1)
+    call_id: Annotated[str, msgspec.Meta(min_length=1)]
     agent_id: str | None = None
     agent_version: int | None = None
     call_type: str | None = None
@@ -146,15 +152,13 @@ class RetellCall(BaseModel):
     call_cost: dict[str, Any] | None = None
     transfer_destination: str | None = None
 
-    @model_validator(mode="after")
-    def _usable_ids(self) -> RetellCall:
+    def __post_init__(self) -> None:
         """``call_id`` and a string ``metadata.call_ref`` are usable call refs (see the module's
-        bounds)."""
+        bounds); ``ValueError`` otherwise."""
         _require_ref("call_id", self.call_id, MAX_CALL_ID_LENGTH)
         ref = (self.metadata or {}).get("call_ref")
         if isinstance(ref, str) and ref:
             _require_ref("metadata.call_ref", ref)
-        return self
 
     def call_ref(self) -> str:
         """ringlog's call ref: ``metadata["call_ref"]``, else ``retell:<call_id>``
@@ -168,10 +172,47 @@ def _require_ref(name: str, value: str, max_length: int = MAX_REF_LENGTH) -> Non
         raise ValueError(f"{name} {problem}")
 
 
-class RetellWebhook(EventModel):
+class AsSent(EventModel, frozen=True, dict=True, omit_defaults=True, forbid_unknown_fields=False):
+    """A Retell body as an event: the typed view, and beside it (in the instance's ``__dict__``)
+    the body as sent, or the record it was decoded from until someone asks for the body."""
+
+    @classmethod
+    def from_body(cls, body: Payload) -> Self:
+        """Read ``body`` (a parsed Retell body) leniently and keep it as sent.
+
+        Raises ``msgspec.ValidationError`` naming the field (never its value) when the body
+        does not fit the model or breaks the module's bounds.
+        """
+        payload = msgspec.convert(body, cls, strict=False)
+        payload.__dict__["_wire"] = body
+        return payload
+
+    def keep_record(self, record: bytes) -> None:
+        """This payload was decoded from the envelope ``record``: its body as sent is that
+        record's ``payload``, parsed only when asked for (most readers need the typed view)."""
+        self.__dict__["_record"] = record
+
+    def to_wire(self) -> dict[str, Any]:
+        """Exactly the fields Retell sent (known and unknown), nothing ringlog added.
+
+        The one dict this event keeps: read it, do not change it. An event constructed in
+        code (no body) gives the fields that differ from their defaults.
+        """
+        kept = self.__dict__
+        wire: dict[str, Any] | None = kept.get("_wire")
+        if wire is None:
+            record = kept.get("_record")
+            if record is not None:
+                wire = orjson.loads(record)["payload"]
+            else:
+                wire = msgspec.to_builtins(self, builtin_types=WIRE_TYPES)
+            kept["_wire"] = wire
+        return wire
+
+
+class RetellWebhook(AsSent, frozen=True, kw_only=True):
     """A Retell call-event webhook body, as delivered (version 2: ``event`` + ``call``)."""
 
-    model_config = _TOLERANT
     topic: ClassVar[str] = "calls"
     schema_version: ClassVar[int] = 2
     retell_event: ClassVar[str]
@@ -182,10 +223,6 @@ class RetellWebhook(EventModel):
     def partition_key(self) -> str:
         """The call's ref (:meth:`RetellCall.call_ref`)."""
         return self.call.call_ref()
-
-    def to_wire(self) -> dict[str, Any]:
-        """Exactly the fields Retell sent (known and unknown), nothing ringlog added."""
-        return self.model_dump(exclude_unset=True)
 
     def dedupe_key(self) -> str:
         """``call_id:event``; ``transcript_updated`` adds a digest of the transcript so far.
@@ -200,7 +237,8 @@ class RetellWebhook(EventModel):
             if call.transcript is not None:
                 text = call.transcript.encode()
             else:
-                utterances = call.model_dump(include={"transcript_object"}, exclude_unset=True)
+                sent = self.to_wire().get("call", {})
+                utterances = {k: v for k, v in sent.items() if k == "transcript_object"}
                 text = orjson.dumps(utterances, option=orjson.OPT_SORT_KEYS)
             key = f"{key}:{hashlib.sha256(text).hexdigest()[:16]}"
         return key
@@ -212,7 +250,7 @@ def dedupe_key(payload: RetellWebhook) -> str:
 
 
 @REGISTRY.register
-class RetellCallStarted(RetellWebhook):
+class RetellCallStarted(RetellWebhook, frozen=True, kw_only=True):
     """A call connected (never sent for calls that fail to dial)."""
 
     event_type: ClassVar[str] = "retell.call_started"
@@ -220,7 +258,7 @@ class RetellCallStarted(RetellWebhook):
 
 
 @REGISTRY.register
-class RetellCallEnded(RetellWebhook):
+class RetellCallEnded(RetellWebhook, frozen=True, kw_only=True):
     """A call ended, transferred or errored; every field but the analysis."""
 
     event_type: ClassVar[str] = "retell.call_ended"
@@ -228,7 +266,7 @@ class RetellCallEnded(RetellWebhook):
 
 
 @REGISTRY.register
-class RetellCallAnalyzed(RetellWebhook):
+class RetellCallAnalyzed(RetellWebhook, frozen=True, kw_only=True):
     """Post-call analysis is complete; the full call with ``call_analysis``."""
 
     event_type: ClassVar[str] = "retell.call_analyzed"
@@ -236,7 +274,7 @@ class RetellCallAnalyzed(RetellWebhook):
 
 
 @REGISTRY.register
-class RetellTranscriptUpdated(RetellWebhook):
+class RetellTranscriptUpdated(RetellWebhook, frozen=True, kw_only=True):
     """A turn-taking transcript update, plus a final one when the call ends."""
 
     event_type: ClassVar[str] = "retell.transcript_updated"
@@ -244,7 +282,7 @@ class RetellTranscriptUpdated(RetellWebhook):
 
 
 @REGISTRY.register
-class RetellTransferStarted(RetellWebhook):
+class RetellTransferStarted(RetellWebhook, frozen=True, kw_only=True):
     """A transfer was initiated."""
 
     event_type: ClassVar[str] = "retell.transfer_started"
@@ -252,7 +290,7 @@ class RetellTransferStarted(RetellWebhook):
 
 
 @REGISTRY.register
-class RetellTransferBridged(RetellWebhook):
+class RetellTransferBridged(RetellWebhook, frozen=True, kw_only=True):
     """A transfer bridged successfully."""
 
     event_type: ClassVar[str] = "retell.transfer_bridged"
@@ -260,7 +298,7 @@ class RetellTransferBridged(RetellWebhook):
 
 
 @REGISTRY.register
-class RetellTransferCancelled(RetellWebhook):
+class RetellTransferCancelled(RetellWebhook, frozen=True, kw_only=True):
     """A transfer was cancelled or failed to connect."""
 
     event_type: ClassVar[str] = "retell.transfer_cancelled"
@@ -268,7 +306,7 @@ class RetellTransferCancelled(RetellWebhook):
 
 
 @REGISTRY.register
-class RetellTransferEnded(RetellWebhook):
+class RetellTransferEnded(RetellWebhook, frozen=True, kw_only=True):
     """The transfer leg ended."""
 
     event_type: ClassVar[str] = "retell.transfer_ended"
@@ -310,39 +348,31 @@ for _model in WEBHOOK_EVENTS.values():
     REGISTRY.upcaster(_model.event_type, 1, legacy_schema=LEGACY_BODY_SCHEMA)(data_to_call)
 
 
-class InboundCall(BaseModel):
+class InboundCall(_Tolerant, frozen=True, kw_only=True):
     """What Retell knows about an inbound call before it is answered."""
 
-    model_config = _TOLERANT
     from_number: str
     to_number: str
     agent_id: str | None = None
     agent_version: int | None = None
     call_id: str | None = None
 
-    @model_validator(mode="after")
-    def _usable_call_id(self) -> InboundCall:
+    def __post_init__(self) -> None:
         """A ``call_id``, when given, is a usable call ref (see the module's bounds)."""
         if self.call_id:
             _require_ref("call_id", self.call_id, MAX_CALL_ID_LENGTH)
-        return self
 
 
 @REGISTRY.register
-class RetellCallInbound(EventModel):
+class RetellCallInbound(AsSent, frozen=True, kw_only=True):
     """Retell's inbound-call webhook: a call is ringing and waits for ringlog's answer."""
 
-    model_config = _TOLERANT
     topic: ClassVar[str] = "calls"
     event_type: ClassVar[str] = "retell.call_inbound"
     schema_version: ClassVar[int] = 1
 
     event: str = "call_inbound"
     call_inbound: InboundCall
-
-    def to_wire(self) -> dict[str, Any]:
-        """Exactly the fields Retell sent (known and unknown), nothing ringlog added."""
-        return self.model_dump(exclude_unset=True)
 
     def partition_key(self) -> str:
         """The ref ringlog gives the ringing call (:func:`call_ref_for`): ``retell:<call_id>``

@@ -10,13 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+import msgspec
 
 from ringlog.schemas.base import EventModel, PhoneNumber
 from ringlog.schemas.registry import REGISTRY
 
 
-class _SessionEvent(EventModel):
+class _SessionEvent(EventModel, frozen=True, kw_only=True):
     topic: ClassVar[str] = "sessions"
     schema_version: ClassVar[int] = 1
 
@@ -28,26 +28,24 @@ class _SessionEvent(EventModel):
         return self.phone
 
 
-class Appointment(BaseModel):
+class Appointment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A booked appointment."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     kind: str = "flu_shot"
     date: dt.date
     time: str
     site: str
 
 
-class Patient(BaseModel):
+class Patient(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Who the appointment is for."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     name: str
     date_of_birth: dt.date
 
 
 @REGISTRY.register
-class SessionStarted(_SessionEvent):
+class SessionStarted(_SessionEvent, frozen=True, kw_only=True):
     """A call from a number with no open session began a new one."""
 
     event_type: ClassVar[str] = "session.started"
@@ -57,19 +55,19 @@ class SessionStarted(_SessionEvent):
 
 
 @REGISTRY.register
-class SessionProgressed(_SessionEvent):
+class SessionProgressed(_SessionEvent, frozen=True, kw_only=True):
     """A turn moved the session: its stage and the slots known so far."""
 
     event_type: ClassVar[str] = "session.progressed"
     call_ref: str
     stage: str
-    slots: dict[str, str] = Field(default_factory=dict)
+    slots: dict[str, str] = msgspec.field(default_factory=dict)
     last_user_text: str | None = None
     last_agent_text: str | None = None
 
 
 @REGISTRY.register
-class SessionDropped(_SessionEvent):
+class SessionDropped(_SessionEvent, frozen=True, kw_only=True):
     """The call ended before the session completed; it stays open until ``expires_at``."""
 
     event_type: ClassVar[str] = "session.dropped"
@@ -80,7 +78,7 @@ class SessionDropped(_SessionEvent):
 
 
 @REGISTRY.register
-class SessionResumed(_SessionEvent):
+class SessionResumed(_SessionEvent, frozen=True, kw_only=True):
     """A new call from the same number picked the open session up."""
 
     event_type: ClassVar[str] = "session.resumed"
@@ -90,7 +88,7 @@ class SessionResumed(_SessionEvent):
 
 
 @REGISTRY.register
-class SessionIdentityFailed(_SessionEvent):
+class SessionIdentityFailed(_SessionEvent, frozen=True, kw_only=True):
     """A caller on a resume could not confirm an identity fact; the old session stays hidden."""
 
     event_type: ClassVar[str] = "session.identity_failed"
@@ -99,7 +97,7 @@ class SessionIdentityFailed(_SessionEvent):
 
 
 @REGISTRY.register
-class SessionCompleted(_SessionEvent):
+class SessionCompleted(_SessionEvent, frozen=True, kw_only=True):
     """The booking completed: the appointment, the patient, and every call the session spans."""
 
     event_type: ClassVar[str] = "session.completed"
@@ -110,7 +108,7 @@ class SessionCompleted(_SessionEvent):
 
 
 @REGISTRY.register
-class SessionExpired(_SessionEvent):
+class SessionExpired(_SessionEvent, frozen=True, kw_only=True):
     """An open session passed its expiry; a later call starts fresh."""
 
     event_type: ClassVar[str] = "session.expired"

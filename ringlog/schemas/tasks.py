@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import Field
+import msgspec
 
 from ringlog.schemas.base import EventModel, PhoneNumber
 from ringlog.schemas.registry import REGISTRY
@@ -13,11 +13,11 @@ from ringlog.schemas.registry import REGISTRY
 FieldValue = str | int | float | bool | None
 
 
-class _TaskEvent(EventModel):
+class _TaskEvent(EventModel, frozen=True, kw_only=True):
     topic: ClassVar[str] = "tasks"
     schema_version: ClassVar[int] = 1
 
-    task_id: str = Field(min_length=1, max_length=128)
+    task_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     actor: str | None = None
 
     def partition_key(self) -> str:
@@ -26,7 +26,7 @@ class _TaskEvent(EventModel):
 
 
 @REGISTRY.register
-class TaskFieldWriteback(_TaskEvent):
+class TaskFieldWriteback(_TaskEvent, frozen=True, kw_only=True):
     """Named fields of a task were set by a business user."""
 
     event_type: ClassVar[str] = "task.field_writeback"
@@ -34,7 +34,7 @@ class TaskFieldWriteback(_TaskEvent):
 
 
 @REGISTRY.register
-class TaskRescheduled(_TaskEvent):
+class TaskRescheduled(_TaskEvent, frozen=True, kw_only=True):
     """The task's call moves to a new time."""
 
     event_type: ClassVar[str] = "task.rescheduled"
@@ -43,7 +43,7 @@ class TaskRescheduled(_TaskEvent):
 
 
 @REGISTRY.register
-class TaskDeleted(_TaskEvent):
+class TaskDeleted(_TaskEvent, frozen=True, kw_only=True):
     """The task was deleted; its pending calls are cancelled, its history kept."""
 
     event_type: ClassVar[str] = "task.deleted"
@@ -51,7 +51,7 @@ class TaskDeleted(_TaskEvent):
 
 
 @REGISTRY.register
-class TaskIncomingCall(_TaskEvent):
+class TaskIncomingCall(_TaskEvent, frozen=True, kw_only=True):
     """An incoming call was recorded as a task."""
 
     event_type: ClassVar[str] = "task.incoming_call"

@@ -191,7 +191,7 @@ def _hook(name: str, ref: str, minutes: float) -> Envelope:
     }
     if name != "call_started":
         call |= {"end_timestamp": start + 60_000, "duration_ms": 60_000}
-    return _env(model.model_validate({"event": name, "call": call}), minutes)
+    return _env(model.from_body({"event": name, "call": call}), minutes)
 
 
 def _outbound(i: int) -> list[Envelope]:

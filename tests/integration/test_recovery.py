@@ -158,10 +158,10 @@ async def test_every_turn_of_both_calls_is_on_the_dialog_topic(api: Line) -> Non
     await first.hang_up()
     ref = f"retell:{first.call_id}"
     turns = await envelopes(api.settings.kafka, api.settings.topic("dialog"), ref)
-    said = [(t.payload.role, t.payload.text) for t in turns]  # type: ignore[union-attr]
+    said = [(t.payload.role, t.payload.text) for t in turns]  # type: ignore[attr-defined]
     assert said[0][0] == "agent" and said[1] == ("user", "My name is Jane Doe")
     assert [r for r, _ in said] == ["agent", "user", "agent", "user", "agent"]
-    assert [t.payload.turn_index for t in turns] == list(range(5))  # type: ignore[union-attr]
+    assert [t.payload.turn_index for t in turns] == list(range(5))  # type: ignore[attr-defined]
 
 
 @pytest.fixture(name="flushable")

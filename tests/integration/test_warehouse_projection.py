@@ -90,7 +90,7 @@ def hook(name: str, ref: str, at: dt.datetime, minutes: float, **changes: Any) -
     if name != "call_started":
         call |= {"end_timestamp": start + 90_000, "duration_ms": 90_000}
     call |= changes
-    return env(model.model_validate({"event": name, "call": call}), at, minutes)
+    return env(model.from_body({"event": name, "call": call}), at, minutes)
 
 
 def outbound(ref: str, patient: str, at: dt.datetime) -> Envelope:

@@ -99,7 +99,7 @@ class Group:
                     model = REGISTRY.model_for(f"retell.{event}", 2)
                     batch.append(
                         Envelope.new(
-                            model.model_validate({"event": event, "call": call}),
+                            model.from_body({"event": event, "call": call}),
                             source="test",
                         )
                     )

@@ -100,7 +100,7 @@ def example_events() -> list[EventModel]:
     """At least one instance of every current model in the registry."""
     when = dt.datetime(2026, 11, 24, 15, 30, tzinfo=dt.UTC)
     webhooks = [
-        model.model_validate(
+        model.from_body(
             {"event": name, "call": retell_call(name)}
             | ({"transfer_option": {"type": "cold"}} if name == "transfer_started" else {})
         )
@@ -131,13 +131,13 @@ def example_events() -> list[EventModel]:
             cause_event_id="01a2",
         ),
         *webhooks,
-        RetellCallInbound.model_validate(
+        RetellCallInbound.from_body(
             {
                 "event": "call_inbound",
                 "call_inbound": {"from_number": PHONE, "to_number": CLINIC, "agent_id": "a1"},
             }
         ),
-        RetellCallInbound.model_validate(
+        RetellCallInbound.from_body(
             {
                 "event": "call_inbound",
                 "call_inbound": {

@@ -29,6 +29,6 @@ EXTRA_CALL_FIELDS = st.dictionaries(st.text(min_size=1, max_size=12), JSON, max_
 def call_ended_with(extra: dict[str, Any]) -> dict[str, Any]:
     """A ``call_ended`` body whose call object also carries the fields of ``extra`` that
     ringlog does not model."""
-    known = set(RetellCall.model_fields) | set(retell_call("call_ended"))
+    known = set(RetellCall.__struct_fields__) | set(retell_call("call_ended"))
     call = {k: v for k, v in extra.items() if k not in known}
     return {"event": "call_ended", "call": retell_call("call_ended") | call}

@@ -25,7 +25,7 @@ CALLER, CLINIC = "+14155550123", "+14155559876"
 def webhook_ref(call: dict[str, Any]) -> str:
     """The ref the call-event webhook route keys the event by."""
     body = {"event": "call_ended", "call": call}
-    return RetellCallEnded.model_validate(body).partition_key()
+    return RetellCallEnded.from_body(body).partition_key()
 
 
 def dialog_ref(call: dict[str, Any]) -> str:
@@ -38,7 +38,7 @@ def dialog_ref(call: dict[str, Any]) -> str:
 
 def inbound_answer(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """What the inbound webhook route does: the ref it keys the ringing by, and its answer."""
-    ref = RetellCallInbound.model_validate(body).partition_key()
+    ref = RetellCallInbound.from_body(body).partition_key()
     return ref, {"call_inbound": {"metadata": {"call_ref": ref}}}
 
 

@@ -53,7 +53,7 @@ def dispatched(ref: str = REF) -> Envelope:
 def webhook(event: str, **changes: object) -> Envelope:
     body = {"event": event, "call": retell_call(event) | changes}
     model = REGISTRY.model_for(f"retell.{event}", 2)
-    payload = model.model_validate(body)
+    payload = model.from_body(body)
     assert isinstance(payload, RetellWebhook)
     return env(payload)
 

@@ -7,6 +7,8 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 from ringlog.calls.state import CallState
 from ringlog.console.live import BoardUpdate, Feed, board_updates, format_since, parse_since
 from ringlog.console.queries.calls import BoardRows
@@ -33,7 +35,7 @@ def call(ref: str, phase: str) -> CallState:
 
 def abt_row(offset: int) -> TimelineRow:
     event = AbtEvent(abt_id=abt_id_for("c1", "call_started"), name="call_started", call_ref="c1")
-    envelope = Envelope.new(event, source="worker").model_copy(update={"recorded_at": T0})
+    envelope = msgspec.structs.replace(Envelope.new(event, source="worker"), recorded_at=T0)
     return TimelineRow(
         "t.abt", 0, offset, "c1", T0, str(envelope.event_id), encode(envelope).decode()
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import msgspec
 import orjson
 
 from ringlog.calls.state import CallState
@@ -46,7 +47,7 @@ def row(
     payload: EventModel, *, offset: int = 0, at: dt.datetime = T0, topic: str = "calls"
 ) -> TimelineRow:
     envelope = Envelope.new(payload, source="test", occurred_at=at)
-    envelope = envelope.model_copy(update={"recorded_at": at})
+    envelope = msgspec.structs.replace(envelope, recorded_at=at)
     return TimelineRow(
         topic=f"{PREFIX}{topic}",
         partition=2,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import msgspec
 import pytest
 
 from ringlog.calls.state import apply
@@ -34,7 +35,7 @@ def recorded(payload: EventModel, minutes: int) -> Envelope:
     """``payload`` recorded ``minutes`` after T0, having occurred a day earlier."""
     at = T0 + timedelta(minutes=minutes)
     envelope = Envelope.new(payload, source="test", occurred_at=at - timedelta(days=1))
-    return envelope.model_copy(update={"recorded_at": at})
+    return msgspec.structs.replace(envelope, recorded_at=at)
 
 
 # -- instants ---------------------------------------------------------------------------------

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, cast
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ringlog.schemas import REGISTRY
-from ringlog.schemas.base import EventModel
+from ringlog.schemas.base import PHONE_PATTERN, EventModel, PhoneNumber
 from ringlog.schemas.compat import backward_problems
 from ringlog.schemas.registry import Registry
-from ringlog.schemas.snapshots import SNAPSHOT_DIR, check, export, load_snapshots
+from ringlog.schemas.retell import RetellCallEnded
+from ringlog.schemas.snapshots import (
+    SNAPSHOT_DIR,
+    check,
+    contract_schema,
+    export,
+    load_snapshots,
+)
 
 
 def test_current_contract_reads_every_committed_revision() -> None:
@@ -33,37 +41,105 @@ def test_every_readable_version_has_a_committed_snapshot() -> None:
         assert json.loads(path.read_text())["type"] == model.event_type
 
 
-class V1(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class V1(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     call_ref: str
     note: str | None = None
     status: str = "new"
 
 
-class AddsOptional(V1):
+class AddsOptional(V1, kw_only=True):
     retries: int = 0
 
 
-class AddsRequired(V1):
+class AddsRequired(V1, kw_only=True):
     retries: int
 
 
-class DropsField(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DropsField(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     call_ref: str
     status: str = "new"
 
 
-class NarrowsType(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class NarrowsType(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     call_ref: int
     note: str | None = None
     status: str = "new"
 
 
-def schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The JSON Schema pydantic emits for ``model`` (validation mode)."""
-    return model.model_json_schema()
+class Tolerant(msgspec.Struct, forbid_unknown_fields=False):
+    call_ref: str
+
+
+class Required(V1, kw_only=True):
+    note: str
+
+
+class Inner(msgspec.Struct, forbid_unknown_fields=True):
+    a: int
+
+
+class InnerMore(Inner):
+    b: int
+
+
+class Old(msgspec.Struct):
+    inner: Inner
+    tags: dict[str, Any]
+    items: list[str]
+    ref: Annotated[str, msgspec.Meta(max_length=128)]
+
+
+class New(msgspec.Struct):
+    inner: InnerMore
+    tags: dict[str, str]
+    items: list[int]
+    ref: Annotated[str, msgspec.Meta(max_length=64)]
+
+
+class Part(msgspec.Struct):  # tolerant, as Retell's parts
+    at: datetime | None = None
+
+
+class Whole(msgspec.Struct, forbid_unknown_fields=True):
+    phone: PhoneNumber
+    when: datetime
+    parts: list[Part] | None = None
+
+
+def schema(model: type[Any]) -> dict[str, Any]:
+    """The JSON Schema the contract commits for ``model`` (a msgspec Struct)."""
+    return contract_schema(model)
+
+
+def test_contract_schema_has_the_committed_shape() -> None:
+    """Root unwrapped, tolerant Structs open, strict ones closed, phone ``$``, date-times."""
+    contract = schema(Whole)
+    assert "$ref" not in contract and contract["title"] == "Whole"
+    assert contract["additionalProperties"] is False
+    assert list(contract["$defs"]) == ["Part"]  # the root is not repeated under $defs
+    assert contract["$defs"]["Part"]["additionalProperties"] is True
+    assert contract["properties"]["phone"]["pattern"] == PHONE_PATTERN
+    assert contract["properties"]["when"]["format"] == "date-time"
+    at = contract["$defs"]["Part"]["properties"]["at"]["anyOf"]
+    assert {"type": "string", "format": "date-time"} in at
+    assert "$defs" not in schema(V1)
+
+
+def test_contract_schema_is_pure() -> None:
+    """Each call gives an equal, fresh, JSON-plain dict; msgspec's own output is unchanged."""
+    raw = msgspec.json.schema(Whole)
+    first = schema(Whole)
+    first["$defs"]["Part"]["additionalProperties"] = False
+    assert schema(Whole) != first and msgspec.json.schema(Whole) == raw
+    assert schema(Whole) == json.loads(json.dumps(schema(Whole)))
+
+
+def test_retell_bodies_are_open_at_every_level() -> None:
+    """Retell's webhook body and its nested parts keep unknown fields, so they are open."""
+    contract = schema(RetellCallEnded)
+    assert contract["additionalProperties"] is True
+    for name in ("RetellCall", "Utterance", "CallAnalysis"):
+        assert contract["$defs"][name]["additionalProperties"] is True, name
 
 
 def test_adding_an_optional_field_is_compatible() -> None:
@@ -86,12 +162,7 @@ def test_dropping_a_field_from_a_strict_model_is_detected() -> None:
 
 
 def test_dropping_a_field_from_a_tolerant_model_is_compatible() -> None:
-    """A reader that allows extra fields still reads events carrying the dropped field."""
-
-    class Tolerant(BaseModel):
-        model_config = ConfigDict(extra="allow")
-        call_ref: str
-
+    """A reader that ignores unknown fields still reads events carrying the dropped field."""
     assert backward_problems(schema(Tolerant), schema(V1)) == []
 
 
@@ -103,10 +174,6 @@ def test_narrowing_a_type_is_detected() -> None:
 
 def test_making_an_optional_field_required_is_detected() -> None:
     """Old events may lack the field or hold null in it."""
-
-    class Required(V1):
-        note: str  # type: ignore[assignment]
-
     problems = backward_problems(schema(Required), schema(V1))
     assert any("'note' is required by the reader but optional" in p for p in problems)
     assert any("null" in p for p in problems)
@@ -115,58 +182,28 @@ def test_making_an_optional_field_required_is_detected() -> None:
 def test_enum_narrowing_detected_and_widening_accepted() -> None:
     """Dropping a literal value breaks old events; adding one does not."""
 
-    class Two(BaseModel):
-        status: Literal["new", "done"]
-
-    class Three(BaseModel):
-        status: Literal["new", "done", "failed"]
-
-    class Free(BaseModel):
-        status: str
-
-    assert backward_problems(schema(Three), schema(Two)) == []
-    assert backward_problems(schema(Free), schema(Two)) == []
-    assert backward_problems(schema(Two), schema(Three)) == [
+    two = msgspec.defstruct("Two", [("status", Literal["new", "done"])])
+    three = msgspec.defstruct("Three", [("status", Literal["new", "done", "failed"])])
+    free = msgspec.defstruct("Free", [("status", str)])
+    assert backward_problems(schema(three), schema(two)) == []
+    assert backward_problems(schema(free), schema(two)) == []
+    assert backward_problems(schema(two), schema(three)) == [
         "$.status: reader no longer accepts ['failed']"
     ]
-    assert backward_problems(schema(Two), schema(Free))
+    assert backward_problems(schema(two), schema(free))
 
 
 def test_int_widened_to_float_is_compatible() -> None:
     """A reader of numbers reads integers written before, not the other way round."""
 
-    class Int(BaseModel):
-        n: int
-
-    class Num(BaseModel):
-        n: float
-
-    assert backward_problems(schema(Num), schema(Int)) == []
-    assert backward_problems(schema(Int), schema(Num))
+    int_ = msgspec.defstruct("Int", [("n", int)])
+    num = msgspec.defstruct("Num", [("n", float)])
+    assert backward_problems(schema(num), schema(int_)) == []
+    assert backward_problems(schema(int_), schema(num))
 
 
 def test_nested_and_collection_changes_are_detected() -> None:
     """Changes inside nested models, dict values, list items and bounds are found."""
-
-    class Inner(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        a: int
-
-    class InnerMore(Inner):
-        b: int
-
-    class Old(BaseModel):
-        inner: Inner
-        tags: dict[str, Any]
-        items: list[str]
-        ref: str = Field(max_length=128)
-
-    class New(BaseModel):
-        inner: InnerMore
-        tags: dict[str, str]
-        items: list[int]
-        ref: str = Field(max_length=64)
-
     problems = backward_problems(schema(New), schema(Old))
     assert [p.split(":")[0] for p in problems] == ["$.inner.b", "$.tags.*", "$.items[]", "$.ref"]
     assert backward_problems(schema(Old), schema(Old)) == []
@@ -175,14 +212,10 @@ def test_nested_and_collection_changes_are_detected() -> None:
 def test_union_narrowing_is_detected_and_widening_accepted() -> None:
     """Dropping a member of a union breaks old events; adding one does not."""
 
-    class Narrow(BaseModel):
-        v: int
-
-    class Wide(BaseModel):
-        v: int | str
-
-    assert backward_problems(schema(Wide), schema(Narrow)) == []
-    assert backward_problems(schema(Narrow), schema(Wide))
+    narrow = msgspec.defstruct("Narrow", [("v", int)])
+    wide = msgspec.defstruct("Wide", [("v", int | str)])
+    assert backward_problems(schema(wide), schema(narrow)) == []
+    assert backward_problems(schema(narrow), schema(wide))
 
 
 @pytest.mark.parametrize("model", list(REGISTRY.models()), ids=lambda m: m.event_type)
@@ -199,24 +232,20 @@ def test_literal_compatibility_is_set_inclusion(
     reader_values: set[str], writer_values: set[str]
 ) -> None:
     """A Literal reader reads a Literal writer exactly when it accepts every written value."""
-    reader = create_model("R", status=(Literal[tuple(sorted(reader_values))], ...))
-    writer = create_model("W", status=(Literal[tuple(sorted(writer_values))], ...))
+    reader = msgspec.defstruct("R", [("status", Literal[tuple(sorted(reader_values))])])
+    writer = msgspec.defstruct("W", [("status", Literal[tuple(sorted(writer_values))])])
     compatible = backward_problems(schema(reader), schema(writer)) == []
     assert compatible == (writer_values <= reader_values)
 
 
-def _thing(version: int = 1, **fields: Any) -> type[EventModel]:
-    """A made-up event model ``test.thing`` at ``version`` with ``ref`` plus ``fields``."""
-    base = create_model(
-        "Thing",
-        __base__=EventModel,
-        ref=(str, ...),
-        **fields,
+def _thing(version: int = 1, *fields: tuple[Any, ...]) -> type[EventModel]:
+    """A made-up event model ``test.thing`` at ``version`` with ``ref`` plus ``fields``
+    (``(name, type)`` or ``(name, type, default)``)."""
+    namespace = {"event_type": "test.thing", "schema_version": version, "topic": "calls"}
+    model = msgspec.defstruct(
+        "Thing", [("ref", str), *fields], bases=(EventModel,), namespace=namespace
     )
-    base.event_type = "test.thing"  # type: ignore[misc]
-    base.schema_version = version  # type: ignore[misc]
-    base.topic = "calls"  # type: ignore[misc]
-    return base
+    return cast(type[EventModel], model)
 
 
 def _registry(model: type[EventModel]) -> Registry:
@@ -229,14 +258,14 @@ def test_check_catches_a_breaking_change_against_an_old_revision(tmp_path: Path)
     """Export, change the model incompatibly under the same version: check names the field."""
     assert export(_registry(_thing()), tmp_path) == ["test.thing v1 (revision 0)"]
     assert check(_registry(_thing()), tmp_path) == []
-    problems = check(_registry(_thing(must_have=(str, ...))), tmp_path)
+    problems = check(_registry(_thing(1, ("must_have", str))), tmp_path)
     assert any("cannot read revision 0" in p and "must_have" in p for p in problems)
 
 
 def test_breaking_an_older_revision_is_caught_transitively(tmp_path: Path) -> None:
     """A change compatible with the latest revision but not an earlier one still fails."""
-    export(_registry(_thing(note=(str | None, None))), tmp_path)  # revision 0 wrote `note`
-    dropped = _registry(_thing(extra=(str | None, None)))  # revision 1 no longer has it
+    export(_registry(_thing(1, ("note", str | None, None))), tmp_path)  # revision 0 wrote `note`
+    dropped = _registry(_thing(1, ("extra", str | None, None)))  # revision 1 no longer has it
     assert export(dropped, tmp_path) == ["test.thing v1 (revision 1)"]
     problems = check(dropped, tmp_path)
     assert any("revision 0" in p and "note" in p for p in problems)
@@ -246,7 +275,7 @@ def test_breaking_an_older_revision_is_caught_transitively(tmp_path: Path) -> No
 def test_export_appends_and_never_rewrites(tmp_path: Path) -> None:
     """A compatible change needs export; export appends a revision and keeps the old one."""
     before = _registry(_thing())
-    after = _registry(_thing(extra=(str | None, None)))
+    after = _registry(_thing(1, ("extra", str | None, None)))
     export(before, tmp_path)
     revision0 = load_snapshots(tmp_path)[("test.thing", 1)][0]
     assert any("ringlog schemas export" in p for p in check(after, tmp_path))
@@ -270,7 +299,7 @@ def test_missing_snapshot_and_removed_type_are_reported(tmp_path: Path) -> None:
 def test_an_old_version_needs_an_upcaster_path(tmp_path: Path) -> None:
     """After a version bump, committed v1 events need an upcaster to v2."""
     export(_registry(_thing(1)), tmp_path)
-    bumped = _registry(_thing(2, count=(int, ...)))
+    bumped = _registry(_thing(2, ("count", int)))
     export(bumped, tmp_path)
     assert check(bumped, tmp_path) == ["test.thing v1: no upcaster path to the current version"]
     bumped.upcaster("test.thing", 1)(lambda p: p | {"count": 0})

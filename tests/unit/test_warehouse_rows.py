@@ -3,11 +3,13 @@ details, rows, folds and SQL text."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 
@@ -37,6 +39,7 @@ from ringlog.schemas import (
     RetellCallEnded,
     RetellCallInbound,
     RetellCallStarted,
+    RetellWebhook,
     SessionCompleted,
     SessionDropped,
     SessionProgressed,
@@ -48,7 +51,7 @@ from ringlog.schemas import (
     TaskRescheduled,
     abt_id_for,
 )
-from tests.support.examples import CLINIC, PHONE, REF, RETELL_ID, retell_call
+from tests.support.examples import CLINIC, PHONE, REF, RETELL_ID, example_events, retell_call
 
 KEY = "test-key"
 protect = phone_protector(KEY)
@@ -80,7 +83,7 @@ def webhook(name: str, **changes: Any) -> Envelope:
         "call_ended": RetellCallEnded,
         "call_analyzed": RetellCallAnalyzed,
     }[name]
-    return env(model.model_validate({"event": name, "call": retell_call(name) | changes}))
+    return env(model.from_body({"event": name, "call": retell_call(name) | changes}))
 
 
 def requested() -> Envelope:
@@ -144,8 +147,12 @@ def test_redact_hashes_every_phone_number_and_nothing_else() -> None:
     assert isinstance(hook.payload, RetellCallEnded)
     wire = hook.payload.to_wire()
     assert (wire["call"]["from_number"], wire["call"]["to_number"]) == (h(CLINIC), h(PHONE))
-    assert set(wire["call"]) == set(original.payload.to_wire()["call"])  # nothing added
+    sent = original.payload.to_wire()["call"]
+    assert set(wire["call"]) == set(sent)  # nothing added, nothing Retell added dropped
+    assert wire["call"]["transcript_object"] == sent["transcript_object"]  # words and all
     assert "transfer_destination" not in wire["call"]
+    assert (hook.payload.call.from_number, hook.payload.call.to_number) == (h(CLINIC), h(PHONE))
+    assert sent["from_number"] == CLINIC, "the body the original keeps is not changed"
     assert hook.event_id == original.event_id and hook.key == REF
 
     started = env(SessionStarted(session_id="s1", phone=PHONE, call_ref=REF, stage="identity"))
@@ -157,12 +164,15 @@ def test_redact_hashes_every_phone_number_and_nothing_else() -> None:
     assert isinstance(task, TaskIncomingCall)
     assert (task.from_number, task.to_number) == (h(PHONE), h(CLINIC))
 
-    ringing = RetellCallInbound.model_validate(
+    ringing = RetellCallInbound.from_body(
         {"event": "call_inbound", "call_inbound": {"from_number": PHONE, "to_number": CLINIC}}
     )
     inbound = redact(env(ringing), protect)
     assert inbound.key.startswith("in_") and PHONE not in inbound.key  # a minted call ref
     assert inbound.payload.to_wire()["call_inbound"]["from_number"] == h(PHONE)
+    assert isinstance(inbound.payload, RetellCallInbound)
+    assert inbound.payload.call_inbound.to_number == h(CLINIC)
+    assert ringing.to_wire()["call_inbound"]["from_number"] == PHONE
     by_number = redact(keyed_by_number(ringing), protect)
     assert by_number.key == f"inbound:{h(PHONE)}"
 
@@ -195,7 +205,7 @@ def test_numbers_in_writebacks_metadata_and_failure_reasons_are_hashed() -> None
     fields = redact(env(writeback), protect).payload.fields  # type: ignore[attr-defined]
     assert fields == {"callback_number": h(PHONE), "outcome": "booked"}
 
-    request = requested().payload.model_copy(update={"metadata": {"alt": PHONE, "k": "v"}})
+    request = msgspec.structs.replace(requested().payload, metadata={"alt": PHONE, "k": "v"})
     call = redact(env(request), protect).payload
     assert isinstance(call, CallRequested) and call.metadata == {"alt": h(PHONE), "k": "v"}
 
@@ -212,7 +222,7 @@ def test_numbers_in_writebacks_metadata_and_failure_reasons_are_hashed() -> None
 
 def test_a_number_with_surrounding_spaces_is_hashed_as_the_number() -> None:
     values = {"a": f" {PHONE}", "b": f"{PHONE}\n", "c": "+12345", "d": "x"}
-    request = requested().payload.model_copy(update={"metadata": values})
+    request = msgspec.structs.replace(requested().payload, metadata=values)
     call = redact(env(request), protect).payload
     assert isinstance(call, CallRequested)
     assert call.metadata == {"a": h(PHONE), "b": h(PHONE), "c": "+12345", "d": "x"}, (
@@ -295,6 +305,32 @@ def test_withheld_retell_payloads_keep_an_allow_list_of_the_call() -> None:
     assert call["latency"]["e2e"]["p50"] == 812.0
 
 
+def test_redacted_retell_payloads_are_their_new_body_read_again() -> None:
+    """A Retell payload is changed by rebuilding it from a new body (``from_body``): the typed
+    view the fold reads agrees with the body the row writes, and the original's body is
+    untouched."""
+    retell = [p for p in example_events() if isinstance(p, RetellWebhook | RetellCallInbound)]
+    assert len(retell) == 10
+    for payload in retell:
+        sent = copy.deepcopy(payload.to_wire())
+        for transcripts in (False, True):
+            event = Event("t.calls", 0, 1, Envelope.new(payload, source="test", key="k"))
+            row, fold = operations_for(event, protect, transcripts=transcripts)
+            assert isinstance(row, Row) and isinstance(fold, Fold)
+            wire, redacted = row.values["PAYLOAD"], fold.envelope.payload
+            assert redacted == type(payload).from_body(wire) and redacted.to_wire() == wire
+            if isinstance(redacted, RetellWebhook):
+                assert isinstance(payload, RetellWebhook)
+                assert redacted.call.from_number == h(CLINIC), payload
+                said = payload.call.transcript if transcripts else None
+                assert redacted.call.transcript == said, payload
+            else:
+                assert isinstance(redacted, RetellCallInbound)
+                assert redacted.call_inbound.from_number == h(PHONE), payload
+            assert PHONE not in orjson.dumps(wire).decode()
+        assert payload.to_wire() == sent, payload
+
+
 # -- rows of each family ------------------------------------------------------------------------
 
 
@@ -366,7 +402,7 @@ def test_each_family_routes_to_its_table() -> None:
     assert isinstance(withheld, Row) and withheld.values["TEXT"] is None
     turn = operations_for(said, protect, transcripts=True)[1]
     assert isinstance(turn, Row)
-    assert turn.values | {"OCCURRED_AT": None, "EVENT_ID": None} == {
+    assert {**turn.values, "OCCURRED_AT": None, "EVENT_ID": None} == {
         "CALL_REF": REF,
         "TURN_INDEX": 2,
         "RETELL_CALL_ID": RETELL_ID,
@@ -387,7 +423,7 @@ def test_each_family_routes_to_its_table() -> None:
 
 
 def test_an_inbound_ringing_keyed_by_number_makes_no_calls_row() -> None:
-    ringing = RetellCallInbound.model_validate(
+    ringing = RetellCallInbound.from_body(
         {"event": "call_inbound", "call_inbound": {"from_number": PHONE, "to_number": CLINIC}}
     )
     ops = operations_for(Event("t.calls", 0, 0, keyed_by_number(ringing)), protect)

@@ -107,7 +107,9 @@ async def retell_webhook(request: Request) -> Response:
 async def _free_number(services: Services, ended: RetellCallEnded) -> None:
     """The call is over: release its number's claim if the call still holds it (its socket's
     process may have died before releasing it). A failure is logged: the event is durable."""
-    call = ended.call.model_dump(include={"call_type", "direction", "from_number", "to_number"})
+    call = {
+        n: getattr(ended.call, n) for n in ("call_type", "direction", "from_number", "to_number")
+    }
     phone = patient_number(call)
     if not phone:
         return

@@ -17,20 +17,26 @@ Withheld:
   adds later are dropped; of ``call_analysis`` only sentiment, success and voicemail stay (the
   summary and the custom analysis data may name the patient).
 
-Pure: copies are made without re-validation (withheld fields become ``None``, empty, or unset).
+Pure. ringlog's own events are copied with ``msgspec.structs.replace`` (no validation: withheld
+fields become ``None`` or empty). A Retell payload is rebuilt from its body as sent
+(``to_wire()``) with the withheld keys left out, through ``from_body``: the body kept beside the
+typed view holds the fields Retell added (``agent_name`` …), so the body, not the view, decides
+what stays, and the view of the copy follows it. The kept body is never changed: new dicts are
+built.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
+from typing import Any
+
+from msgspec import structs
 
 from ringlog.schemas import (
-    CallAnalysis,
     DialogTurn,
     Envelope,
     EventModel,
-    InboundCall,
-    RetellCall,
     RetellCallInbound,
     RetellWebhook,
     SessionCompleted,
@@ -70,54 +76,46 @@ INBOUND_KEPT = frozenset({"call_id", "agent_id", "agent_version", "from_number",
 #: Task fields written back as free text.
 FREE_TEXT_FIELDS = frozenset({"notes"})
 
-_Part = TypeVar("_Part", InboundCall, CallAnalysis)
-
 
 def withhold(envelope: Envelope) -> Envelope:
     """The envelope without names, dates of birth and utterances (see the module)."""
     p = envelope.payload
     payload: EventModel = p
     if isinstance(p, DialogTurn):
-        payload = p.model_copy(update={"text": None})
+        payload = structs.replace(p, text=None)
     elif isinstance(p, SessionProgressed):
-        update: dict[str, Any] = {"slots": {}, "last_user_text": None, "last_agent_text": None}
-        payload = p.model_copy(update=update)
+        payload = structs.replace(p, slots={}, last_user_text=None, last_agent_text=None)
     elif isinstance(p, SessionCompleted):
-        payload = p.model_copy(update={"patient": None})
+        payload = structs.replace(p, patient=None)
     elif isinstance(p, TaskFieldWriteback) and FREE_TEXT_FIELDS & p.fields.keys():
         fields = {k: v for k, v in p.fields.items() if k not in FREE_TEXT_FIELDS}
-        payload = p.model_copy(update={"fields": fields})
+        payload = structs.replace(p, fields=fields)
     elif isinstance(p, TaskIncomingCall) and p.notes is not None:
-        payload = p.model_copy(update={"notes": None})
+        payload = structs.replace(p, notes=None)
     elif isinstance(p, RetellWebhook):
-        payload = type(p).model_construct(
-            _fields_set={"event", "call"}, event=p.event, call=_kept_call(p.call)
-        )
+        sent = p.to_wire()
+        kept = {"event": p.event, "call": _kept_call(sent["call"])}
+        payload = type(p).from_body(_kept(sent, kept.keys()) | kept)
     elif isinstance(p, RetellCallInbound):
-        inbound = _kept(InboundCall, p.call_inbound, INBOUND_KEPT)
-        payload = RetellCallInbound.model_construct(
-            _fields_set={"event", "call_inbound"}, event=p.event, call_inbound=inbound
-        )
+        sent = p.to_wire()
+        kept = {"event": p.event, "call_inbound": _kept(sent["call_inbound"], INBOUND_KEPT)}
+        payload = RetellCallInbound.from_body(_kept(sent, kept.keys()) | kept)
     if payload is p:
         return envelope
-    return envelope.model_copy(update={"payload": payload})
+    return structs.replace(envelope, payload=payload)
 
 
-def _kept_call(call: RetellCall) -> RetellCall:
-    kept = _given(call, RETELL_CALL_KEPT)
+def _kept_call(call: Mapping[str, Any]) -> dict[str, Any]:
+    """Retell's call object as sent, but only the fields of :data:`RETELL_CALL_KEPT`, and of its
+    ``call_analysis`` only those of :data:`ANALYSIS_KEPT`."""
+    kept = _kept(call, RETELL_CALL_KEPT)
     analysis = kept.get("call_analysis")
-    if isinstance(analysis, CallAnalysis):
-        kept["call_analysis"] = _kept(CallAnalysis, analysis, ANALYSIS_KEPT)
-    return RetellCall.model_construct(_fields_set=set(kept), **kept)
+    if isinstance(analysis, Mapping):
+        kept["call_analysis"] = _kept(analysis, ANALYSIS_KEPT)
+    return kept
 
 
-def _given(model: Any, names: frozenset[str]) -> dict[str, Any]:
-    """The fields of ``model`` that were given (declared or extra) and are in ``names``."""
-    given = {n: getattr(model, n) for n in model.model_fields_set if n in names}
-    extra = model.model_extra or {}
-    return given | {n: v for n, v in extra.items() if n in names}
-
-
-def _kept(cls: type[_Part], model: _Part, names: frozenset[str]) -> _Part:
-    kept = _given(model, names)
-    return cls.model_construct(_fields_set=set(kept), **kept)
+def _kept(sent: Mapping[str, Any], names: AbstractSet[str]) -> dict[str, Any]:
+    """A new dict of the fields of ``sent`` (a body as sent, or a part of one) that are in
+    ``names``, in the order they were sent."""
+    return {k: v for k, v in sent.items() if k in names}

@@ -3,6 +3,12 @@
 :func:`redact` replaces every phone number of an envelope (payload fields, numbers in
 metadata and in a dispatch failure's reason, the key of ``sessions`` events) with
 :func:`hash_phone`, or leaves them clear when hashing is off. Pure.
+
+ringlog's own events are copied with ``msgspec.structs.replace``, without validation (a hash is
+not an E.164 number). A Retell payload is rebuilt from a new body, its body as sent
+(``to_wire()``) with the numbers replaced in place, through ``from_body``: the fields ringlog
+does not model stay, and the typed view of the copy reads the hashes. The kept body is never
+changed: new dicts are built.
 """
 
 from __future__ import annotations
@@ -11,7 +17,9 @@ import functools
 import hmac
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+from msgspec import structs
 
 from ringlog.schemas import (
     CallDispatchFailed,
@@ -33,6 +41,8 @@ INBOUND_KEY = "inbound:"
 PHONE_FIELDS = frozenset({"callback_number"})
 #: A phone number inside free text.
 _PHONE_IN_TEXT = re.compile(PHONE_DIGITS + r"\b")
+#: A Retell payload: a body as sent beside its typed view.
+_Retell = TypeVar("_Retell", RetellWebhook, RetellCallInbound)
 
 
 def hash_phone(number: str, key: bytes) -> str:
@@ -78,24 +88,25 @@ def redact(envelope: Envelope, protect: Protect) -> Envelope:
     ``to_number``, ``transfer_destination``, and number values of ``metadata`` and
     ``retell_llm_dynamic_variables``), ``retell.call_inbound``, every ``sessions`` event
     (``phone`` and the key), ``task.incoming_call``, ``callback_number`` of
-    ``task.field_writeback``, and a correlation id that is a number. Copies are made without
-    re-validation, since a hash is not an E.164 number.
+    ``task.field_writeback``, and a correlation id that is a number. ringlog's own events are
+    copied without re-validation, since a hash is not an E.164 number; a Retell payload is
+    re-read from its new body (:func:`_with_numbers`), which takes a hash: Retell's numbers are
+    plain strings.
     """
     p = envelope.payload
     payload: EventModel = p
     key = envelope.key
     if isinstance(p, CallRequested):
-        payload = p.model_copy(
-            update={
-                "to_number": protect(p.to_number),
-                "from_number": protect(p.from_number),
-                "metadata": _numbers_in(p.metadata, protect),
-            }
+        payload = structs.replace(
+            p,
+            to_number=protect(p.to_number),
+            from_number=protect(p.from_number),
+            metadata=_numbers_in(p.metadata, protect),
         )
     elif isinstance(p, CallDispatchFailed):
         reason = _numbers_in_text(p.reason, protect)
         if reason != p.reason:
-            payload = p.model_copy(update={"reason": reason})
+            payload = structs.replace(p, reason=reason)
     elif isinstance(p, RetellWebhook):
         call = p.call
         changes: dict[str, Any] = {
@@ -108,26 +119,26 @@ def redact(envelope: Envelope, protect: Protect) -> Envelope:
             if values and (hashed := _numbers_in(values, protect)) != values:
                 changes[name] = hashed
         if changes:
-            payload = p.model_copy(update={"call": call.model_copy(update=changes)})
+            payload = _with_numbers(p, "call", changes)
     elif isinstance(p, RetellCallInbound):
         inbound = p.call_inbound
         changes = {
             "from_number": protect(inbound.from_number),
             "to_number": protect(inbound.to_number),
         }
-        payload = p.model_copy(update={"call_inbound": inbound.model_copy(update=changes)})
+        payload = _with_numbers(p, "call_inbound", changes)
     elif isinstance(p, TaskIncomingCall):
-        payload = p.model_copy(
-            update={"from_number": protect(p.from_number), "to_number": protect(p.to_number)}
+        payload = structs.replace(
+            p, from_number=protect(p.from_number), to_number=protect(p.to_number)
         )
     elif isinstance(p, TaskFieldWriteback) and PHONE_FIELDS & p.fields.keys():
         fields = {
             name: protect(value) if name in PHONE_FIELDS and isinstance(value, str) else value
             for name, value in p.fields.items()
         }
-        payload = p.model_copy(update={"fields": fields})
-    elif p.topic == "sessions" and isinstance(getattr(p, "phone", None), str):
-        payload = p.model_copy(update={"phone": protect(p.phone)})  # type: ignore[attr-defined]
+        payload = structs.replace(p, fields=fields)
+    elif p.topic == "sessions" and isinstance(phone := getattr(p, "phone", None), str):
+        payload = structs.replace(p, phone=protect(phone))
         key = protect(key)
     if key.startswith(INBOUND_KEY):
         key = INBOUND_KEY + protect(key.removeprefix(INBOUND_KEY))
@@ -136,6 +147,13 @@ def redact(envelope: Envelope, protect: Protect) -> Envelope:
         correlation = protect(correlation)
     if payload is p and key == envelope.key and correlation == envelope.correlation_id:
         return envelope
-    return envelope.model_copy(
-        update={"payload": payload, "key": key, "correlation_id": correlation}
-    )
+    return structs.replace(envelope, payload=payload, key=key, correlation_id=correlation)
+
+
+def _with_numbers(payload: _Retell, part: str, changes: Mapping[str, Any]) -> _Retell:
+    """``payload`` rebuilt from its body as sent with ``changes`` made to the object ``part``
+    (``call`` or ``call_inbound``): changed fields stay where they were sent, fields not sent
+    are added at the end. New dicts: the kept body is not changed."""
+    sent = payload.to_wire()
+    changed = {**sent[part], **changes}
+    return type(payload).from_body({**sent, part: changed})
