@@ -38,7 +38,7 @@ from ringlog.projections.metrics import ProjectionMetrics
 from ringlog.projections.prepared import event_type
 from ringlog.projections.retrying import describe, is_transient
 from ringlog.streams.consumer import LogRecord, next_offsets
-from ringlog.streams.deadletter import dead_letter, meant_for, processor_of, redriven_for
+from ringlog.streams.deadletter import dead_letter, meant_for, processor_of
 from ringlog.streams.offsets import Position
 from ringlog.streams.producer import LogProducer
 
@@ -199,10 +199,9 @@ class Isolation(Generic[OpT]):
         projection = self._runner.projection
         if projection.handles is not None and not projection.reads(event_type(record)):
             return False
-        target = redriven_for(record.headers)
-        if target is None:
+        if record.redriven_for is None:
             return True
-        return self._redriven and meant_for(record.headers, projection.name)
+        return self._redriven and meant_for(record.redriven_for, projection.name)
 
     async def dead_letter(self, record: LogRecord, error: str) -> None:
         """Append ``record`` to the dead-letter topic with ``error`` (once; callers retry)."""

@@ -103,6 +103,9 @@ class ProjectionRunner(Limits, Generic[OpT]):
         #: take every partition without joining the group (see :class:`LogConsumer`)
         self.alone = alone
         self._ends: dict[Position, int] = {}
+        #: assignments positioned so far, and the one each partition was last positioned in
+        self._assignment = 0
+        self._assigned_in: dict[Position, int] = {}
         self._failure: BaseException | None = None
         self._isolation = Isolation(
             self,
@@ -169,11 +172,13 @@ class ProjectionRunner(Limits, Generic[OpT]):
         batches. Batches prepared while a write is in flight are merged into one pending
         batch, written next in one transaction (group commit): a busy target gets fewer,
         larger transactions, an idle one each batch at once. At ``max_pending`` records the
-        loop waits for the write. A new partition is positioned only once every write is done.
+        loop waits for the write. A new partition is positioned only once every write is done,
+        and settled (:meth:`_settle`) while its first records are fetched.
         """
         writing: asyncio.Task[None] | None = None
         pending: Prepared[OpT] | None = None
         fetch: asyncio.Future[Batch] | None = None
+        settling: set[asyncio.Task[None]] = set()
 
         def hand_over() -> None:
             """Start writing the pending batch, if any (the previous write has finished)."""
@@ -194,7 +199,10 @@ class ProjectionRunner(Limits, Generic[OpT]):
                 new = self._new_partitions(consumer)
                 if new:
                     await drain()
-                    await self._position(consumer, offsets, new, stop)
+                    settling.add(await self._position(consumer, offsets, new, stop))
+                for settled in [t for t in settling if t.done()]:
+                    settling.discard(settled)
+                    await settled  # surfaces a failed settle now
                 fetch = asyncio.ensure_future(consumer.getmany(timeout_ms=self._poll_timeout_ms))
                 # while fetching, a finished write hands over to the pending batch at once
                 while writing is not None and not fetch.done():
@@ -224,6 +232,9 @@ class ProjectionRunner(Limits, Generic[OpT]):
         finally:
             if fetch is not None:
                 fetch.cancel()
+            for settle in settling:
+                settle.cancel()
+            await asyncio.gather(*settling, return_exceptions=True)  # stopping: ends unread
             if writing is not None:
                 await writing
 
@@ -232,7 +243,7 @@ class ProjectionRunner(Limits, Generic[OpT]):
         lag gauge, batches or not (so it rises while a write is retried).
 
         The batch loop sets the gauge from the last ends read, so it never waits for them;
-        positioning new partitions reads their ends first (:meth:`_position`)."""
+        settling new partitions reads their ends first (:meth:`_settle`)."""
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._lag_interval_s)
@@ -358,29 +369,51 @@ class ProjectionRunner(Limits, Generic[OpT]):
         offsets: OffsetReader,
         new: set[Position],
         stop: asyncio.Event,
-    ) -> None:
-        """Seek the ``new`` partitions to the target's checkpoint (0 when absent) and commit
-        that checkpoint as the group's offset."""
+    ) -> asyncio.Task[None]:
+        """Seek the ``new`` partitions to the target's checkpoint (0 when absent), then, in a
+        task of its own while the first records are fetched, settle them (:meth:`_settle`)."""
         # another member may have advanced these partitions since we last looked
         loaded: dict[Position, int] = await self._retrying(stop)(
             self.target.load_checkpoint, self.projection.name
         )
         self.checkpoint.update(loaded)
+        self._assignment += 1
         for topic, partition in sorted(new):
             await consumer.seek(
                 TopicPartition(topic, partition), self.checkpoint.get((topic, partition), 0)
             )
             self._positioned.add((topic, partition))
+            self._assigned_in[(topic, partition)] = self._assignment
+        return asyncio.create_task(
+            self._settle(consumer, offsets, new, self._assignment, stop),
+            name=f"settle {self.projection.name}",
+        )
+
+    async def _settle(
+        self,
+        consumer: LogConsumer,
+        offsets: OffsetReader,
+        new: set[Position],
+        assignment: int,
+        stop: asyncio.Event,
+    ) -> None:
+        """Commit the checkpoint of the ``new`` partitions as the group's offset, read where
+        the log ends (each is *restored* once applied that far; until then it is not), and
+        tell :meth:`on_assigned`. A partition revoked or assigned anew meanwhile is left to
+        that later assignment."""
         # bring the group's offsets up to the checkpoint (a crash may have left them behind)
         await self._commit(consumer, new)
         # fresh metadata: a partition added to a topic since must get its real end, not 0
         ends: dict[Position, int] = await self._retrying(stop)(
             offsets.read, sorted({t for t, _ in new}), fresh=True
         )
-        for position in new:
+        current = {p for p in new if self._assigned_in.get(p) == assignment}
+        current &= self._positioned
+        for position in current:
             self._restore_ends[position] = self._ends[position] = ends.get(position, 0)
         self._set_lag()
-        self.on_assigned(frozenset(new))
+        if current:
+            self.on_assigned(frozenset(current))
 
     def _set_lag(self) -> None:
         """Set the gauge of every positioned partition from the last end offsets read."""

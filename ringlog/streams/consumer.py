@@ -19,7 +19,8 @@ from aiokafka.errors import KafkaError
 
 from ringlog.config import KafkaSettings
 from ringlog.errors import BrokerUnavailable, DecodeError
-from ringlog.schemas import REGISTRY, Envelope, decode, written_as
+from ringlog.schemas import REGISTRY, Envelope, decode
+from ringlog.schemas.codec import HEADER_TYPE, HEADER_VERSION, written_as_named
 from ringlog.streams.lifecycle import AsyncService
 
 
@@ -35,6 +36,13 @@ class LogRecord(NamedTuple):
     headers: tuple[tuple[str, bytes], ...]
     envelope: Envelope | None
     error: DecodeError | None
+    #: on a re-driven copy of a dead letter, the processor it is for (:data:`HEADER_REDRIVE_FOR`)
+    redriven_for: str | None = None
+
+
+#: On a re-driven copy of a dead letter: the one processor that applies it (``projection:crm``;
+#: see :mod:`ringlog.streams.deadletter`).
+HEADER_REDRIVE_FOR = "ringlog-redrive-for"
 
 
 @dataclass(frozen=True)
@@ -73,20 +81,29 @@ def follow(positions: dict[tuple[str, int], int], topic: str, partition: int, of
 def to_log_record(msg: ConsumerRecord[bytes, bytes]) -> LogRecord:
     """Decode one aiokafka record; decoding failures are captured, never raised.
 
-    The type and version in the headers let the body be validated in one pass
-    (see :func:`ringlog.schemas.decode`)."""
-    # aiokafka's headers are a tuple already (no copy); positional: this runs per record
-    headers = tuple(msg.headers)
+    The headers are read in one pass: the type and version they name let the body be
+    validated in one pass too (see :func:`ringlog.schemas.decode`)."""
+    headers = msg.headers  # a tuple already: kept as it is
+    event_type = version = redrive = None
+    for name, value in headers:
+        if name == HEADER_TYPE:
+            event_type = value
+        elif name == HEADER_VERSION:
+            version = value
+        elif name == HEADER_REDRIVE_FOR:
+            redrive = value.decode(errors="replace")
     value = msg.value or b""
     try:
-        envelope = decode(value, REGISTRY, written_as=written_as(headers))
+        envelope = decode(value, REGISTRY, written_as=written_as_named(event_type, version))
     except DecodeError as exc:
         return LogRecord(
-            msg.topic, msg.partition, msg.offset, msg.timestamp, msg.key, value, headers, None, exc
-        )
+            msg.topic, msg.partition, msg.offset, msg.timestamp, msg.key, value, headers, None,
+            exc, redrive,
+        )  # fmt: skip
     return LogRecord(
-        msg.topic, msg.partition, msg.offset, msg.timestamp, msg.key, value, headers, envelope, None
-    )
+        msg.topic, msg.partition, msg.offset, msg.timestamp, msg.key, value, headers, envelope,
+        None, redrive,
+    )  # fmt: skip
 
 
 def standalone_consumer(

@@ -14,14 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from ringlog.streams.consumer import HEADER_REDRIVE_FOR as HEADER_REDRIVE_FOR  # re-exported
 from ringlog.streams.producer import Headers, LogProducer, RecordPosition
 
 HEADER_ERROR = "ringlog-deadletter-error"
 HEADER_PROCESSOR = "ringlog-deadletter-processor"
 HEADER_ORIGIN = "ringlog-deadletter-origin"
 HEADER_FAILED_AT = "ringlog-deadletter-failed-at"
-#: On a re-driven copy: the one processor that applies it (``projection:crm``).
-HEADER_REDRIVE_FOR = "ringlog-redrive-for"
 #: On a re-driven copy and on the markers of a replay: the dead letter it re-drives
 #: (``topic/partition/offset`` on the dead-letter topic).
 HEADER_REDRIVE_OF = "ringlog-redrive-of"
@@ -33,18 +32,18 @@ def processor_of(projection: str) -> str:
 
 
 def redriven_for(headers: Sequence[tuple[str, bytes]]) -> str | None:
-    """The processor a re-driven copy is for (``None``: the record is not a copy)."""
+    """The processor a re-driven copy is for (``None``: the record is not a copy); a consumed
+    record carries it already (``LogRecord.redriven_for``)."""
     for name, value in headers:
         if name == HEADER_REDRIVE_FOR:
             return value.decode(errors="replace")
     return None
 
 
-def meant_for(headers: Sequence[tuple[str, bytes]], projection: str) -> bool:
-    """Whether a record is ``projection``'s to apply: every record is, except a re-driven copy
-    naming another processor (:data:`HEADER_REDRIVE_FOR`)."""
-    target = redriven_for(headers)
-    return target is None or target == processor_of(projection)
+def meant_for(redriven: str | None, projection: str) -> bool:
+    """Whether a record re-driven for ``redriven`` (``None``: not a copy) is ``projection``'s
+    to apply: every record is, except a re-driven copy naming another processor."""
+    return redriven is None or redriven == processor_of(projection)
 
 
 def deadletter_headers(

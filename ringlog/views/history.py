@@ -145,7 +145,7 @@ async def session_history(
         found.extend(
             r.envelope
             for r in batch
-            if r.key == key and r.envelope is not None and meant_for(r.headers, SESSIONS_VIEW)
+            if r.key == key and r.envelope is not None and meant_for(r.redriven_for, SESSIONS_VIEW)
         )
     return found
 

@@ -14,6 +14,7 @@ from ringlog.streams.deadletter import (
     deadletter_headers,
     meant_for,
     processor_of,
+    redriven_for,
 )
 from ringlog.streams.redrive import Outcome, Where, chosen, copies_of, ledger, marker
 from tests.support.crm import env
@@ -78,9 +79,9 @@ def test_a_copy_carries_the_original_headers_and_names_its_processor() -> None:
     copy = dict(letter.copy_headers())
     assert copy[HEADER_REDRIVE_FOR] == b"projection:crm"
     assert copy[HEADER_REDRIVE_OF] == f"{DL}/0/7".encode()
-    assert meant_for(letter.copy_headers(), "crm")
-    assert not meant_for(letter.copy_headers(), "sessions")
-    assert meant_for(letter.headers, "sessions")  # not a copy: everyone's
+    assert meant_for(redriven_for(letter.copy_headers()), "crm")
+    assert not meant_for(redriven_for(letter.copy_headers()), "sessions")
+    assert meant_for(redriven_for(letter.headers), "sessions")  # not a copy: everyone's
     # a copy parked again and re-driven again names the new dead letter only
     again = LogRecord(
         DL, 0, 9, 0, letter.key, letter.value, tuple(letter.copy_headers()), None, None
@@ -172,7 +173,8 @@ def test_a_copy_is_applied_by_its_projection_alone_and_skipped_by_rebuilds() -> 
     original = parked(0)._replace(
         topic="p.sessions", partition=3, offset=40, headers=letter.headers[:3]
     )
-    copy = original._replace(offset=41, headers=tuple(letter.copy_headers()))
+    copied = tuple(letter.copy_headers())
+    copy = original._replace(offset=41, headers=copied, redriven_for=redriven_for(copied))
     assert projected([original, copy], "crm") == [40, 41]
     assert projected([original, copy], "sessions") == [40]
     assert projected([original, copy], "crm", redriven=False) == [40]
