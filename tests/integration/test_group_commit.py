@@ -19,6 +19,7 @@ from ringlog.projections.runner import ProjectionRunner
 from ringlog.schemas import Envelope, TaskFieldWriteback
 from ringlog.streams.offsets import Position, end_offsets
 from ringlog.streams.producer import LogProducer
+from tests.support.logread import eventually
 from tests.support.projections import runner_for
 
 pytestmark = pytest.mark.integration
@@ -147,3 +148,34 @@ async def test_the_pending_batch_stops_growing_at_max_pending(
     assert [offset for batch in target.applies for offset in batch] == list(range(RECORDS))
     assert max(len(batch) for batch in target.applies) < 10 + FETCH
     assert len(target.applies) >= RECORDS // (10 + FETCH) + 1
+
+
+async def test_a_partition_is_restored_only_once_applied_to_the_end_read_after_assignment(
+    topics: Settings, group_id: str
+) -> None:
+    """New partitions are settled (their ends read) beside the first fetch: a partition whose
+    records are fetched but not yet applied is owned and not restored; once applied to the
+    end, every partition is."""
+    await append_writebacks(topics)
+    ends = await end_offsets(topics.kafka, [topics.topic("tasks")])
+    (written,) = [position for position, end in ends.items() if end > 0]
+    target, watched = HeldTarget(), Watched(topics, total=FETCH)
+    built = runner(topics, watched, target, group_id)
+    stop = asyncio.Event()
+    task = asyncio.create_task(built.run(stop))
+    try:
+        async with asyncio.timeout(60):
+            await watched.enough.wait()  # its first records projected, their write held
+        assert written in built.owned
+        assert not built.restored(written)
+        target.release.set()
+        await built.caught_up(timeout_s=60, interval_s=0.02)
+        restored = await eventually(
+            lambda: asyncio.sleep(0, result={p for p in ends if built.restored(p)}),
+            lambda found: found == set(ends),
+        )
+        assert target.checkpoint[written] == RECORDS and written in restored
+    finally:
+        target.release.set()  # never leave the runner waiting on the held write
+        stop.set()
+        await task
