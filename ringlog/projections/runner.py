@@ -52,6 +52,10 @@ from ringlog.streams.producer import LogProducer
 
 log = structlog.get_logger("ringlog.projections")
 
+#: How long settling new partitions waits for their first fetch to return before it reads
+#: their ends anyway (a caught-up partition's fetch returns only at the poll timeout).
+SETTLE_AFTER_S = 0.05
+
 __all__ = ["ProjectionRunner"]
 
 
@@ -106,6 +110,8 @@ class ProjectionRunner(Limits, Generic[OpT]):
         #: assignments positioned so far, and the one each partition was last positioned in
         self._assignment = 0
         self._assigned_in: dict[Position, int] = {}
+        #: set each time a fetch returns; cleared when partitions are positioned
+        self._fetched = asyncio.Event()
         self._failure: BaseException | None = None
         self._isolation = Isolation(
             self,
@@ -199,6 +205,7 @@ class ProjectionRunner(Limits, Generic[OpT]):
                 new = self._new_partitions(consumer)
                 if new:
                     await drain()
+                    self._fetched.clear()
                     settling.add(await self._position(consumer, offsets, new, stop))
                 for settled in [t for t in settling if t.done()]:
                     settling.discard(settled)
@@ -212,6 +219,7 @@ class ProjectionRunner(Limits, Generic[OpT]):
                         hand_over()
                 batch = await fetch
                 fetch = None
+                self._fetched.set()
                 # records of a partition assigned during this fetch wait for its seek
                 parts = {p: rs for p, rs in batch.parts.items() if p in self._positioned}
                 parts = await self._held_back(consumer, parts)
@@ -400,7 +408,12 @@ class ProjectionRunner(Limits, Generic[OpT]):
         """Commit the checkpoint of the ``new`` partitions as the group's offset, read where
         the log ends (each is *restored* once applied that far; until then it is not), and
         tell :meth:`on_assigned`. A partition revoked or assigned anew meanwhile is left to
-        that later assignment."""
+        that later assignment.
+
+        It starts once the first fetch after the assignment has returned (or after
+        :data:`SETTLE_AFTER_S`): that fetch goes to the broker alone and is answered sooner."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._fetched.wait(), SETTLE_AFTER_S)
         # bring the group's offsets up to the checkpoint (a crash may have left them behind)
         await self._commit(consumer, new)
         # fresh metadata: a partition added to a topic since must get its real end, not 0

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal
 
+import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
@@ -24,8 +25,11 @@ from ringlog.schemas.codec import HEADER_TYPE, HEADER_VERSION, written_as_named
 from ringlog.streams.lifecycle import AsyncService
 
 
-class LogRecord(NamedTuple):
-    """One consumed record: its position, raw parts, and the decoded envelope or the error."""
+class LogRecord(msgspec.Struct, frozen=True):
+    """One consumed record: its position, raw parts, and the decoded envelope or the error.
+
+    A Struct, not a NamedTuple: one is made per record read, and a Struct is made in a third
+    of the time (``msgspec.structs.replace`` copies one with changes)."""
 
     topic: str
     partition: int

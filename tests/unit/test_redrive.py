@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import msgspec
+
 from ringlog.cli.deadletter import line, outcome_line
 from ringlog.schemas import SessionStarted, encode, headers
 from ringlog.streams.consumer import LogRecord
@@ -87,7 +89,8 @@ def test_a_copy_carries_the_original_headers_and_names_its_processor() -> None:
         DL, 0, 9, 0, letter.key, letter.value, tuple(letter.copy_headers()), None, None
     )
     records = [
-        again._replace(
+        msgspec.structs.replace(
+            again,
             headers=(
                 *again.headers,
                 *deadletter_headers(
@@ -97,7 +100,7 @@ def test_a_copy_carries_the_original_headers_and_names_its_processor() -> None:
                     partition=3,
                     offset=60,
                 ),
-            )
+            ),
         )
     ]
     (twice,) = ledger(records)
@@ -110,7 +113,7 @@ def test_copies_are_found_by_the_dead_letter_they_name() -> None:
     source = LogRecord(
         "p.sessions", 3, 61, 0, letter.key, letter.value, tuple(letter.copy_headers()), None, None
     )
-    other = source._replace(offset=62, headers=source.headers[:3])
+    other = msgspec.structs.replace(source, offset=62, headers=source.headers[:3])
     assert copies_of([other, source], [letter.at]) == {letter.at: Where("p.sessions", 3, 61)}
     assert copies_of([other], [letter.at]) == {}
 
@@ -170,11 +173,13 @@ def projected(records: list[LogRecord], projection: str, *, redriven: bool = Tru
 
 def test_a_copy_is_applied_by_its_projection_alone_and_skipped_by_rebuilds() -> None:
     (letter,) = ledger([parked(7)])
-    original = parked(0)._replace(
-        topic="p.sessions", partition=3, offset=40, headers=letter.headers[:3]
+    original = msgspec.structs.replace(
+        parked(0), topic="p.sessions", partition=3, offset=40, headers=letter.headers[:3]
     )
     copied = tuple(letter.copy_headers())
-    copy = original._replace(offset=41, headers=copied, redriven_for=redriven_for(copied))
+    copy = msgspec.structs.replace(
+        original, offset=41, headers=copied, redriven_for=redriven_for(copied)
+    )
     assert projected([original, copy], "crm") == [40, 41]
     assert projected([original, copy], "sessions") == [40]
     assert projected([original, copy], "crm", redriven=False) == [40]
