@@ -8,10 +8,11 @@ that arrives after ``call_ended`` marks the call as having connected, but it sta
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_serializer
+import msgspec
 
 from ringlog.schemas import Envelope
 from ringlog.schemas.abt import AbtEvent
@@ -40,10 +41,8 @@ _PHASE_RANK: dict[str, int] = {
 }
 
 
-class CallRequest(BaseModel):
+class CallRequest(msgspec.Struct, frozen=True, kw_only=True):
     """What the upstream service asked for (from ``call.requested``)."""
-
-    model_config = ConfigDict(frozen=True)
 
     to_number: str
     from_number: str
@@ -52,7 +51,7 @@ class CallRequest(BaseModel):
     scheduled_at: datetime | None = None
     patient_ref: str | None = None
     task_ref: str | None = None
-    metadata: dict[str, str] = {}
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
 
     @property
     def due_at(self) -> datetime:
@@ -60,10 +59,14 @@ class CallRequest(BaseModel):
         return self.scheduled_at or self.requested_at
 
 
-class CallState(BaseModel):
-    """Everything the processors know about one call ref."""
+class CallState(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the processors know about one call ref.
 
-    model_config = ConfigDict(frozen=True)
+    Its stored form (the worker's store, the warehouse's ``FOLD_STATE``, the read API's body)
+    is :meth:`to_json` / :meth:`to_dict`: every field, in declaration order, ``None`` included;
+    the sets as sorted lists; datetimes as ISO-8601 strings (``Z`` for UTC). It is the form the
+    pydantic model wrote before, and :meth:`from_json` reads both.
+    """
 
     call_ref: str
     request: CallRequest | None = None
@@ -94,10 +97,29 @@ class CallState(BaseModel):
     #: ids of the task events already applied to this call (reschedules, deletions)
     causes: frozenset[str] = frozenset()
 
-    @field_serializer("seen", "abt_emitted", "causes")
-    def _sorted(self, names: frozenset[str]) -> list[str]:
-        """Sets as sorted lists, so the same state always reads the same."""
-        return sorted(names)
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> CallState:
+        """The state stored as ``raw`` (JSON text from :meth:`to_json`, or from the pydantic
+        model before it). Unknown fields are ignored and missing ones take their defaults;
+        a wrong type raises :class:`msgspec.ValidationError` (a ``ValueError``)."""
+        return _DECODER.decode(raw)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CallState:
+        """The state from a JSON-ready dict (:meth:`to_dict`'s form: datetimes as ISO strings
+        or ``datetime``, sets as lists); validated like :meth:`from_json`."""
+        return msgspec.convert(data, cls)
+
+    def to_json(self) -> bytes:
+        """The stored form as JSON bytes: the same state always gives the same bytes."""
+        return _ENCODER.encode(self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form as a JSON-ready dict (what :meth:`to_json` writes, parsed): for the
+        read API and the warehouse."""
+        data: dict[str, Any] = msgspec.to_builtins(self)
+        data.update(_sorted_sets(self))
+        return data
 
     @property
     def connected(self) -> bool:
@@ -121,7 +143,19 @@ class CallState(BaseModel):
 
     def with_abt(self, name: str) -> CallState:
         """The same state, knowing ABT ``name`` is on the log."""
-        return self.model_copy(update=_abt_seen(self, name))
+        return msgspec.structs.replace(self, **_abt_seen(self, name))
+
+
+#: The set fields of :class:`CallState`: stored as sorted lists (see :func:`_sorted_sets`).
+_SETS = ("seen", "abt_emitted", "causes")
+_DECODER = msgspec.json.Decoder(CallState)
+_ENCODER = msgspec.json.Encoder()
+
+
+def _sorted_sets(state: CallState) -> dict[str, list[str]]:
+    """``state``'s sets as sorted lists, so the same state always reads the same (a set's
+    iteration order changes from one process to the next)."""
+    return {name: sorted(getattr(state, name)) for name in _SETS}
 
 
 def apply(state: CallState | None, envelope: Envelope) -> CallState:
@@ -129,7 +163,7 @@ def apply(state: CallState | None, envelope: Envelope) -> CallState:
     current = state or CallState(call_ref=envelope.key)
     update = _changes(current, envelope)
     update["events"] = current.events + 1
-    return current.model_copy(update=update)  # one copy per event: most of a step's cost
+    return msgspec.structs.replace(current, **update)  # one copy per event
 
 
 def _changes(current: CallState, envelope: Envelope) -> dict[str, Any]:
@@ -173,8 +207,8 @@ def _on_task_effect(state: CallState, event: CallCancelled | CallRescheduled) ->
         if isinstance(event, CallCancelled):
             update["dispatch"] = "cancelled"
         elif state.request is not None:
-            update["request"] = state.request.model_copy(
-                update={"scheduled_at": event.scheduled_at}
+            update["request"] = msgspec.structs.replace(
+                state.request, scheduled_at=event.scheduled_at
             )
     return update
 
@@ -190,7 +224,7 @@ def _on_requested(state: CallState, event: CallRequested, at: datetime) -> dict[
         scheduled_at=event.scheduled_at,
         patient_ref=event.patient_ref,
         task_ref=event.task_ref,
-        metadata=event.metadata,
+        metadata=dict(event.metadata),
     )
     return {
         "request": request,

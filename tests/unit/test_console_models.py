@@ -40,7 +40,7 @@ def state(ref: str = "call_1", **fields: object) -> CallState:
         "phase": "ongoing",
         "started_at": T0,
     }
-    return CallState.model_validate(base | fields)
+    return CallState.from_dict(base | fields)
 
 
 def row(

@@ -67,7 +67,7 @@ def fold_rows(
 def _fold_call(
     key: str, state_json: Mapping[str, Any] | None, folds: Sequence[Fold]
 ) -> dict[str, Any] | None:
-    state = CallState.model_validate(state_json) if state_json else None
+    state = CallState.from_dict(state_json) if state_json else None
     for f in folds:
         state = call_fold.apply(state, f.envelope)
     assert state is not None  # at least one event was folded
@@ -104,7 +104,7 @@ def calls_row(state: CallState, version: int) -> dict[str, Any]:
         "LAST_FAILURE": state.last_failure,
         "RECORDED": state.recorded,
         "EVENTS": state.events,
-        "FOLD_STATE": call_state_json(state),
+        "FOLD_STATE": state.to_dict(),  # sets as sorted lists: the same text in every process
         "VERSION": version,
     }
 
@@ -122,15 +122,6 @@ def call_status(state: CallState) -> str:
     if state.dispatch is not None:
         return state.dispatch
     return state.phase
-
-
-def call_state_json(state: CallState) -> dict[str, Any]:
-    """The call state as JSON, sets as sorted lists (the same text in every process)."""
-    data = state.model_dump(mode="json")
-    for name, value in state:
-        if isinstance(value, frozenset):
-            data[name] = sorted(data[name], key=str)
-    return data
 
 
 def _fold_session(
