@@ -136,6 +136,7 @@ class ProjectionRunner(Limits, Generic[OpT]):
         stop = stop or asyncio.Event()
         self._failure = None
         self._positioned.clear()
+        self._fetched = asyncio.Event()  # this run's loop's
         self._paused.clear()
         name = self.projection.name
         try:
