@@ -63,9 +63,10 @@ class CallState(msgspec.Struct, frozen=True, kw_only=True):
     """Everything the processors know about one call ref.
 
     Its stored form (the worker's store, the warehouse's ``FOLD_STATE``, the read API's body)
-    is :meth:`to_json` / :meth:`to_dict`: every field, in declaration order, ``None`` included;
-    the sets as sorted lists; datetimes as ISO-8601 strings (``Z`` for UTC). It is the form the
-    pydantic model wrote before, and :meth:`from_json` reads both.
+    is :meth:`to_json` (a JSON-ready dict, like the other states' ``to_json``) and
+    :meth:`encode` (those bytes): every field, in declaration order, ``None`` included; the
+    sets as sorted lists; datetimes as ISO-8601 strings (``Z`` for UTC). It is the form the
+    pydantic model wrote before, and :meth:`decode` reads both.
     """
 
     call_ref: str
@@ -98,24 +99,24 @@ class CallState(msgspec.Struct, frozen=True, kw_only=True):
     causes: frozenset[str] = frozenset()
 
     @classmethod
-    def from_json(cls, raw: bytes | str) -> CallState:
-        """The state stored as ``raw`` (JSON text from :meth:`to_json`, or from the pydantic
+    def decode(cls, raw: bytes | str) -> CallState:
+        """The state stored as ``raw`` (JSON text from :meth:`encode`, or from the pydantic
         model before it). Unknown fields are ignored and missing ones take their defaults;
         a wrong type raises :class:`msgspec.ValidationError` (a ``ValueError``)."""
         return _DECODER.decode(raw)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CallState:
-        """The state from a JSON-ready dict (:meth:`to_dict`'s form: datetimes as ISO strings
-        or ``datetime``, sets as lists); validated like :meth:`from_json`."""
+    def from_json(cls, data: Mapping[str, Any]) -> CallState:
+        """The inverse of :meth:`to_json` (datetimes as ISO strings or ``datetime``, sets as
+        lists); validated like :meth:`decode`."""
         return msgspec.convert(data, cls)
 
-    def to_json(self) -> bytes:
+    def encode(self) -> bytes:
         """The stored form as JSON bytes: the same state always gives the same bytes."""
-        return _ENCODER.encode(self.to_dict())
+        return _ENCODER.encode(self.to_json())
 
-    def to_dict(self) -> dict[str, Any]:
-        """The stored form as a JSON-ready dict (what :meth:`to_json` writes, parsed): for the
+    def to_json(self) -> dict[str, Any]:
+        """The stored form as a JSON-ready dict (what :meth:`encode` writes, parsed): for the
         read API and the warehouse."""
         data: dict[str, Any] = msgspec.to_builtins(self)
         data.update(_sorted_sets(self))

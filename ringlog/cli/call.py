@@ -70,7 +70,7 @@ def show(
         if instant is None:
             fail(f"no call {call_ref} on the log")
         fail(f"no call {call_ref} at {shown(instant)}: none of its events was recorded by then")
-    write_json(state.to_dict())
+    write_json(state.to_json())
     said = "now" if instant is None else f"at {shown(instant)}"
     note(f"call {call_ref} {said}: {state.events} event(s) folded ({view} at {coverage.header()})")
     if coverage.behind:

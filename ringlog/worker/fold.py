@@ -116,7 +116,7 @@ class BatchFold:
                 select(CALLS.c.state).where(CALLS.c.topic == self.calls_topic, chunk)
             )
             for (raw,) in rows:
-                state = CallState.from_json(raw)
+                state = CallState.decode(raw)
                 states[state.call_ref] = state
         return states
 
@@ -155,7 +155,7 @@ class BatchFold:
         )
         candidates: dict[str, CallState] = {}
         for raw, partition in stored:
-            state = CallState.from_json(raw)
+            state = CallState.decode(raw)
             candidates[state.call_ref] = state
             batch.partitions.setdefault(state.call_ref, partition)
         for ref, state in batch.states.items():  # folded in this batch, newer than stored
@@ -201,7 +201,7 @@ class BatchFold:
                 "call_ref": ref,
                 "partition": batch.partitions.get(ref, 0),
                 "version": state.events,
-                "state": state.to_json().decode(),
+                "state": state.encode().decode(),
                 **index_columns(state, self.policy),
             }
             for ref, state in batch.states.items()

@@ -70,7 +70,7 @@ def claim_due(
         .order_by(CALLS.c.due_ms, CALLS.c.call_ref)
         .limit(min(free, limit))
     )
-    states = [CallState.from_json(raw) for (raw,) in rows]
+    states = [CallState.decode(raw) for (raw,) in rows]
     if states:
         insert = insert_for(connection)(LEASES)
         connection.execute(

@@ -104,7 +104,7 @@ class WorkerStore(WorkerViews):
                     CALLS.c.owes.is_(True),
                 )
             )
-            return [CallState.from_json(raw) for (raw,) in rows]
+            return [CallState.decode(raw) for (raw,) in rows]
 
     async def outbox(self, partitions: Collection[int]) -> list[Envelope]:
         """Task effects owed to the log by the calls of ``partitions``."""

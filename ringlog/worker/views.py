@@ -60,7 +60,7 @@ class WorkerViews:
                     CALLS.c.topic == self.calls_topic, CALLS.c.call_ref == call_ref
                 )
             ).scalar_one_or_none()
-        return None if raw is None else CallState.from_json(raw)
+        return None if raw is None else CallState.decode(raw)
 
     async def task_deleted(self, task_id: str) -> bool | None:
         """Whether ``task_id`` was deleted; ``None`` when the log never mentioned it."""

@@ -40,7 +40,7 @@ def state(ref: str = "call_1", **fields: object) -> CallState:
         "phase": "ongoing",
         "started_at": T0,
     }
-    return CallState.from_dict(base | fields)
+    return CallState.from_json(base | fields)
 
 
 def row(

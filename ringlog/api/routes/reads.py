@@ -120,7 +120,7 @@ async def get_call(
     if state is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {call_ref}{when}", headers=headers)
     response.headers.update(headers)
-    body: dict[str, Any] = state.to_dict()
+    body: dict[str, Any] = state.to_json()
     return body
 
 

@@ -53,7 +53,7 @@ def call_states(connection: Connection, topic: str, refs: Sequence[str]) -> dict
     rows = connection.execute(
         select(c.call_ref, c.state).where(c.topic == topic, c.call_ref.in_(refs))
     )
-    return {ref: CallState.from_json(raw) for ref, raw in rows}
+    return {ref: CallState.decode(raw) for ref, raw in rows}
 
 
 class CallReads:
@@ -120,7 +120,7 @@ class CallReads:
         rows = connection.execute(
             select(c.state).where(c.topic == self.topics.calls, c.live.is_(True)).limit(LIVE_MAX)
         )
-        return [CallState.from_json(raw) for (raw,) in rows]
+        return [CallState.decode(raw) for (raw,) in rows]
 
     async def call(self, call_ref: str) -> CallState | None:
         """The call's state in the worker's view, if folded."""

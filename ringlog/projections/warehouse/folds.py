@@ -67,7 +67,7 @@ def fold_rows(
 def _fold_call(
     key: str, state_json: Mapping[str, Any] | None, folds: Sequence[Fold]
 ) -> dict[str, Any] | None:
-    state = CallState.from_dict(state_json) if state_json else None
+    state = CallState.from_json(state_json) if state_json else None
     for f in folds:
         state = call_fold.apply(state, f.envelope)
     assert state is not None  # at least one event was folded
@@ -104,7 +104,7 @@ def calls_row(state: CallState, version: int) -> dict[str, Any]:
         "LAST_FAILURE": state.last_failure,
         "RECORDED": state.recorded,
         "EVENTS": state.events,
-        "FOLD_STATE": state.to_dict(),  # sets as sorted lists: the same text in every process
+        "FOLD_STATE": state.to_json(),  # sets as sorted lists: the same text in every process
         "VERSION": version,
     }
 
