@@ -23,6 +23,9 @@ class Ownership:
         self._positioned: set[Position] = set()
         #: per partition taken on, the log's end when it was assigned (see :meth:`restored`)
         self._restore_ends: dict[Position, int] = {}
+        #: assignments positioned so far, and the one each held partition was positioned in
+        self._assignments = 0
+        self._taken_in: dict[Position, int] = {}
         self._consumer: LogConsumer | None = None
 
     def _new_partitions(self, consumer: LogConsumer) -> set[Position]:
@@ -34,6 +37,7 @@ class Ownership:
             self._positioned -= revoked
             for position in revoked:
                 self._restore_ends.pop(position, None)
+                self._taken_in.pop(position, None)
             self.on_revoked(revoked)
         return assigned - self._positioned
 
@@ -54,6 +58,25 @@ class Ownership:
         assigned: from then on, every output its previous owner appended has been read."""
         end = self._restore_ends.get(position)
         return end is not None and self.checkpoint.get(position, 0) >= end
+
+    def _took(self, positions: set[Position]) -> int:
+        """Count ``positions`` as positioned, in a new assignment; return its number (to tell
+        :meth:`_settled` which of them are still held since)."""
+        self._assignments += 1
+        self._positioned |= positions
+        self._taken_in.update(dict.fromkeys(positions, self._assignments))
+        return self._assignments
+
+    def _settled(
+        self, positions: set[Position], assignment: int, ends: dict[Position, int]
+    ) -> frozenset[Position]:
+        """Record ``ends`` (where the log ended, read after ``assignment``) as the restore ends
+        of those ``positions`` held since that assignment, and return them: one revoked or
+        positioned anew meanwhile is left to the later assignment."""
+        held = frozenset(p for p in positions if self._taken_in.get(p) == assignment)
+        for position in held:
+            self._restore_ends[position] = ends.get(position, 0)
+        return held
 
     def on_assigned(self, positions: frozenset[Position]) -> None:
         """Called once ``positions`` are assigned and positioned. Does nothing; a hook."""

@@ -107,11 +107,8 @@ class ProjectionRunner(Limits, Generic[OpT]):
         #: take every partition without joining the group (see :class:`LogConsumer`)
         self.alone = alone
         self._ends: dict[Position, int] = {}
-        #: assignments positioned so far, and the one each partition was last positioned in
-        self._assignment = 0
-        self._assigned_in: dict[Position, int] = {}
-        #: set each time a fetch returns; cleared when partitions are positioned
-        self._fetched = asyncio.Event()
+        #: set each time a fetch returns, cleared when partitions are positioned (made per run)
+        self._fetched: asyncio.Event
         self._failure: BaseException | None = None
         self._isolation = Isolation(
             self,
@@ -136,7 +133,7 @@ class ProjectionRunner(Limits, Generic[OpT]):
         stop = stop or asyncio.Event()
         self._failure = None
         self._positioned.clear()
-        self._fetched = asyncio.Event()  # this run's loop's
+        self._fetched = asyncio.Event()  # an Event belongs to the loop that waits on it
         self._paused.clear()
         name = self.projection.name
         try:
@@ -386,15 +383,13 @@ class ProjectionRunner(Limits, Generic[OpT]):
             self.target.load_checkpoint, self.projection.name
         )
         self.checkpoint.update(loaded)
-        self._assignment += 1
         for topic, partition in sorted(new):
             await consumer.seek(
                 TopicPartition(topic, partition), self.checkpoint.get((topic, partition), 0)
             )
-            self._positioned.add((topic, partition))
-            self._assigned_in[(topic, partition)] = self._assignment
+        assignment = self._took(new)
         return asyncio.create_task(
-            self._settle(consumer, offsets, new, self._assignment, stop),
+            self._settle(consumer, offsets, new, assignment, stop),
             name=f"settle {self.projection.name}",
         )
 
@@ -421,13 +416,11 @@ class ProjectionRunner(Limits, Generic[OpT]):
         ends: dict[Position, int] = await self._retrying(stop)(
             offsets.read, sorted({t for t, _ in new}), fresh=True
         )
-        current = {p for p in new if self._assigned_in.get(p) == assignment}
-        current &= self._positioned
-        for position in current:
-            self._restore_ends[position] = self._ends[position] = ends.get(position, 0)
+        held = self._settled(new, assignment, ends)
+        self._ends.update((position, ends.get(position, 0)) for position in held)
         self._set_lag()
-        if current:
-            self.on_assigned(frozenset(current))
+        if held:
+            self.on_assigned(held)
 
     def _set_lag(self) -> None:
         """Set the gauge of every positioned partition from the last end offsets read."""

@@ -143,7 +143,10 @@ def decode(
             model = registry.model_for(event_type, version)
             data["schema_version"] = version
         head = msgspec.convert(data, _Loose)
-        body = model.from_body(payload) if issubclass(model, AsSent) else _convert(payload, model)
+        if issubclass(model, AsSent):
+            body: EventModel = model.from_body(payload)  # read leniently, kept as sent
+        else:
+            body = msgspec.convert(payload, model)
         return msgspec.structs.replace(head, payload=body)
     except UnknownEventType as exc:
         raise UnknownEventType(exc.event_type, exc.version, raw) from None
@@ -197,10 +200,6 @@ def written_as_named(event_type: bytes | None, version: bytes | None) -> tuple[s
 
 #: The envelope with its payload as parsed (the general path checks the envelope alone).
 _Loose = Envelope[Any]
-
-
-def _convert(payload: dict[str, Any], model: type[EventModel]) -> EventModel:
-    return msgspec.convert(payload, model)
 
 
 #: per current model, the decoder of its records (``Envelope[Model]`` in one strict pass; a

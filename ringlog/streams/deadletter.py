@@ -11,7 +11,6 @@ the one processor it is for: every other processor reading that topic skips it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from ringlog.streams.consumer import HEADER_REDRIVE_FOR as HEADER_REDRIVE_FOR  # re-exported
@@ -31,18 +30,10 @@ def processor_of(projection: str) -> str:
     return f"projection:{projection}"
 
 
-def redriven_for(headers: Sequence[tuple[str, bytes]]) -> str | None:
-    """The processor a re-driven copy is for (``None``: the record is not a copy); a consumed
-    record carries it already (``LogRecord.redriven_for``)."""
-    for name, value in headers:
-        if name == HEADER_REDRIVE_FOR:
-            return value.decode(errors="replace")
-    return None
-
-
 def meant_for(redriven: str | None, projection: str) -> bool:
-    """Whether a record re-driven for ``redriven`` (``None``: not a copy) is ``projection``'s
-    to apply: every record is, except a re-driven copy naming another processor."""
+    """Whether a record re-driven for ``redriven`` (``None``: not a copy; a consumed record's
+    ``LogRecord.redriven_for``) is ``projection``'s to apply: every record is, except a
+    re-driven copy naming another processor."""
     return redriven is None or redriven == processor_of(projection)
 
 

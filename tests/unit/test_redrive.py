@@ -3,6 +3,7 @@ copy, and the lines ``ringlog deadletter`` prints."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import msgspec
@@ -16,13 +17,21 @@ from ringlog.streams.deadletter import (
     deadletter_headers,
     meant_for,
     processor_of,
-    redriven_for,
 )
 from ringlog.streams.redrive import Outcome, Where, chosen, copies_of, ledger, marker
 from tests.support.crm import env
+from tests.support.logread import consumed_record
 
 DL = "p.deadletter"
 PHONE = "+14155550123"
+
+
+def redriven_for(record_headers: Sequence[tuple[str, bytes]]) -> str | None:
+    """The processor a record with these headers is re-driven for, as the consumer reads it."""
+    return consumed_record(
+        topic=DL, partition=0, offset=0, timestamp_ms=0, key=None, value=b"{}",
+        headers=tuple(record_headers),
+    ).redriven_for  # fmt: skip
 
 
 def parked(offset: int, phone: str = PHONE, projection: str = "crm") -> LogRecord:
