@@ -22,6 +22,9 @@ import typer
 
 from ringlog.cli.output import err_console, fail, fail_cleanly, quiet_libraries
 
+#: ``--workers`` of rebuild and replay
+WORKERS_HELP = "Processes folding the log, one slice of the partitions each (a core each)."
+
 
 def rebuild(
     projection: str = typer.Argument(
@@ -33,6 +36,7 @@ def rebuild(
         False, "--verify", help="Rebuild into a shadow and print how it differs; swap nothing."
     ),
     timeout_s: float = typer.Option(3_600.0, help="Give up if the log is not folded by then."),
+    workers: int = typer.Option(1, min=1, help=WORKERS_HELP),
 ) -> None:
     """Rebuild PROJECTION from the whole log without readers ever seeing it half-built."""
     from ringlog import heap
@@ -47,7 +51,9 @@ def rebuild(
         heap.settle(folds=True)  # as the worker and projector do: the bulk fold allocates a lot
         if verify:
             found = asyncio.run(
-                rebuilds.verify(settings, spec.name, console=err_console, timeout_s=timeout_s)
+                rebuilds.verify(
+                    settings, spec.name, console=err_console, timeout_s=timeout_s, workers=workers
+                )
             )
             for difference in found.differences:
                 typer.echo(
@@ -61,7 +67,9 @@ def rebuild(
             )
             return
         done = asyncio.run(
-            rebuilds.rebuild(settings, spec.name, console=err_console, timeout_s=timeout_s)
+            rebuilds.rebuild(
+                settings, spec.name, console=err_console, timeout_s=timeout_s, workers=workers
+            )
         )
     typer.echo(
         f"{spec.name} rebuilt: {done.folded.records} record(s) folded at "

@@ -18,6 +18,7 @@ import typer
 from pydantic import TypeAdapter, ValidationError
 
 from ringlog.cli.output import err_console, fail, fail_cleanly, print_table, quiet_libraries
+from ringlog.cli.rebuild import WORKERS_HELP
 
 
 def replay(
@@ -41,6 +42,7 @@ def replay(
         "embedded broker keeps listing members that left): only when they are all stopped.",
     ),
     timeout_s: float = typer.Option(3_600.0, help="Give up if the log is not folded by then."),
+    workers: int = typer.Option(1, min=1, help=WORKERS_HELP),
 ) -> None:
     """Rewind the stopped PROCESSOR to a position of the log; it folds what follows again."""
     from ringlog import heap
@@ -77,7 +79,13 @@ def replay(
         heap.settle(folds=True)  # as the worker and projector do: the bulk fold allocates a lot
         folded = asyncio.run(
             rebuilds.replay(
-                settings, spec.name, plan, console=err_console, timeout_s=timeout_s, force=force
+                settings,
+                spec.name,
+                plan,
+                console=err_console,
+                timeout_s=timeout_s,
+                force=force,
+                workers=workers,
             )
         )
     typer.echo(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,12 +81,14 @@ class Bulk:
         exact: bool = False,
         timeout_s: float = 3_600.0,
         label: str | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> Folded:
         """Wait until the runner has applied everything before ``target`` on every partition.
         With ``exact``, it applies nothing at or past ``target`` (a partition ``target`` does
         not name is not applied at all) until the next reach; without, it goes on folding
-        what comes after. Raises ``TimeoutError`` after ``timeout_s``, or what the runner
-        raised if it failed."""
+        what comes after. ``progress`` is told the records applied so far at each look.
+        Raises ``TimeoutError`` after ``timeout_s``, or what the runner raised if it
+        failed."""
         runner, task = self.runner, self._task
         assert task is not None, "reach() inside the async with block"
         runner.stop_at(target if exact else None)
@@ -100,9 +102,9 @@ class Bulk:
                 for tp, n in target.items()
             )
 
-        progress = _progress(None if label is None else self._console)
-        bar = progress.add_task(label or "", total=max(total, 1), rate="", left=total)
-        with progress:
+        display = progress_bar(None if label is None else self._console)
+        bar = display.add_task(label or "", total=max(total, 1), rate="", left=total)
+        with display:
             async with asyncio.timeout(timeout_s):
                 while not runner.reached(target):
                     with contextlib.suppress(TimeoutError):
@@ -111,7 +113,9 @@ class Bulk:
                         await task  # surfaces the failure
                         raise RuntimeError(f"the {runner.projection.name} runner stopped")
                     folded, elapsed = done(), time.perf_counter() - began
-                    progress.update(
+                    if progress is not None:
+                        progress(folded)
+                    display.update(
                         bar,
                         completed=folded,
                         rate=f"{folded / elapsed:,.0f} rec/s" if elapsed > 0 else "",
@@ -120,7 +124,7 @@ class Bulk:
         return Folded(done(), time.perf_counter() - began, dict(runner.checkpoint))
 
 
-def _progress(console: Console | None) -> Progress:
+def progress_bar(console: Console | None) -> Progress:
     """A progress bar on ``console`` (disabled, showing nothing, without one)."""
     return Progress(
         TextColumn("{task.description}"),
@@ -135,4 +139,4 @@ def _progress(console: Console | None) -> Progress:
     )
 
 
-__all__ = ["BULK_MAX_RECORDS", "Bulk", "Folded"]
+__all__ = ["BULK_MAX_RECORDS", "Bulk", "Folded", "progress_bar"]

@@ -38,10 +38,19 @@ class Versions(Protocol):
     """A projection's live version and the next one, built beside it in a shadow.
 
     :meth:`open` discards what an interrupted run left in the shadow and returns a runner
-    folding into a fresh one; :meth:`close` closes it and discards the shadow."""
+    folding into a fresh one; :meth:`close` closes it and discards the shadow. Another
+    process folds into the shadow another opened with :meth:`join` and :meth:`leave`."""
 
     def open(self, group: str) -> ProjectionRunner[Any]:
         """A runner (consumer group ``<live group><group>``) folding into a fresh shadow."""
+        ...
+
+    def join(self, group: str) -> ProjectionRunner[Any]:
+        """A runner folding into the shadow as it is (opened by another process)."""
+        ...
+
+    def leave(self) -> None:
+        """Close what :meth:`join` opened; the shadow stays."""
         ...
 
     def close(self) -> None:
@@ -85,16 +94,23 @@ class SqlVersions:
 
     def open(self, group: str) -> ProjectionRunner[Any]:
         sql_shadow.discard(self._url, self.shadow)
-        self._opened = self._opener(self.shadow, group)
+        runner = self.join(group)
         self._engine = sql_engine(self._url, shadow=self.shadow)
+        return runner
+
+    def join(self, group: str) -> ProjectionRunner[Any]:
+        self._opened = self._opener(self.shadow, group)
         return self._opened.runner
 
-    def close(self) -> None:
+    def leave(self) -> None:
         if self._opened is not None:
             self._opened.close()
         if self._engine is not None:
             self._engine.dispose()
         self._opened = self._engine = None
+
+    def close(self) -> None:
+        self.leave()
         sql_shadow.discard(self._url, self.shadow)
 
     def live_position(self) -> dict[Position, int]:

@@ -18,6 +18,9 @@ are the operations, each running the live projection into a fresh shadow (a
   are folded back first (the worker emits nothing for a partition it has not restored), and
   their ids are derived from their inputs, so nothing is emitted twice.
 
+Each can fold its first position in ``workers`` processes, one slice of the partitions each
+(:mod:`.slices`); the runner here then does the rest from their checkpoints.
+
 Scans: a rebuild or replay reads the log from its start (what it is for); the swap copies
 the projection's rows; nothing else grows with history.
 """
@@ -38,6 +41,7 @@ from ringlog.projections.bulk import Bulk, Folded
 from ringlog.projections.rebuildable import RebuildRefused, Versions, rebuildable
 from ringlog.projections.runner import ProjectionRunner
 from ringlog.projections.shadow import Comparison
+from ringlog.projections.slices import fold_in_slices
 from ringlog.streams.offsets import Position, end_offsets
 
 # -- the operations ---------------------------------------------------------------------------
@@ -61,6 +65,7 @@ async def rebuild(
     console: Console | None = None,
     timeout_s: float = 3_600.0,
     catch_up_s: float = 60.0,
+    workers: int = 1,
 ) -> Rebuilt:
     """Rebuild ``name`` blue/green (see the module); returns what was done. The last
     records, those the live projector applied while the shadow reached the head, are folded
@@ -68,10 +73,12 @@ async def rebuild(
     ``catch_up_s`` (nothing is swapped then, and the live writers go on)."""
     spec = rebuildable(name)
     versions = spec.versions(settings)
-    with _shadow_runner(versions) as runner:
+    with _shadow_runner(versions) as (runner, group):
+        head = await end_offsets(settings.kafka, spec.topics(settings))
+        label = f"rebuild {name}"
+        sliced = await _sliced(settings, name, group, head, workers, console, label, timeout_s)
         async with Bulk(runner, console=console) as bulk:
-            head = await end_offsets(settings.kafka, spec.topics(settings))
-            first = await bulk.reach(head, timeout_s=timeout_s, label=f"rebuild {name}")
+            first = _then(sliced, await bulk.reach(head, timeout_s=timeout_s, label=label))
 
             async def settle(live: dict[Position, int]) -> None:
                 await bulk.reach(live, timeout_s=catch_up_s)
@@ -95,15 +102,18 @@ async def verify(
     console: Console | None = None,
     timeout_s: float = 3_600.0,
     limit: int = 20,
+    workers: int = 1,
 ) -> Comparison:
     """Fold ``name`` into a shadow up to exactly the live projection's position and diff the
     two (at most ``limit`` rows shown). The live projection is not changed; its writers wait
     while the shadow folds the records it applied meanwhile and while the rows are compared."""
     versions = rebuildable(name).versions(settings)
-    with _shadow_runner(versions) as runner:
+    with _shadow_runner(versions) as (runner, group):
+        target = versions.live_position()
+        label = f"verify {name}"
+        await _sliced(settings, name, group, target, workers, console, label, timeout_s, exact=True)
         async with Bulk(runner, console=console) as bulk:
-            target = versions.live_position()
-            await bulk.reach(target, exact=True, timeout_s=timeout_s, label=f"verify {name}")
+            await bulk.reach(target, exact=True, timeout_s=timeout_s, label=label)
 
             async def settle(live: dict[Position, int]) -> None:
                 await bulk.reach(live, exact=True, timeout_s=timeout_s)
@@ -176,6 +186,7 @@ async def replay(
     console: Console | None = None,
     timeout_s: float = 3_600.0,
     force: bool = False,
+    workers: int = 1,
 ) -> Folded:
     """Rewind the stopped processor ``name`` to ``plan``'s targets: its state becomes the
     fold of the log up to them (built in a shadow, swapped in at once). Refused
@@ -185,10 +196,14 @@ async def replay(
     await refuse_while_running(settings, name, "replay", force=force)
     target = {(r.topic, r.partition): r.target for r in plan}
     versions = spec.versions(settings)
-    with _shadow_runner(versions) as runner:
+    with _shadow_runner(versions) as (runner, group):
+        label = f"replay {name}"
+        sliced = await _sliced(
+            settings, name, group, target, workers, console, label, timeout_s, exact=True
+        )
         async with Bulk(runner, console=console) as bulk:
-            folded = await bulk.reach(
-                target, exact=True, timeout_s=timeout_s, label=f"replay {name}"
+            folded = _then(
+                sliced, await bulk.reach(target, exact=True, timeout_s=timeout_s, label=label)
             )
             await versions.swap(None)
     if spec.swapped is not None:
@@ -197,14 +212,54 @@ async def replay(
 
 
 @contextlib.contextmanager
-def _shadow_runner(versions: Versions) -> Iterator[ProjectionRunner[Any]]:
-    """A runner folding into a fresh shadow of ``versions`` (in a consumer group of its own),
-    the shadow closed and discarded when the block ends, however it ends."""
-    runner = versions.open(f"-rebuild-{secrets.token_hex(4)}")
+def _shadow_runner(versions: Versions) -> Iterator[tuple[ProjectionRunner[Any], str]]:
+    """A runner folding into a fresh shadow of ``versions`` and the suffix of its consumer
+    group (a group of its own), the shadow closed and discarded when the block ends, however
+    it ends."""
+    group = f"-rebuild-{secrets.token_hex(4)}"
+    runner = versions.open(group)
     try:
-        yield runner
+        yield runner, group
     finally:
         versions.close()
+
+
+async def _sliced(
+    settings: Settings,
+    name: str,
+    group: str,
+    target: dict[Position, int],
+    workers: int,
+    console: Console | None,
+    label: str,
+    timeout_s: float,
+    *,
+    exact: bool = False,
+) -> Folded | None:
+    """With more than one of ``workers``, the shadow folded to ``target`` by that many
+    processes (:func:`~.slices.fold_in_slices`), before the caller's runner starts."""
+    if workers <= 1:
+        return None
+    return await fold_in_slices(
+        settings,
+        name,
+        group,
+        target,
+        workers=workers,
+        exact=exact,
+        console=console,
+        label=f"{label} ({workers} processes)",
+        timeout_s=timeout_s,
+    )
+
+
+def _then(earlier: Folded | None, later: Folded) -> Folded:
+    """What ``earlier`` (the processes' fold, if any) and then ``later`` folded."""
+    if earlier is None:
+        return later
+    return Folded(
+        earlier.records + later.records, earlier.seconds + later.seconds, later.position
+    )
 
 
 __all__ = ["Rebuilt", "Rewind", "plan_replay", "rebuild", "replay", "verify"]

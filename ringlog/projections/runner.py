@@ -46,7 +46,7 @@ from ringlog.projections.limits import Limits
 from ringlog.projections.metrics import ProjectionMetrics
 from ringlog.projections.prepared import Prepared, prepare
 from ringlog.projections.retrying import classify, describe, is_transient, retrying
-from ringlog.streams.consumer import Batch, LogConsumer, LogRecord
+from ringlog.streams.consumer import Batch, LogConsumer, LogRecord, Slice
 from ringlog.streams.offsets import OffsetReader, Position, end_offsets
 from ringlog.streams.producer import LogProducer
 
@@ -64,7 +64,8 @@ class ProjectionRunner(Limits, Generic[OpT]):
 
     :meth:`run` loops until ``stop`` is set; :meth:`caught_up` waits until the target has
     applied everything on the log at the time of the call. ``alone``: the runner is the only
-    reader of its group (a rebuild's), so it takes every partition without joining the group.
+    reader of its group (a rebuild's), so it takes every partition without joining the group
+    (with :attr:`only`, those of one :class:`~ringlog.streams.consumer.Slice`).
     ``redriven=False`` (a rebuild from
     the log's start) skips the re-driven copies of dead letters meant for this projection too:
     it applies their originals instead (:mod:`.isolation`). Subclasses may override
@@ -106,6 +107,8 @@ class ProjectionRunner(Limits, Generic[OpT]):
         self._lag_interval_s = lag_interval_s
         #: take every partition without joining the group (see :class:`LogConsumer`)
         self.alone = alone
+        #: with ``alone``: the one slice of the partitions it takes (``None``: every one)
+        self.only: Slice | None = None
         self._ends: dict[Position, int] = {}
         #: set each time a fetch returns, cleared when partitions are positioned (made per run)
         self._fetched: asyncio.Event
@@ -144,6 +147,7 @@ class ProjectionRunner(Limits, Generic[OpT]):
                 group_id=self._group_id,
                 max_records=self._max_records,
                 alone=self.alone,
+                only=self.only,
             )
             # ends are read on each assignment and every lag interval: one client for them,
             # connected before the group is joined

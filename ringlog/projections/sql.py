@@ -7,7 +7,8 @@ write-ahead logging (readers in other processes never block the writer) and a bu
 The dialects' ``INSERT … ON CONFLICT`` constructs are chosen in one place, :func:`insert_for`;
 :func:`upsert` builds the usual primary-key upsert on it (overwrite some columns, optionally
 only when the row is newer). :class:`GrowthAnalyze` gives the planner statistics on tables a
-bulk load fills from empty (a rebuild's shadow).
+bulk load fills from empty (a rebuild's shadow), and :func:`create_tables` makes a shadow's
+tables cheap to fill on PostgreSQL (unlogged; only the indexes the fold itself reads).
 """
 
 from __future__ import annotations
@@ -32,9 +33,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 #: The dialects' ``INSERT`` constructs that know ``ON CONFLICT … DO UPDATE / DO NOTHING``.
 _INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+#: ``Index(…, info={FOLD_READS: True})``: an index the projection's own fold queries. A
+#: rebuild's shadow is created with these alone; the others serve the live tables' readers
+#: (the swap copies the rows into the live tables, which keep every index).
+FOLD_READS = "fold_reads"
 
 #: Seconds a SQLite connection waits for another process's write lock before failing.
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -80,6 +87,28 @@ def shadow_file(url: str, shadow: str) -> str:
     if database in (None, "", ":memory:"):
         raise ValueError("a shadow needs a SQLite database in a file, not in memory")
     return f"{database}.{shadow}"
+
+
+def _shadow_of(engine: Engine) -> str | None:
+    """The shadow ``engine`` renders tables into (``None`` for the live tables)."""
+    translate = engine.get_execution_options().get("schema_translate_map") or {}
+    shadow: str | None = translate.get(None)
+    return shadow
+
+
+def _create_shadow_tables(engine: Engine, metadata: MetaData) -> None:
+    """``metadata``'s missing tables in a PostgreSQL shadow: unlogged, with the indexes the
+    fold reads (see :func:`create_tables`)."""
+    with engine.begin() as connection:
+        for table in metadata.sorted_tables:
+            name = table_name(connection, table)
+            if connection.execute(text("SELECT to_regclass(:t)"), {"t": name}).scalar():
+                continue
+            connection.execute(CreateTable(table))
+            connection.execute(text(f"ALTER TABLE {name} SET UNLOGGED"))
+            for index in table.indexes:
+                if index.info.get(FOLD_READS):
+                    connection.execute(CreateIndex(index))
 
 
 def _translated(engine: Engine, shadow: str | None) -> Engine:
@@ -176,7 +205,15 @@ def create_tables(engine: Engine, metadata: MetaData) -> None:
     (an index added to the schema reaches databases made before it). Several processes
     opening one new database at once (the embedded stack starts them together) may race to
     create a table: the loser's "already exists" is taken as done, and the check is run
-    again."""
+    again.
+
+    A shadow on PostgreSQL (a rebuild's, made fresh for it and read by nobody but the
+    rebuild) gets its tables ``UNLOGGED`` (no write-ahead log while the log is folded into
+    them: a crash empties them, and a rerun starts a fresh shadow anyway) with only the
+    :data:`FOLD_READS` indexes beside their primary keys."""
+    if engine.dialect.name == "postgresql" and _shadow_of(engine) is not None:
+        _create_shadow_tables(engine, metadata)
+        return
     for attempt in range(3):
         try:
             metadata.create_all(engine)

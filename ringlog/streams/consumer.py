@@ -66,6 +66,25 @@ class Batch:
         return {TopicPartition(t, p): rs[-1].offset + 1 for (t, p), rs in self.parts.items()}
 
 
+@dataclass(frozen=True)
+class Slice:
+    """Slice ``index`` of ``of``: the partitions whose number is ``index`` modulo ``of``, on
+    every topic read. Co-partitioned topics (``calls`` and ``abt``) share partition numbers,
+    so a slice holds every record of its keys; ``of`` members reading one slice each read
+    every partition once."""
+
+    index: int
+    of: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.of:
+            raise ValueError(f"slice {self.index} of {self.of} does not exist")
+
+    def holds(self, partition: int) -> bool:
+        """Whether ``partition`` (of any topic) is in this slice."""
+        return partition % self.of == self.index
+
+
 def next_offsets(records: Iterable[LogRecord]) -> dict[tuple[str, int], int]:
     """Per ``(topic, partition)``, the offset after the last of ``records``: where reading
     resumes once they are all handled (what a checkpoint or an offset commit stores)."""
@@ -139,7 +158,8 @@ class LogConsumer(AsyncService):
     so one member holds all of a key's records. ``alone`` (a rebuild's reader, the only one of
     its group by construction) takes every partition at start without joining the group, and
     commits its offsets under ``group_id`` all the same: a join costs ~2 s on the embedded
-    broker."""
+    broker. With ``only`` too, it takes the partitions of that :class:`Slice` (a rebuild
+    spread over processes, one slice each)."""
 
     def __init__(
         self,
@@ -150,12 +170,14 @@ class LogConsumer(AsyncService):
         auto_offset_reset: Literal["earliest", "latest"] = "earliest",
         max_records: int = 5_000,
         alone: bool = False,
+        only: Slice | None = None,
     ) -> None:
         self._kafka = kafka
         self._topics = list(topics)
         self._max_records = max_records
         #: every partition assigned at start, no group membership (see :meth:`start`)
         self._alone = alone
+        self._only = only
         self._consumer = AIOKafkaConsumer(
             *([] if alone else self._topics),
             bootstrap_servers=kafka.bootstrap,
@@ -186,6 +208,7 @@ class LogConsumer(AsyncService):
                         TopicPartition(topic, p)
                         for topic in self._topics
                         for p in sorted(self._consumer.partitions_for_topic(topic) or ())
+                        if self._only is None or self._only.holds(p)
                     ]
                 )
         except (KafkaError, OSError, TimeoutError) as exc:

@@ -38,6 +38,7 @@ from ringlog.calls.dispatch import DispatchPolicy, due_at
 from ringlog.calls.state import CallState
 from ringlog.calls.tracking import abt_owed, record_owed
 from ringlog.projections.checkpoint import checkpoint_table
+from ringlog.projections.sql import FOLD_READS
 
 #: The processor's name: its checkpoint rows, its consumer group suffix, dead-letter origin.
 PROCESSOR = "call-lifecycle"
@@ -59,7 +60,7 @@ CALLS = Table(
     Index("worker_calls_due", "topic", "partition", "due_ms"),
     Index("worker_calls_live", "topic", "live"),
     Index("worker_calls_owes", "topic", "partition", "owes"),
-    Index("worker_calls_task", "topic", "task_ref"),
+    Index("worker_calls_task", "topic", "task_ref", info={FOLD_READS: True}),
 )
 
 TASKS = Table(

@@ -30,6 +30,7 @@ from ringlog.projections import shadow as shadow_module
 from ringlog.projections.rebuildable import Opened, Rebuildable, rebuildable
 from ringlog.projections.runner import ProjectionRunner
 from ringlog.projections.shadow import shadow_name
+from ringlog.projections.slices import SliceFailed, fold_in_slices
 from ringlog.projections.sql import sql_engine
 from ringlog.streams.producer import LogProducer
 from ringlog.views.store import SESSIONS
@@ -126,14 +127,16 @@ def _corrupt(settings: Settings, name: str) -> None:
         engine.dispose()
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("name", ["sessions", "call-lifecycle"])
 async def test_a_rebuild_under_live_traffic_ends_equal_to_a_fresh_fold(
-    on: Settings, name: str
+    on: Settings, name: str, workers: int
 ) -> None:
     """While events keep coming, a live projector folds them and a reader counts rows: the
     rebuild swaps in a version that mends a corrupted row, the reader's count never drops,
     and once traffic stops a fresh fold of the log equals the live projection, which holds a
-    row for every number (call) sent."""
+    row for every number (call) sent. With two workers, two processes fold a slice of the
+    partitions each before the rebuild's own runner takes over (the verify too)."""
     async with LogProducer(on.kafka) as log:
         await log.append_many(sessions_and_calls(100))
         async with _live(on, name) as live:
@@ -151,7 +154,7 @@ async def test_a_rebuild_under_live_traffic_ends_equal_to_a_fresh_fold(
             sending = asyncio.create_task(keep_appending(log, stop))
             reading = asyncio.create_task(reader())
             try:
-                done = await rebuilds.rebuild(on, name, timeout_s=120)
+                done = await rebuilds.rebuild(on, name, timeout_s=120, workers=workers)
                 swapped = sum(done.position.values())
 
                 async def applied() -> int:
@@ -166,8 +169,23 @@ async def test_a_rebuild_under_live_traffic_ends_equal_to_a_fresh_fold(
     assert sent > 0 and done.folded.records >= 100 and done.position
     assert seen == sorted(seen), "a reader saw rows disappear: a half-built version"
     assert _count(on, name) == 100 + sent
-    found = await rebuilds.verify(on, name, timeout_s=120)
+    found = await rebuilds.verify(on, name, timeout_s=120, workers=workers)
     assert found.aligned and found.differences == [] and found.counted == 0
+
+
+async def test_a_slice_that_fails_fails_the_fold_with_its_reason(
+    topics: Settings, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A process of a fold in slices that cannot fold (here: no such projection) ends the
+    fold with an error naming it; its reason is said on stderr in one line."""
+    with pytest.raises(
+        SliceFailed, match=r"no-such-projection slice [12]/2 failed \(exit code 1\)"
+    ):
+        await fold_in_slices(
+            topics, "no-such-projection", "-test", {(topics.topic("calls"), 0): 1}, workers=2
+        )
+    said = capfd.readouterr().err
+    assert "no-such-projection slice 1/2: RebuildRefused: no projection called" in said
 
 
 def _cli(settings: Settings, *args: str) -> tuple[int, str]:
@@ -312,3 +330,55 @@ async def test_replay_positions_are_checked_and_a_dry_run_changes_nothing(topics
     )
     assert code == 0 and "dry run: nothing changed" in out, out
     assert "sessions" in out and "folded again" in out
+
+
+@pytest.mark.parametrize("name", ["sessions", "call-lifecycle"])
+def test_a_shadow_on_postgresql_is_unlogged_with_only_the_indexes_its_fold_reads(
+    topics: Settings, tmp_path: Path, name: str
+) -> None:
+    """A rebuild's shadow writes no write-ahead log and maintains no index only the live
+    tables' readers use (the swap copies the rows into the live tables, which keep theirs):
+    the call state keeps its task index (the fold looks calls up by task), nothing else
+    beyond the primary keys."""
+    with fresh_database("postgresql", tmp_path, "shadowddl") as url:
+        settings = topics.model_copy(update={"crm": topics.crm.model_copy(update={"url": url})})
+        _open_live(settings, rebuildable(name)).close()  # the live tables
+        versions = rebuildable(name).versions(settings)
+        versions.open("-ddl-test")
+        shadow = shadow_name(url, settings.kafka.topic_prefix, name)
+        engine = sql_engine(url)
+        try:
+            with engine.connect() as connection:
+                persistence = set(
+                    connection.execute(
+                        text(
+                            "SELECT c.relpersistence FROM pg_class c JOIN pg_namespace n "
+                            "ON n.oid = c.relnamespace WHERE n.nspname = :s AND c.relkind = 'r'"
+                        ),
+                        {"s": shadow},
+                    ).scalars()
+                )
+                indexes = set(
+                    connection.execute(
+                        text(
+                            "SELECT indexname FROM pg_indexes WHERE schemaname = :s "
+                            "AND indexname NOT LIKE '%pkey'"
+                        ),
+                        {"s": shadow},
+                    ).scalars()
+                )
+                live_indexes = set(
+                    connection.execute(
+                        text(
+                            "SELECT indexname FROM pg_indexes WHERE schemaname = "
+                            "current_schema() AND indexname NOT LIKE '%pkey'"
+                        )
+                    ).scalars()
+                )
+        finally:
+            engine.dispose()
+            versions.close()
+    assert persistence == {"u"}
+    expected = {"worker_calls_task"} if name == "call-lifecycle" else set()
+    assert indexes == expected
+    assert expected < live_indexes, "the live tables keep every index"

@@ -86,6 +86,10 @@ class WarehouseVersions:
         """A warehouse runner folding into a fresh ``<schema>_NEXT``."""
         self._store.query(f"DROP SCHEMA IF EXISTS {q(self.shadow)} CASCADE")
         self._store.query(f"CREATE SCHEMA {q(self.shadow)}")
+        return self.join(group)
+
+    def join(self, group: str) -> ProjectionRunner[Any]:
+        """A warehouse runner folding into ``<schema>_NEXT`` as it is."""
         shadow = self._settings.warehouse.model_copy(update={"schema_name": self.shadow})
         self._next = WarehouseStore(connect_kwargs(shadow))
         return warehouse_runner(
@@ -95,15 +99,23 @@ class WarehouseVersions:
             max_records=BULK_MAX_RECORDS,
         )
 
+    def leave(self) -> None:
+        """Close the shadow's connection and the live one; the shadow stays."""
+        self._close_next()
+        self._store.close()
+
     def close(self) -> None:
         """Close the shadow's connection, drop the shadow schema, close the live one."""
-        if self._next is not None:
-            self._next.close()
-            self._next = None
+        self._close_next()
         try:
             self._store.query(f"DROP SCHEMA IF EXISTS {q(self.shadow)} CASCADE")
         finally:
             self._store.close()
+
+    def _close_next(self) -> None:
+        if self._next is not None:
+            self._next.close()
+            self._next = None
 
     def live_position(self) -> dict[Position, int]:
         """The live warehouse projection's checkpoint (this deployment's topics)."""

@@ -1,0 +1,166 @@
+"""A bulk fold spread over processes: one slice of the partitions each, into one shadow.
+
+A rebuild, verify or replay spends nearly all its time folding the log into a fresh shadow
+up to a first position. With ``workers`` above one, :func:`fold_in_slices` does that part
+in ``workers`` processes started for it (``spawn``): process *i* runs the projection's own
+runner (:meth:`~.rebuildable.Versions.join`) on the partitions whose number is *i* modulo
+``workers`` (:class:`~ringlog.streams.consumer.Slice`: co-partitioned topics go together,
+so each key's records are folded by one process, as the live members of a group fold them)
+and writes its rows and its partitions' checkpoints into the shared shadow. Folding is
+Python-bound and a Python process folds on one core, so this is how a rebuild uses more.
+
+The caller's own runner starts afterwards: it resumes from the checkpoints the processes
+wrote and does the rest (catching up, the swap) as it would alone. A process that fails
+fails the whole fold (the others are stopped); the caller discards the shadow, as for any
+interrupted rebuild.
+
+Scans: each process reads its slice of the log once; progress is the processes' counts,
+kept in shared memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import multiprocessing
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from rich.console import Console
+
+from ringlog.config import Settings
+from ringlog.errors import RinglogError
+from ringlog.projections.bulk import Bulk, Folded, progress_bar
+from ringlog.streams.consumer import Slice
+from ringlog.streams.offsets import Position
+
+#: Seconds between two looks at the processes.
+POLL_S = 0.2
+
+
+class SliceFailed(RinglogError):
+    """A process folding one slice failed; the fold is abandoned."""
+
+
+async def fold_in_slices(
+    settings: Settings,
+    name: str,
+    group: str,
+    target: Mapping[Position, int],
+    *,
+    workers: int,
+    exact: bool = False,
+    console: Console | None = None,
+    label: str | None = None,
+    timeout_s: float = 3_600.0,
+) -> Folded:
+    """Fold projection ``name`` into its shadow (opened by the caller) up to ``target`` with
+    ``workers`` processes, one :class:`Slice` each, consumer group suffix ``group``; what
+    they folded together. ``exact`` as for :meth:`~.bulk.Bulk.reach`. Raises
+    :class:`SliceFailed` when a process fails, ``TimeoutError`` after ``timeout_s``; the
+    other processes are stopped either way."""
+    context = multiprocessing.get_context("spawn")
+    counts = [context.Value("q", 0, lock=False) for _ in range(workers)]
+    processes = [
+        context.Process(
+            target=_member,
+            args=(
+                _Job(settings, name, group, Slice(i, workers), dict(target), exact, timeout_s),
+                counts[i],
+            ),
+            name=f"ringlog {name} slice {i + 1}/{workers}",
+            daemon=True,
+        )
+        for i in range(workers)
+    ]
+    total = sum(target.values())  # the shadow starts empty, as Bulk.reach counts
+    display = progress_bar(None if label is None else console)
+    bar = display.add_task(label or "", total=max(total, 1), rate="", left=total)
+    began = time.perf_counter()
+    try:
+        for process in processes:
+            process.start()
+        with display:
+            async with asyncio.timeout(timeout_s):
+                while any(p.is_alive() for p in processes):
+                    await asyncio.sleep(POLL_S)
+                    _check(processes)
+                    folded, elapsed = sum(c.value for c in counts), time.perf_counter() - began
+                    display.update(
+                        bar,
+                        completed=folded,
+                        rate=f"{folded / elapsed:,.0f} rec/s ({workers} processes)",
+                        left=max(0, total - folded),
+                    )
+        _check(processes)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+    return Folded(sum(c.value for c in counts), time.perf_counter() - began, dict(target))
+
+
+def _check(processes: Sequence[multiprocessing.process.BaseProcess]) -> None:
+    """Raise :class:`SliceFailed` for the first process that ended with an error."""
+    for process in processes:
+        if process.exitcode not in (None, 0):
+            raise SliceFailed(f"{process.name} failed (exit code {process.exitcode})")
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What one slice's process folds (sent to it pickled)."""
+
+    settings: Settings
+    name: str
+    group: str
+    part: Slice
+    target: dict[Position, int]
+    exact: bool
+    timeout_s: float
+
+
+def _member(job: _Job, count: ctypes.c_longlong) -> None:
+    """A slice's process: fold ``job``; a failure is said in one line on stderr and ends
+    the process with code 1. ``count`` is kept at the records folded so far."""
+    from ringlog import heap, logs
+
+    logs.configure(json_output=False, level=logging.WARNING)
+    for library in ("aiokafka", "kafka", "snowflake.connector"):
+        logging.getLogger(library).setLevel(logging.CRITICAL)
+    heap.settle(folds=True)
+    try:
+        asyncio.run(_fold_slice(job, count))
+    except Exception as exc:  # noqa: BLE001 - said once, then the parent fails the fold
+        part = job.part
+        said = f"{job.name} slice {part.index + 1}/{part.of}: {type(exc).__name__}: {exc}"
+        print(said, file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+async def _fold_slice(job: _Job, count: ctypes.c_longlong) -> None:
+    from ringlog.projections.rebuildable import rebuildable
+
+    versions = rebuildable(job.name).versions(job.settings)
+    runner = versions.join(job.group)
+    runner.only = job.part
+    mine = {tp: n for tp, n in job.target.items() if job.part.holds(tp[1])}
+
+    def progress(done: int) -> None:
+        count.value = done
+
+    try:
+        async with Bulk(runner) as bulk:
+            folded = await bulk.reach(
+                mine, exact=job.exact, timeout_s=job.timeout_s, progress=progress
+            )
+        count.value = folded.records
+    finally:
+        versions.leave()
+
+
+__all__ = ["SliceFailed", "fold_in_slices"]
