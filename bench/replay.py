@@ -70,6 +70,7 @@ from ringlog import heap, logs
 from ringlog.config import Settings
 from ringlog.projections.bulk import BULK_MAX_RECORDS, Bulk
 from ringlog.projections.rebuildable import REBUILDABLE
+from ringlog.projections.slices import fold_in_slices
 from ringlog.schemas import (
     Envelope,
     SessionCompleted,
@@ -220,6 +221,25 @@ async def fold(settings: Settings, name: str, *, engine_only: bool = False) -> F
     return Fold(folded.records, folded.seconds, timed.last_write - joined, timed.seconds, rss, peak)
 
 
+async def fold_sliced(settings: Settings, name: str, workers: int) -> float:
+    """Fold ``name`` to the head as ``ringlog rebuild --workers`` does (a fresh shadow,
+    ``workers`` processes one slice each, then the runner here for what is left); the
+    seconds from the processes' start to the runner's arrival (start-up included)."""
+    spec = REBUILDABLE[name]
+    versions = spec.versions(settings)
+    group = f"-bench-replay-{uuid.uuid4().hex[:6]}"
+    runner = versions.open(group)
+    try:
+        head = await end_offsets(settings.kafka, spec.topics(settings))
+        began = time.perf_counter()
+        await fold_in_slices(settings, name, group, head, workers=workers, timeout_s=7_200.0)
+        async with Bulk(runner) as bulk:
+            await bulk.reach(head, timeout_s=7_200.0)
+        return time.perf_counter() - began
+    finally:
+        versions.close()
+
+
 async def raw(settings: Settings, topics: Sequence[str]) -> tuple[int, float]:
     """``bench.fold.raw_rate`` over each of ``topics`` in turn (fetching 20,000 records a
     ``getmany``, as the bulk fold does); records and seconds, summed."""
@@ -245,6 +265,8 @@ class Round:
     engine: Fold
     raw_records: int
     raw_s: float
+    #: seconds of the fold in ``--workers`` processes (start-up included), if measured
+    sliced_s: float | None = None
 
     @property
     def fold_rate(self) -> float:
@@ -263,23 +285,39 @@ class Round:
         return self.fold_rate / self.raw_rate
 
     @property
+    def sliced_rate(self) -> float | None:
+        return None if self.sliced_s is None else self.fold.records / self.sliced_s
+
+    @property
     def engine_ratio(self) -> float:
         return self.engine_rate / self.raw_rate
 
 
-async def measure(settings: Settings, name: str, index: int) -> Round:
-    """Fold ``name``, fold it with the engine alone and read its topics raw, in turn (in
-    the reverse order in odd rounds)."""
+async def measure(settings: Settings, name: str, index: int, workers: int) -> Round:
+    """Fold ``name`` (in one process, then in ``workers`` if more than one), fold it with
+    the engine alone and read its topics raw, in turn (in the reverse order in odd
+    rounds)."""
     topics = REBUILDABLE[name].topics(settings)
+    sliced_s: float | None = None
     if index % 2 == 0:
         folded = await fold(settings, name)
+        if workers > 1:
+            sliced_s = await fold_sliced(settings, name, workers)
         engine = await fold(settings, name, engine_only=True)
         records, seconds = await raw(settings, topics)
     else:
         records, seconds = await raw(settings, topics)
         engine = await fold(settings, name, engine_only=True)
+        if workers > 1:
+            sliced_s = await fold_sliced(settings, name, workers)
         folded = await fold(settings, name)
-    result = Round(folded, engine, records, seconds)
+    result = Round(folded, engine, records, seconds, sliced_s)
+    if result.sliced_rate is not None:
+        say(
+            f"round {index + 1} {name}: {workers} processes folded {folded.records:,} in "
+            f"{sliced_s:.1f} s ({result.sliced_rate:,.0f} rec/s), ratio "
+            f"{result.sliced_rate / result.raw_rate:.2f}"
+        )
     say(
         f"round {index + 1} {name}: fold {folded.records:,} in {folded.work_s:.1f} s "
         f"({result.fold_rate:,.0f} rec/s; reach {folded.reach_s:.1f} s, writes "
@@ -291,10 +329,12 @@ async def measure(settings: Settings, name: str, index: int) -> Round:
     return result
 
 
-def table(n: int, append_s: dict[str, float], results: dict[str, list[Round]]) -> Table:
+def table(
+    n: int, append_s: dict[str, float], results: dict[str, list[Round]], workers: int
+) -> Table:
     """One row per projection; medians over rounds, but memory from round 1 (a later fold
     reuses the heap an earlier one grew, so its high-water mark says little); the target in
-    the header."""
+    the header. With ``workers`` above one, the fold in that many processes beside."""
     out = Table(title=f"bench/replay — {n:,} events per topic; medians of rounds")
     out.add_column("projection")
     out.add_column("records folded\n(appended in)", justify="right")
@@ -306,11 +346,23 @@ def table(n: int, append_s: dict[str, float], results: dict[str, list[Round]]) -
     out.add_column("engine only\n/ raw", justify="right")
     out.add_column("in target\nwrites", justify="right")
     out.add_column("RSS before →\npeak, round 1", justify="right")
+    if workers > 1:
+        out.add_column(f"{workers} processes\nrec/s", justify="right")
+        out.add_column(f"{workers} processes\n/ raw (rounds)", justify="right")
     for name, rounds in results.items():
         med = statistics.median
         topic = "sessions" if name == "sessions" else "calls"
         ratios = [r.ratio for r in rounds]
         first = rounds[0].fold
+        sliced = [r.sliced_rate / r.raw_rate for r in rounds if r.sliced_rate is not None]
+        beside = (
+            [
+                f"{med(r.sliced_rate for r in rounds if r.sliced_rate is not None):,.0f}",
+                f"{med(sliced):.2f}\n({' '.join(f'{x:.2f}' for x in sliced)})",
+            ]
+            if sliced
+            else []
+        )
         out.add_row(
             name,
             f"{first.records:,}\n({topic}: {append_s[topic]:.0f} s)",
@@ -322,6 +374,7 @@ def table(n: int, append_s: dict[str, float], results: dict[str, list[Round]]) -
             f"{med(r.engine_ratio for r in rounds):.2f}",
             f"{med(r.fold.write_s / r.fold.work_s for r in rounds):.0%}",
             f"{first.rss_mb:.0f} → {first.peak_mb:.0f} MB",
+            *beside,
         )
     return out
 
@@ -336,7 +389,7 @@ async def _run(settings: Settings, args: argparse.Namespace, only: Sequence[str]
     results: dict[str, list[Round]] = {name: [] for name in only}
     for index in range(args.rounds):
         for name in only if index % 2 == 0 else reversed(only):
-            results[name].append(await measure(settings, name, index))
+            results[name].append(await measure(settings, name, index, args.workers))
     return append_s, results
 
 
@@ -349,6 +402,9 @@ def main(argv: list[str] | None = None) -> None:
         "--only", default=",".join(PROJECTIONS), help="projections, comma-separated"
     )
     parser.add_argument("--sqlite", action="store_true", help="a SQLite database, not PG")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="processes of the fold in slices (1: none)"
+    )
     args = parser.parse_args(argv)
     only = [name for name in PROJECTIONS if name in args.only.split(",")]
     logs.configure(level=logging.WARNING)
@@ -369,7 +425,7 @@ def main(argv: list[str] | None = None) -> None:
             append_s, results = asyncio.run(_run(settings, args, only))
         finally:
             asyncio.run(delete_topics(settings.kafka, [settings.topic(t.name) for t in TOPICS]))
-    console.print(table(args.n, append_s, results))
+    console.print(table(args.n, append_s, results, args.workers))
     console.print(f"wall {time.perf_counter() - wall:.0f} s, database {store.kind}")
 
 
