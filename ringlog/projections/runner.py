@@ -40,6 +40,7 @@ from tenacity import AsyncRetrying, RetryCallState
 
 from ringlog.config import KafkaSettings
 from ringlog.errors import BrokerUnavailable
+from ringlog.projections.aligned import Alignment
 from ringlog.projections.base import OpT, Projection, RetryPolicy, Target
 from ringlog.projections.isolation import Isolation
 from ringlog.projections.limits import Limits
@@ -109,6 +110,8 @@ class ProjectionRunner(Limits, Generic[OpT]):
         self.alone = alone
         #: with ``alone``: the one slice of the partitions it takes (``None``: every one)
         self.only: Slice | None = None
+        #: set by a bulk fold of several topics: records released in step (:mod:`.aligned`)
+        self.aligned: Alignment | None = None
         self._ends: dict[Position, int] = {}
         #: set each time a fetch returns, cleared when partitions are positioned (made per run)
         self._fetched: asyncio.Event
@@ -225,6 +228,10 @@ class ProjectionRunner(Limits, Generic[OpT]):
                 # records of a partition assigned during this fetch wait for its seek
                 parts = {p: rs for p, rs in batch.parts.items() if p in self._positioned}
                 parts = await self._held_back(consumer, parts)
+                if self.aligned is not None:  # a bulk fold of several topics
+                    parts = await self.aligned.in_step(
+                        consumer, parts, self.projection.topics, stopped=self._paused
+                    )
                 if parts:
                     prepared = self._prepare(parts)
                     pending = prepared if pending is None else pending.then(prepared)

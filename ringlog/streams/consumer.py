@@ -249,6 +249,12 @@ class LogConsumer(AsyncService):
         """Move the read position of an assigned partition (used to resume from a checkpoint)."""
         self._consumer.seek(tp, offset)
 
+    async def at_end(self, tp: TopicPartition) -> bool:
+        """Whether every record of ``tp`` up to the high watermark of its last fetch has
+        been returned (``False`` before a first fetch answered)."""
+        highwater = self._consumer.highwater(tp)
+        return highwater is not None and await self._consumer.position(tp) >= highwater
+
     def pause(self, tps: Iterable[TopicPartition]) -> None:
         """Fetch nothing more from ``tps`` until :meth:`resume`."""
         self._consumer.pause(*tps)
