@@ -2,12 +2,13 @@
 
 A rebuild, verify or replay spends nearly all its time folding the log into a fresh shadow
 up to a first position. With ``workers`` above one, :func:`fold_in_slices` does that part
-in ``workers`` processes started for it (``spawn``): process *i* runs the projection's own
-runner (:meth:`~.rebuildable.Versions.join`) on the partitions whose number is *i* modulo
-``workers`` (:class:`~ringlog.streams.consumer.Slice`: co-partitioned topics go together,
-so each key's records are folded by one process, as the live members of a group fold them)
-and writes its rows and its partitions' checkpoints into the shared shadow. Folding is
-Python-bound and a Python process folds on one core, so this is how a rebuild uses more.
+in ``workers`` processes (the caller's and others started for it, ``spawn``): process *i*
+runs the projection's own runner (:meth:`~.rebuildable.Versions.join`) on the partitions
+whose number is *i* modulo ``workers`` (:class:`~ringlog.streams.consumer.Slice`:
+co-partitioned topics go together, so each key's records are folded by one process, as the
+live members of a group fold them) and writes its rows and its partitions' checkpoints into
+the shared shadow. Folding is Python-bound and a Python process folds on one core, so this
+is how a rebuild uses more.
 
 The caller's own runner starts afterwards: it resumes from the checkpoints the processes
 wrote and does the rest (catching up, the swap) as it would alone. A process that fails
@@ -21,24 +22,29 @@ kept in shared memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import logging
 import multiprocessing
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.console import Console
 
 from ringlog.config import Settings
 from ringlog.errors import RinglogError
 from ringlog.projections.bulk import Bulk, Folded, progress_bar
+from ringlog.projections.retrying import describe
 from ringlog.streams.consumer import Slice
 from ringlog.streams.offsets import Position
 
 #: Seconds between two looks at the processes.
 POLL_S = 0.2
+#: Seconds past ``timeout_s`` a slice's process has to say it timed out.
+GRACE_S = 30.0
 
 
 class SliceFailed(RinglogError):
@@ -64,30 +70,33 @@ async def fold_in_slices(
     other processes are stopped either way."""
     context = multiprocessing.get_context("spawn")
     counts = [context.Value("q", 0, lock=False) for _ in range(workers)]
-    processes = [
+    jobs = [
+        _Job(settings, name, group, Slice(i, workers), dict(target), exact, timeout_s)
+        for i in range(workers)
+    ]
+    processes = [  # slice 1 is folded here, by this process, which is up already
         context.Process(
             target=_member,
-            args=(
-                _Job(settings, name, group, Slice(i, workers), dict(target), exact, timeout_s),
-                counts[i],
-            ),
-            name=f"ringlog {name} slice {i + 1}/{workers}",
+            args=(replace(job, parent=os.getpid()), counts[job.part.index]),
+            name=f"ringlog {name} slice {job.part.index + 1}/{workers}",
             daemon=True,
         )
-        for i in range(workers)
+        for job in jobs[1:]
     ]
     total = sum(target.values())  # the shadow starts empty, as Bulk.reach counts
     display = progress_bar(None if label is None else console)
     bar = display.add_task(label or "", total=max(total, 1), rate="", left=total)
     began = time.perf_counter()
+    here: asyncio.Task[None] | None = None
     try:
         for process in processes:
             process.start()
+        here = asyncio.create_task(_fold_slice(jobs[0], counts[0]), name=f"{name} slice 1")
         with display:
-            async with asyncio.timeout(timeout_s):
-                while any(p.is_alive() for p in processes):
-                    await asyncio.sleep(POLL_S)
-                    _check(processes)
+            async with asyncio.timeout(timeout_s + GRACE_S):  # each slice keeps its own
+                while not here.done() or any(p.is_alive() for p in processes):
+                    await asyncio.wait((here,), timeout=POLL_S)
+                    _check(processes, here)
                     folded, elapsed = sum(c.value for c in counts), time.perf_counter() - began
                     display.update(
                         bar,
@@ -95,8 +104,12 @@ async def fold_in_slices(
                         rate=f"{folded / elapsed:,.0f} rec/s ({workers} processes)",
                         left=max(0, total - folded),
                     )
-        _check(processes)
+        _check(processes, here)
     finally:
+        if here is not None and not here.done():
+            here.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await here
         for process in processes:
             if process.is_alive():
                 process.terminate()
@@ -104,8 +117,13 @@ async def fold_in_slices(
     return Folded(sum(c.value for c in counts), time.perf_counter() - began, dict(target))
 
 
-def _check(processes: Sequence[multiprocessing.process.BaseProcess]) -> None:
-    """Raise :class:`SliceFailed` for the first process that ended with an error."""
+def _check(
+    processes: Sequence[multiprocessing.process.BaseProcess], here: asyncio.Task[None]
+) -> None:
+    """Raise what this process's own slice raised, else :class:`SliceFailed` for the first
+    process that ended with an error."""
+    if here.done():
+        here.result()
     for process in processes:
         if process.exitcode not in (None, 0):
             raise SliceFailed(f"{process.name} failed (exit code {process.exitcode})")
@@ -122,6 +140,12 @@ class _Job:
     target: dict[Position, int]
     exact: bool
     timeout_s: float
+    #: the process that started this slice's, if another: without it, this one stops
+    parent: int | None = None
+
+
+class _Orphaned(Exception):
+    """The process that started this slice's is gone."""
 
 
 def _member(job: _Job, count: ctypes.c_longlong) -> None:
@@ -137,7 +161,7 @@ def _member(job: _Job, count: ctypes.c_longlong) -> None:
         asyncio.run(_fold_slice(job, count))
     except Exception as exc:  # noqa: BLE001 - said once, then the parent fails the fold
         part = job.part
-        said = f"{job.name} slice {part.index + 1}/{part.of}: {type(exc).__name__}: {exc}"
+        said = f"{job.name} slice {part.index + 1}/{part.of}: {describe(exc)}"
         print(said, file=sys.stderr)
         raise SystemExit(1) from None
 
@@ -151,6 +175,8 @@ async def _fold_slice(job: _Job, count: ctypes.c_longlong) -> None:
     mine = {tp: n for tp, n in job.target.items() if job.part.holds(tp[1])}
 
     def progress(done: int) -> None:
+        if job.parent is not None and os.getppid() != job.parent:  # a rerun starts afresh
+            raise _Orphaned(f"process {job.parent} that started this fold is gone")
         count.value = done
 
     try:

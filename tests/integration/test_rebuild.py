@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from ringlog.cli import app as cli_app
 from ringlog.config import Settings
 from ringlog.projections import rebuilds
 from ringlog.projections import shadow as shadow_module
-from ringlog.projections.rebuildable import Opened, Rebuildable, rebuildable
+from ringlog.projections.rebuildable import Opened, Rebuildable, RebuildRefused, rebuildable
 from ringlog.projections.runner import ProjectionRunner
 from ringlog.projections.shadow import shadow_name
 from ringlog.projections.slices import SliceFailed, fold_in_slices
@@ -173,19 +174,37 @@ async def test_a_rebuild_under_live_traffic_ends_equal_to_a_fresh_fold(
     assert found.aligned and found.differences == [] and found.counted == 0
 
 
-async def test_a_slice_that_fails_fails_the_fold_with_its_reason(
-    topics: Settings, capfd: pytest.CaptureFixture[str]
-) -> None:
-    """A process of a fold in slices that cannot fold (here: no such projection) ends the
-    fold with an error naming it; its reason is said on stderr in one line."""
-    with pytest.raises(
-        SliceFailed, match=r"no-such-projection slice [12]/2 failed \(exit code 1\)"
-    ):
+async def test_a_slice_that_fails_fails_the_fold_and_stops_the_others(topics: Settings) -> None:
+    """A fold in slices whose slice cannot fold (here: no such projection) raises what that
+    slice raised, and leaves no process of it running."""
+    with pytest.raises(RebuildRefused, match="no projection called 'no-such-projection'"):
         await fold_in_slices(
             topics, "no-such-projection", "-test", {(topics.topic("calls"), 0): 1}, workers=2
         )
-    said = capfd.readouterr().err
-    assert "no-such-projection slice 1/2: RebuildRefused: no projection called" in said
+    assert multiprocessing.active_children() == []
+
+
+async def test_a_slice_process_that_fails_fails_the_fold_and_says_why(
+    topics: Settings, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A slice's process that cannot reach its target in time (here: an offset the log
+    never reaches, on a partition of the second slice) ends with an error named on stderr
+    in one line, and the fold fails naming the process."""
+    failed = r"ringlog sessions slice 2/2 failed \(exit code 1\)"
+    try:
+        with pytest.raises(SliceFailed, match=failed):
+            await fold_in_slices(
+                topics,
+                "sessions",
+                "-test",
+                {(topics.topic("sessions"), 1): 10**9},
+                workers=2,
+                timeout_s=2,
+            )
+    finally:
+        rebuildable("sessions").versions(topics).close()  # discards the shadow they made
+    assert "sessions slice 2/2: TimeoutError" in capfd.readouterr().err
+    assert multiprocessing.active_children() == []
 
 
 def _cli(settings: Settings, *args: str) -> tuple[int, str]:
