@@ -38,8 +38,12 @@ class Versions(Protocol):
     """A projection's live version and the next one, built beside it in a shadow.
 
     :meth:`open` discards what an interrupted run left in the shadow and returns a runner
-    folding into a fresh one; :meth:`close` closes it and discards the shadow. Another
-    process folds into the shadow another opened with :meth:`join` and :meth:`leave`."""
+    folding into a fresh one; :meth:`close` closes it and discards the shadow. Where
+    :attr:`sliced`, other processes fold into the shadow one opened, with :meth:`join` and
+    :meth:`leave` (:mod:`.slices`)."""
+
+    #: whether several processes may fold its shadow at once
+    sliced: bool
 
     def open(self, group: str) -> ProjectionRunner[Any]:
         """A runner (consumer group ``<live group><group>``) folding into a fresh shadow."""
@@ -77,6 +81,8 @@ class Versions(Protocol):
 
 class SqlVersions:
     """The :class:`Versions` of a projection kept in the CRM database (:mod:`.shadow`)."""
+
+    sliced = True
 
     def __init__(
         self,

@@ -73,7 +73,7 @@ async def rebuild(
     ``catch_up_s`` (nothing is swapped then, and the live writers go on)."""
     spec = rebuildable(name)
     versions = spec.versions(settings)
-    with _shadow_runner(versions) as (runner, group):
+    with _shadow_runner(versions, workers) as (runner, group):
         head = await end_offsets(settings.kafka, spec.topics(settings))
         label = f"rebuild {name}"
         sliced = await _sliced(settings, name, group, head, workers, console, label, timeout_s)
@@ -108,7 +108,7 @@ async def verify(
     two (at most ``limit`` rows shown). The live projection is not changed; its writers wait
     while the shadow folds the records it applied meanwhile and while the rows are compared."""
     versions = rebuildable(name).versions(settings)
-    with _shadow_runner(versions) as (runner, group):
+    with _shadow_runner(versions, workers) as (runner, group):
         target = versions.live_position()
         label = f"verify {name}"
         await _sliced(settings, name, group, target, workers, console, label, timeout_s, exact=True)
@@ -196,7 +196,7 @@ async def replay(
     await refuse_while_running(settings, name, "replay", force=force)
     target = {(r.topic, r.partition): r.target for r in plan}
     versions = spec.versions(settings)
-    with _shadow_runner(versions) as (runner, group):
+    with _shadow_runner(versions, workers) as (runner, group):
         label = f"replay {name}"
         sliced = await _sliced(
             settings, name, group, target, workers, console, label, timeout_s, exact=True
@@ -212,10 +212,14 @@ async def replay(
 
 
 @contextlib.contextmanager
-def _shadow_runner(versions: Versions) -> Iterator[tuple[ProjectionRunner[Any], str]]:
+def _shadow_runner(versions: Versions, workers: int) -> Iterator[tuple[ProjectionRunner[Any], str]]:
     """A runner folding into a fresh shadow of ``versions`` and the suffix of its consumer
     group (a group of its own), the shadow closed and discarded when the block ends, however
-    it ends."""
+    it ends. :class:`RebuildRefused` for more than one of ``workers`` where ``versions`` is
+    folded by one process only."""
+    if workers > 1 and not versions.sliced:
+        versions.close()
+        raise RebuildRefused("this projection is folded by one process: leave out --workers")
     group = f"-rebuild-{secrets.token_hex(4)}"
     runner = versions.open(group)
     try:
@@ -257,9 +261,7 @@ def _then(earlier: Folded | None, later: Folded) -> Folded:
     """What ``earlier`` (the processes' fold, if any) and then ``later`` folded."""
     if earlier is None:
         return later
-    return Folded(
-        earlier.records + later.records, earlier.seconds + later.seconds, later.position
-    )
+    return Folded(earlier.records + later.records, earlier.seconds + later.seconds, later.position)
 
 
 __all__ = ["Rebuilt", "Rewind", "plan_replay", "rebuild", "replay", "verify"]

@@ -17,6 +17,7 @@ import pytest
 
 from ringlog.config import Settings
 from ringlog.projections import rebuilds
+from ringlog.projections.rebuildable import RebuildRefused
 from ringlog.projections.warehouse import (
     NAME,
     WarehouseStore,
@@ -205,3 +206,10 @@ async def reader_checkpoint(reader: WarehouseStore) -> int:
     found = await reader.load_checkpoint(NAME)
     (offset,) = found.values()
     return offset
+
+
+async def test_the_warehouse_refuses_to_be_folded_by_several_processes(own: Settings) -> None:
+    """``--workers`` above one is refused for the warehouse (one process folds it), before
+    anything is folded."""
+    with pytest.raises(RebuildRefused, match="folded by one process: leave out --workers"):
+        await rebuilds.rebuild(own, "warehouse", timeout_s=60, workers=2)
