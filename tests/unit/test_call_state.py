@@ -6,6 +6,7 @@ import itertools
 from collections import deque
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from ringlog.calls.dispatch import DispatchPolicy, due_at, free_slots, is_due
@@ -191,3 +192,20 @@ def test_a_folded_abt_event_marks_the_activity_emitted() -> None:
     (owed,) = abt_owed(state)
     folded = apply(state, env(owed))
     assert "voice_call_initiated" in folded.abt_emitted and abt_owed(folded) == []
+
+
+@pytest.mark.parametrize(
+    "order", list(itertools.permutations(["call_started", "call_ended", "call_analyzed"]))
+)
+def test_the_stored_form_is_the_json_of_to_json_with_sets_sorted_and_reads_back(
+    order: tuple[str, ...],
+) -> None:
+    """``encode`` writes exactly the JSON of ``to_json`` (fields in declaration order, sets
+    as sorted lists, the analysis as Retell sent it), whatever order built the sets, and
+    ``decode`` gives the same state back."""
+    state, _ = drive([requested(), dispatched(), *(webhook(name) for name in order)])
+    stored = state.encode()
+    assert stored == orjson.dumps(state.to_json())
+    assert orjson.loads(stored)["seen"] == sorted(state.seen) and len(state.seen) == 3
+    assert orjson.loads(stored)["abt_emitted"] == sorted(state.abt_emitted)
+    assert state.analysis and CallState.decode(stored) == state
