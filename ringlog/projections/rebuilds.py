@@ -76,7 +76,16 @@ async def rebuild(
     with _shadow_runner(versions, workers) as (runner, group):
         head = await end_offsets(settings.kafka, spec.topics(settings))
         label = f"rebuild {name}"
-        sliced = await _sliced(settings, name, group, head, workers, console, label, timeout_s)
+        sliced = await _sliced(
+            settings,
+            name,
+            group,
+            head,
+            workers=workers,
+            console=console,
+            label=label,
+            timeout_s=timeout_s,
+        )
         async with Bulk(runner, console=console) as bulk:
             first = _then(sliced, await bulk.reach(head, timeout_s=timeout_s, label=label))
 
@@ -111,7 +120,17 @@ async def verify(
     with _shadow_runner(versions, workers) as (runner, group):
         target = versions.live_position()
         label = f"verify {name}"
-        await _sliced(settings, name, group, target, workers, console, label, timeout_s, exact=True)
+        await _sliced(
+            settings,
+            name,
+            group,
+            target,
+            workers=workers,
+            console=console,
+            label=label,
+            timeout_s=timeout_s,
+            exact=True,
+        )
         async with Bulk(runner, console=console) as bulk:
             await bulk.reach(target, exact=True, timeout_s=timeout_s, label=label)
 
@@ -199,7 +218,15 @@ async def replay(
     with _shadow_runner(versions, workers) as (runner, group):
         label = f"replay {name}"
         sliced = await _sliced(
-            settings, name, group, target, workers, console, label, timeout_s, exact=True
+            settings,
+            name,
+            group,
+            target,
+            workers=workers,
+            console=console,
+            label=label,
+            timeout_s=timeout_s,
+            exact=True,
         )
         async with Bulk(runner, console=console) as bulk:
             folded = _then(
@@ -233,11 +260,11 @@ async def _sliced(
     name: str,
     group: str,
     target: dict[Position, int],
+    *,
     workers: int,
     console: Console | None,
     label: str,
     timeout_s: float,
-    *,
     exact: bool = False,
 ) -> Folded | None:
     """With more than one of ``workers``, the shadow folded to ``target`` by that many
