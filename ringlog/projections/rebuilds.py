@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -73,21 +73,9 @@ async def rebuild(
     ``catch_up_s`` (nothing is swapped then, and the live writers go on)."""
     spec = rebuildable(name)
     versions = spec.versions(settings)
-    with _shadow_runner(versions, workers) as (runner, group):
+    with _shadow(settings, name, versions, workers, console, timeout_s) as shadow:
         head = await end_offsets(settings.kafka, spec.topics(settings))
-        label = f"rebuild {name}"
-        sliced = await _sliced(
-            settings,
-            name,
-            group,
-            head,
-            workers=workers,
-            console=console,
-            label=label,
-            timeout_s=timeout_s,
-        )
-        async with Bulk(runner, console=console) as bulk:
-            first = _then(sliced, await bulk.reach(head, timeout_s=timeout_s, label=label))
+        async with shadow.folded_to(head, label=f"rebuild {name}") as (bulk, first):
 
             async def settle(live: dict[Position, int]) -> None:
                 await bulk.reach(live, timeout_s=catch_up_s)
@@ -117,22 +105,9 @@ async def verify(
     two (at most ``limit`` rows shown). The live projection is not changed; its writers wait
     while the shadow folds the records it applied meanwhile and while the rows are compared."""
     versions = rebuildable(name).versions(settings)
-    with _shadow_runner(versions, workers) as (runner, group):
+    with _shadow(settings, name, versions, workers, console, timeout_s) as shadow:
         target = versions.live_position()
-        label = f"verify {name}"
-        await _sliced(
-            settings,
-            name,
-            group,
-            target,
-            workers=workers,
-            console=console,
-            label=label,
-            timeout_s=timeout_s,
-            exact=True,
-        )
-        async with Bulk(runner, console=console) as bulk:
-            await bulk.reach(target, exact=True, timeout_s=timeout_s, label=label)
+        async with shadow.folded_to(target, label=f"verify {name}", exact=True) as (bulk, _):
 
             async def settle(live: dict[Position, int]) -> None:
                 await bulk.reach(live, exact=True, timeout_s=timeout_s)
@@ -215,80 +190,81 @@ async def replay(
     await refuse_while_running(settings, name, "replay", force=force)
     target = {(r.topic, r.partition): r.target for r in plan}
     versions = spec.versions(settings)
-    with _shadow_runner(versions, workers) as (runner, group):
-        label = f"replay {name}"
-        sliced = await _sliced(
-            settings,
-            name,
-            group,
-            target,
-            workers=workers,
-            console=console,
-            label=label,
-            timeout_s=timeout_s,
-            exact=True,
-        )
-        async with Bulk(runner, console=console) as bulk:
-            folded = _then(
-                sliced, await bulk.reach(target, exact=True, timeout_s=timeout_s, label=label)
-            )
+    with _shadow(settings, name, versions, workers, console, timeout_s) as shadow:
+        async with shadow.folded_to(target, label=f"replay {name}", exact=True) as (_, folded):
             await versions.swap(None)
     if spec.swapped is not None:
         await spec.swapped(settings)
     return folded
 
 
+@dataclass(frozen=True)
+class _Shadow:
+    """A fresh shadow of projection ``name`` being folded by ``runner`` (consumer group
+    suffix ``group``), and how: ``workers`` processes first, a progress bar on ``console``."""
+
+    settings: Settings
+    name: str
+    runner: ProjectionRunner[Any]
+    group: str
+    workers: int
+    console: Console | None
+    timeout_s: float
+
+    @contextlib.asynccontextmanager
+    async def folded_to(
+        self, target: dict[Position, int], *, label: str, exact: bool = False
+    ) -> AsyncIterator[tuple[Bulk, Folded]]:
+        """The shadow folded to ``target`` (``exact`` as for :meth:`.Bulk.reach`): first by
+        the ``workers`` processes when more than one (:func:`~.slices.fold_in_slices`), then
+        by the runner, kept running in the block for what the caller folds next; and what
+        was folded to get there."""
+        sliced = None
+        if self.workers > 1:
+            sliced = await fold_in_slices(
+                self.settings,
+                self.name,
+                self.group,
+                target,
+                workers=self.workers,
+                exact=exact,
+                console=self.console,
+                label=f"{label} ({self.workers} processes)",
+                timeout_s=self.timeout_s,
+            )
+        async with Bulk(self.runner, console=self.console) as bulk:
+            folded = await bulk.reach(target, exact=exact, timeout_s=self.timeout_s, label=label)
+            if sliced is not None:
+                folded = Folded(
+                    sliced.records + folded.records,
+                    sliced.seconds + folded.seconds,
+                    folded.position,
+                )
+            yield bulk, folded
+
+
 @contextlib.contextmanager
-def _shadow_runner(versions: Versions, workers: int) -> Iterator[tuple[ProjectionRunner[Any], str]]:
-    """A runner folding into a fresh shadow of ``versions`` and the suffix of its consumer
-    group (a group of its own), the shadow closed and discarded when the block ends, however
-    it ends. :class:`RebuildRefused` for more than one of ``workers`` where ``versions`` is
-    folded by one process only."""
+def _shadow(
+    settings: Settings,
+    name: str,
+    versions: Versions,
+    workers: int,
+    console: Console | None,
+    timeout_s: float,
+) -> Iterator[_Shadow]:
+    """A fresh shadow of ``versions`` with a runner folding into it (in a consumer group of
+    its own), closed and discarded when the block ends, however it ends.
+    :class:`RebuildRefused` for more than one of ``workers`` where ``versions`` is folded by
+    one process only."""
     if workers > 1 and not versions.sliced:
         versions.close()
-        raise RebuildRefused("this projection is folded by one process: leave out --workers")
+        raise RebuildRefused(f"{name} is folded by one process: leave out --workers")
     group = f"-rebuild-{secrets.token_hex(4)}"
     runner = versions.open(group)
     try:
-        yield runner, group
+        yield _Shadow(settings, name, runner, group, workers, console, timeout_s)
     finally:
         versions.close()
-
-
-async def _sliced(
-    settings: Settings,
-    name: str,
-    group: str,
-    target: dict[Position, int],
-    *,
-    workers: int,
-    console: Console | None,
-    label: str,
-    timeout_s: float,
-    exact: bool = False,
-) -> Folded | None:
-    """With more than one of ``workers``, the shadow folded to ``target`` by that many
-    processes (:func:`~.slices.fold_in_slices`), before the caller's runner starts."""
-    if workers <= 1:
-        return None
-    return await fold_in_slices(
-        settings,
-        name,
-        group,
-        target,
-        workers=workers,
-        exact=exact,
-        console=console,
-        label=f"{label} ({workers} processes)",
-        timeout_s=timeout_s,
-    )
-
-
-def _then(earlier: Folded | None, later: Folded) -> Folded:
-    """What ``earlier`` (the processes' fold, if any) and then ``later`` folded."""
-    if earlier is None:
-        return later
-    return Folded(earlier.records + later.records, earlier.seconds + later.seconds, later.position)
 
 
 __all__ = ["Rebuilt", "Rewind", "plan_replay", "rebuild", "replay", "verify"]
