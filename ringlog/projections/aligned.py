@@ -82,8 +82,9 @@ class Alignment:
         earlier one)."""
         merged: dict[Position, list[LogRecord]] = {}
         for position in {*parts, *self.waiting}:
-            fetched = parts.get(position, ())
-            records = self.waiting.pop(position, []) + list(fetched)
+            fetched = parts.get(position) or []
+            waiting = self.waiting.pop(position, None)
+            records = waiting + fetched if waiting else fetched  # no copy when none waited
             if fetched:
                 latest = max(r.timestamp_ms for r in fetched)
                 self.stream_time[position] = max(self.stream_time.get(position, latest), latest)
@@ -92,6 +93,9 @@ class Alignment:
         released: dict[Position, list[LogRecord]] = {}
         for position, records in merged.items():
             limit = self._limit(position[1], topics, exhausted)
+            if self.stream_time[position] <= limit:  # the usual case: all of it, unscanned
+                released[position] = records
+                continue
             cut = 0
             while cut < len(records) and records[cut].timestamp_ms <= limit:
                 cut += 1
