@@ -32,11 +32,18 @@ PostgreSQL, dropped afterwards; ``--sqlite`` for a SQLite file):
      ``getmany`` of 20,000 until the ends read first, values untouched) over the same
      topics, one after the other.
 
-   Target: fold / raw ≥ 0.5 (engine only / raw shown beside).
+   * **as rebuild runs** — when ``ringlog rebuild`` would fold this log in more than one
+     process (:func:`~ringlog.projections.slices.workers_for`: one per core for 500,000
+     records or more; ``--workers N`` to choose), the fold as it does it: ``N`` processes,
+     one slice each, into one fresh shadow, then the runner for what is left; seconds from
+     the processes' start (start-up included) to the runner's arrival.
+
+   Target: fold / raw ≥ 0.5, for the fold as ``ringlog rebuild`` runs it by default (the
+   one-process fold and the engine only / raw shown beside).
 
 The bench process settles its collector first (:func:`ringlog.heap.settle`, as ringlog's
 long-running processes do at start). Usage:
-``python -m bench.replay [--n 1000000] [--rounds 3] [--only sessions] [--sqlite]``
+``python -m bench.replay [--n 1000000] [--rounds 3] [--only sessions] [--sqlite] [--workers N]``
 (or ``python -m bench replay``).
 """
 
@@ -70,7 +77,7 @@ from ringlog import heap, logs
 from ringlog.config import Settings
 from ringlog.projections.bulk import BULK_MAX_RECORDS, Bulk
 from ringlog.projections.rebuildable import REBUILDABLE
-from ringlog.projections.slices import fold_in_slices
+from ringlog.projections.slices import fold_in_slices, workers_for
 from ringlog.schemas import (
     Envelope,
     SessionCompleted,
@@ -265,8 +272,9 @@ class Round:
     engine: Fold
     raw_records: int
     raw_s: float
-    #: seconds of the fold in ``--workers`` processes (start-up included), if measured
+    #: seconds of the fold in ``workers`` processes (start-up included), if more than one
     sliced_s: float | None = None
+    workers: int = 1
 
     @property
     def fold_rate(self) -> float:
@@ -293,11 +301,12 @@ class Round:
         return self.engine_rate / self.raw_rate
 
 
-async def measure(settings: Settings, name: str, index: int, workers: int) -> Round:
-    """Fold ``name`` (in one process, then in ``workers`` if more than one), fold it with
-    the engine alone and read its topics raw, in turn (in the reverse order in odd
-    rounds)."""
+async def measure(settings: Settings, name: str, index: int, workers: int | None) -> Round:
+    """Fold ``name`` (in one process, then in ``workers`` if more than one; ``None``: as many
+    as a rebuild would take), fold it with the engine alone and read its topics raw, in turn
+    (in the reverse order in odd rounds)."""
     topics = REBUILDABLE[name].topics(settings)
+    workers = workers or workers_for(await end_offsets(settings.kafka, topics))
     sliced_s: float | None = None
     if index % 2 == 0:
         folded = await fold(settings, name)
@@ -311,7 +320,7 @@ async def measure(settings: Settings, name: str, index: int, workers: int) -> Ro
         if workers > 1:
             sliced_s = await fold_sliced(settings, name, workers)
         folded = await fold(settings, name)
-    result = Round(folded, engine, records, seconds, sliced_s)
+    result = Round(folded, engine, records, seconds, sliced_s, workers)
     if result.sliced_rate is not None:
         say(
             f"round {index + 1} {name}: {workers} processes folded {folded.records:,} in "
@@ -330,11 +339,13 @@ async def measure(settings: Settings, name: str, index: int, workers: int) -> Ro
 
 
 def table(
-    n: int, append_s: dict[str, float], results: dict[str, list[Round]], workers: int
+    n: int, append_s: dict[str, float], results: dict[str, list[Round]], *, chosen: bool
 ) -> Table:
     """One row per projection; medians over rounds, but memory from round 1 (a later fold
     reuses the heap an earlier one grew, so its high-water mark says little); the target in
-    the header. With ``workers`` above one, the fold in that many processes beside."""
+    the header, on the fold as a rebuild runs it (in several processes, when measured;
+    ``chosen``: their number was given, not a rebuild's default)."""
+    workers = max(r.workers for rounds in results.values() for r in rounds)
     out = Table(title=f"bench/replay — {n:,} events per topic; medians of rounds")
     out.add_column("projection")
     out.add_column("records folded\n(appended in)", justify="right")
@@ -342,13 +353,16 @@ def table(
     out.add_column("fold rec/s\nwhole reach", justify="right")
     out.add_column("engine only\nrec/s", justify="right")
     out.add_column("raw aiokafka\nrec/s", justify="right")
-    out.add_column("ratio ≥ 0.5\n(rounds)", justify="right")
+    out.add_column(
+        "one process / raw\n(rounds)" if workers > 1 else "ratio ≥ 0.5\n(rounds)", justify="right"
+    )
     out.add_column("engine only\n/ raw", justify="right")
     out.add_column("in target\nwrites", justify="right")
     out.add_column("RSS before →\npeak, round 1", justify="right")
     if workers > 1:
-        out.add_column(f"{workers} processes\nrec/s", justify="right")
-        out.add_column(f"{workers} processes\n/ raw (rounds)", justify="right")
+        said = "--workers" if chosen else "as rebuild runs"
+        out.add_column(f"{said}:\n{workers} processes\nrec/s", justify="right")
+        out.add_column(f"{workers} processes\n/ raw ≥ 0.5\n(rounds)", justify="right")
     for name, rounds in results.items():
         med = statistics.median
         topic = "sessions" if name == "sessions" else "calls"
@@ -403,7 +417,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--sqlite", action="store_true", help="a SQLite database, not PG")
     parser.add_argument(
-        "--workers", type=int, default=2, help="processes of the fold in slices (1: none)"
+        "--workers",
+        type=int,
+        default=None,
+        help="processes of the fold in slices (1: none; default: as ringlog rebuild decides)",
     )
     args = parser.parse_args(argv)
     only = [name for name in PROJECTIONS if name in args.only.split(",")]
@@ -425,7 +442,7 @@ def main(argv: list[str] | None = None) -> None:
             append_s, results = asyncio.run(_run(settings, args, only))
         finally:
             asyncio.run(delete_topics(settings.kafka, [settings.topic(t.name) for t in TOPICS]))
-    console.print(table(args.n, append_s, results, args.workers))
+    console.print(table(args.n, append_s, results, chosen=args.workers is not None))
     console.print(f"wall {time.perf_counter() - wall:.0f} s, database {store.kind}")
 
 

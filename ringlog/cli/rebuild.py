@@ -23,7 +23,10 @@ import typer
 from ringlog.cli.output import err_console, fail, fail_cleanly, quiet_libraries
 
 #: ``--workers`` of rebuild and replay
-WORKERS_HELP = "Processes folding the log, one slice of the partitions each (a core each)."
+WORKERS_HELP = (
+    "Processes folding the log, one slice of the partitions each (a core each). "
+    "Default: one per core for a large log, else one (the warehouse: always one)."
+)
 
 
 def rebuild(
@@ -36,7 +39,7 @@ def rebuild(
         False, "--verify", help="Rebuild into a shadow and print how it differs; swap nothing."
     ),
     timeout_s: float = typer.Option(3_600.0, help="Give up if the log is not folded by then."),
-    workers: int = typer.Option(1, min=1, help=WORKERS_HELP),
+    workers: int | None = typer.Option(None, min=1, help=WORKERS_HELP, show_default=False),
 ) -> None:
     """Rebuild PROJECTION from the whole log without readers ever seeing it half-built."""
     from ringlog import heap

@@ -42,7 +42,7 @@ def replay(
         "embedded broker keeps listing members that left): only when they are all stopped.",
     ),
     timeout_s: float = typer.Option(3_600.0, help="Give up if the log is not folded by then."),
-    workers: int = typer.Option(1, min=1, help=WORKERS_HELP),
+    workers: int | None = typer.Option(None, min=1, help=WORKERS_HELP, show_default=False),
 ) -> None:
     """Rewind the stopped PROCESSOR to a position of the log; it folds what follows again."""
     from ringlog import heap

@@ -19,7 +19,9 @@ are the operations, each running the live projection into a fresh shadow (a
   their ids are derived from their inputs, so nothing is emitted twice.
 
 Each can fold its first position in ``workers`` processes, one slice of the partitions each
-(:mod:`.slices`); the runner here then does the rest from their checkpoints.
+(:mod:`.slices`; ``None``: :func:`.slices.workers_for` decides, one per core for a large
+fold, where the projection is sliced); the runner here then does the rest from their
+checkpoints.
 
 Scans: a rebuild or replay reads the log from its start (what it is for); the swap copies
 the projection's rows; nothing else grows with history.
@@ -41,7 +43,7 @@ from ringlog.projections.bulk import Bulk, Folded
 from ringlog.projections.rebuildable import RebuildRefused, Versions, rebuildable
 from ringlog.projections.runner import ProjectionRunner
 from ringlog.projections.shadow import Comparison
-from ringlog.projections.slices import fold_in_slices
+from ringlog.projections.slices import fold_in_slices, workers_for
 from ringlog.streams.offsets import Position, end_offsets
 
 # -- the operations ---------------------------------------------------------------------------
@@ -65,7 +67,7 @@ async def rebuild(
     console: Console | None = None,
     timeout_s: float = 3_600.0,
     catch_up_s: float = 60.0,
-    workers: int = 1,
+    workers: int | None = None,
 ) -> Rebuilt:
     """Rebuild ``name`` blue/green (see the module); returns what was done. The last
     records, those the live projector applied while the shadow reached the head, are folded
@@ -99,7 +101,7 @@ async def verify(
     console: Console | None = None,
     timeout_s: float = 3_600.0,
     limit: int = 20,
-    workers: int = 1,
+    workers: int | None = None,
 ) -> Comparison:
     """Fold ``name`` into a shadow up to exactly the live projection's position and diff the
     two (at most ``limit`` rows shown). The live projection is not changed; its writers wait
@@ -180,7 +182,7 @@ async def replay(
     console: Console | None = None,
     timeout_s: float = 3_600.0,
     force: bool = False,
-    workers: int = 1,
+    workers: int | None = None,
 ) -> Folded:
     """Rewind the stopped processor ``name`` to ``plan``'s targets: its state becomes the
     fold of the log up to them (built in a shadow, swapped in at once). Refused
@@ -201,13 +203,15 @@ async def replay(
 @dataclass(frozen=True)
 class _Shadow:
     """A fresh shadow of projection ``name`` being folded by ``runner`` (consumer group
-    suffix ``group``), and how: ``workers`` processes first, a progress bar on ``console``."""
+    suffix ``group``), and how: ``workers`` processes first (``None``: as many as
+    :func:`.slices.workers_for` says, where ``sliced``), a progress bar on ``console``."""
 
     settings: Settings
     name: str
     runner: ProjectionRunner[Any]
     group: str
-    workers: int
+    workers: int | None
+    sliced: bool
     console: Console | None
     timeout_s: float
 
@@ -219,17 +223,18 @@ class _Shadow:
         the ``workers`` processes when more than one (:func:`~.slices.fold_in_slices`), then
         by the runner, kept running in the block for what the caller folds next; and what
         was folded to get there."""
+        workers = self.workers or (workers_for(target) if self.sliced else 1)
         sliced = None
-        if self.workers > 1:
+        if workers > 1:
             sliced = await fold_in_slices(
                 self.settings,
                 self.name,
                 self.group,
                 target,
-                workers=self.workers,
+                workers=workers,
                 exact=exact,
                 console=self.console,
-                label=f"{label} ({self.workers} processes)",
+                label=f"{label} ({workers} processes)",
                 timeout_s=self.timeout_s,
             )
         async with Bulk(self.runner, console=self.console) as bulk:
@@ -248,7 +253,7 @@ def _shadow(
     settings: Settings,
     name: str,
     versions: Versions,
-    workers: int,
+    workers: int | None,
     console: Console | None,
     timeout_s: float,
 ) -> Iterator[_Shadow]:
@@ -256,13 +261,13 @@ def _shadow(
     its own), closed and discarded when the block ends, however it ends.
     :class:`RebuildRefused` for more than one of ``workers`` where ``versions`` is folded by
     one process only."""
-    if workers > 1 and not versions.sliced:
+    if workers is not None and workers > 1 and not versions.sliced:
         versions.close()
         raise RebuildRefused(f"{name} is folded by one process: leave out --workers")
     group = f"-rebuild-{secrets.token_hex(4)}"
     runner = versions.open(group)
     try:
-        yield _Shadow(settings, name, runner, group, workers, console, timeout_s)
+        yield _Shadow(settings, name, runner, group, workers, versions.sliced, console, timeout_s)
     finally:
         versions.close()
 

@@ -45,6 +45,22 @@ from ringlog.streams.offsets import Position
 POLL_S = 0.2
 #: Seconds past ``timeout_s`` a slice's process has to say it timed out.
 GRACE_S = 30.0
+#: Without ``--workers``, a fold of fewer records than this runs in one process: starting
+#: another (a spawn, its imports, its connections: 1-1.5 s) costs more than it saves below
+#: ~300,000 (bench/replay: 150,000-200,000 records took 3.5-6.5 s in two processes, 3.1-6.2
+#: in one; 1,000,000 took 12-20 s in two, 15-29 in one).
+AUTO_MIN_RECORDS = 500_000
+
+
+def workers_for(target: Mapping[Position, int]) -> int:
+    """How many processes fold up to ``target`` when the operator did not say: one per core
+    this process may run on, at most one per partition number of ``target``, once its offsets
+    add up to :data:`AUTO_MIN_RECORDS` or more (the records, for a log kept from offset 0);
+    else one."""
+    if sum(target.values()) < AUTO_MIN_RECORDS:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, len({partition for _, partition in target})))
 
 
 class SliceFailed(RinglogError):
@@ -189,4 +205,4 @@ async def _fold_slice(job: _Job, count: ctypes.c_longlong) -> None:
         versions.leave()
 
 
-__all__ = ["SliceFailed", "fold_in_slices"]
+__all__ = ["AUTO_MIN_RECORDS", "SliceFailed", "fold_in_slices", "workers_for"]
