@@ -224,7 +224,7 @@ async def fold(settings: Settings, name: str, *, engine_only: bool = False) -> F
         peak = _peak_mb(reset)
     finally:
         versions.close()
-    joined = timed.checkpoint_reads[1]  # the read on assignment (the first is at start)
+    joined = timed.checkpoint_reads[2]  # on assignment (before it: Bulk's, the runner's start)
     return Fold(folded.records, folded.seconds, timed.last_write - joined, timed.seconds, rss, peak)
 
 

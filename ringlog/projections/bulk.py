@@ -66,6 +66,10 @@ class Bulk:
         self.runner.max_pending = BULK_MAX_RECORDS
         if len(self.runner.projection.topics) > 1:  # a key's records in one batch, not two
             self.runner.aligned = Alignment()
+        # where the target stands, before the runner reads it itself: a first reach counts
+        # from there (a shadow that processes filled first is not counted twice)
+        runner = self.runner
+        runner.checkpoint = await runner.target.load_checkpoint(runner.projection.name)
         self._task = asyncio.create_task(
             self.runner.run(self._stop), name=f"bulk {self.runner.projection.name}"
         )

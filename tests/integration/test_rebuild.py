@@ -174,6 +174,35 @@ async def test_a_rebuild_under_live_traffic_ends_equal_to_a_fresh_fold(
     assert found.aligned and found.differences == [] and found.counted == 0
 
 
+@pytest.mark.parametrize("on", ["postgresql"], indirect=True)
+async def test_without_workers_a_large_log_is_folded_in_a_process_per_core(
+    on: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without ``workers``, a rebuild and a verify fold in one process while the log is
+    small, and in a process per core once it holds ``AUTO_MIN_RECORDS`` (lowered here);
+    the rebuilt projection equals a fresh fold either way."""
+    from ringlog.projections import slices
+
+    sliced: list[int] = []
+
+    async def counted(*args: Any, workers: int, **kwargs: Any) -> Any:
+        sliced.append(workers)
+        return await fold_in_slices(*args, workers=workers, **kwargs)
+
+    monkeypatch.setattr(rebuilds, "fold_in_slices", counted)
+    monkeypatch.setattr(slices.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    async with LogProducer(on.kafka) as log:
+        await log.append_many(sessions_and_calls(30))
+    small = await rebuilds.rebuild(on, "sessions", timeout_s=120)
+    assert sliced == [] and small.folded.records >= 30
+    monkeypatch.setattr(slices, "AUTO_MIN_RECORDS", 10)
+    large = await rebuilds.rebuild(on, "sessions", timeout_s=120)
+    found = await rebuilds.verify(on, "sessions", timeout_s=120)
+    assert sliced == [2, 2] and large.folded.records == small.folded.records
+    assert found.aligned and found.differences == [] and found.counted == 0
+    assert _count(on, "sessions") == 30
+
+
 async def test_a_slice_that_fails_fails_the_fold_and_stops_the_others(topics: Settings) -> None:
     """A fold in slices whose slice cannot fold (here: no such projection) raises what that
     slice raised, and leaves no process of it running."""
