@@ -17,6 +17,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     Connection,
     Engine,
@@ -24,14 +25,13 @@ from sqlalchemy import (
     String,
     Table,
     any_,
+    bindparam,
     create_engine,
     event,
-    literal,
     make_url,
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
@@ -159,13 +159,16 @@ IN_CHUNK = 500
 
 def among(connection: Connection, column: Any, keys: Sequence[str]) -> list[Any]:
     """Conditions ``column`` is one of ``keys``, one per query to run: on PostgreSQL one,
-    the keys bound as a single array parameter (``= ANY(…)``: no SQL to render per key,
-    an index on ``column`` used as for ``IN``); elsewhere ``IN`` of :data:`IN_CHUNK` keys
-    each. None for no keys."""
+    the keys bound as a single JSON array (``= ANY(ARRAY(SELECT json_array_elements_text
+    (…)))``: serialised by orjson in C, where an array parameter costs the driver Python work
+    per key; an index on ``column`` used as for ``IN``); elsewhere ``IN`` of
+    :data:`IN_CHUNK` keys each. None for no keys."""
     if not keys:
         return []
     if connection.dialect.name == "postgresql":
-        return [column == any_(literal(list(keys), ARRAY(String)))]
+        document = bindparam("keys", orjson.dumps(list(keys)).decode(), String, unique=True)
+        listed = text("(ARRAY(SELECT json_array_elements_text(CAST(:keys AS json))))")
+        return [column == any_(listed.bindparams(document))]
     return [column.in_(keys[i : i + IN_CHUNK]) for i in range(0, len(keys), IN_CHUNK)]
 
 

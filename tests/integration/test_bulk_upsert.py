@@ -1,7 +1,8 @@
 """On PostgreSQL, the JSON-bound upsert path ends exactly where per-row upserts end.
 
 Each example stores some rows, then upserts a batch (distinct keys, versions lower, equal
-and higher than the stored ones, some columns NULL, any text) into two copies of the table:
+and higher than the stored ones, some columns NULL, any text: ``Text`` columns are bound
+apart, as binary arrays) into two copies of the table:
 one through ``bulk_upsert``, one through per-row ``INSERT … ON CONFLICT`` statements. The
 tables must be equal, and a second bulk upsert of the same batch must change nothing.
 """
@@ -45,6 +46,7 @@ def _table(metadata: MetaData, name: str) -> Table:
         Column("ref", String(32), primary_key=True),
         Column("turn", Integer, primary_key=True, autoincrement=False),
         Column("text", Text, nullable=False),
+        Column("note", Text),
         Column("at", DateTime(timezone=True)),
         Column("version", BigInteger, nullable=False),
     )
@@ -64,6 +66,7 @@ keys = st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 5))
 row_values = st.fixed_dictionaries(
     {
         "text": st.text(max_size=12).map(lambda s: s.replace("\x00", "")),
+        "note": st.none() | st.text(max_size=12).map(lambda s: s.replace("\x00", "")),
         "at": st.none() | st.integers(0, 10_000).map(lambda m: T0 + dt.timedelta(minutes=m)),
         "version": st.integers(0, 3),
     }
@@ -76,7 +79,7 @@ row_values = st.fixed_dictionaries(
 @given(
     stored=st.dictionaries(keys, row_values, max_size=12),
     batch=st.dictionaries(keys, row_values, min_size=1, max_size=12),
-    update=st.sampled_from([("text", "at"), ("text",), ("at",)]),
+    update=st.sampled_from([("text", "at"), ("text", "note"), ("at",)]),
 )
 def test_bulk_upsert_ends_where_per_row_upserts_end(
     engine: Engine,
@@ -117,7 +120,7 @@ def test_upsert_many_takes_the_bulk_path_only_for_distinct_keys(engine: Engine) 
     metadata.drop_all(engine)
     metadata.create_all(engine)
     rows = [
-        {"ref": "a", "turn": i % 3, "text": f"v{i}", "at": None, "version": i}
+        {"ref": "a", "turn": i % 3, "text": f"v{i}", "note": None, "at": None, "version": i}
         for i in range(BULK_MIN_ROWS + 10)
     ]
     assert not distinct_keys(VIA_JSON, rows)
