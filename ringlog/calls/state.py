@@ -114,7 +114,8 @@ class CallState(msgspec.Struct, frozen=True, kw_only=True):
     def encode(self) -> bytes:
         """The stored form as JSON bytes: the same state always gives the same bytes
         (:meth:`to_json`'s, encoded from the Struct with its sets sorted: half the time)."""
-        return _ENCODER.encode(msgspec.structs.replace(self, **_sorted_sets(self)))
+        unordered = _sorted_sets(self)
+        return _ENCODER.encode(msgspec.structs.replace(self, **unordered) if unordered else self)
 
     def to_json(self) -> dict[str, Any]:
         """The stored form as a JSON-ready dict (what :meth:`encode` writes, parsed): for the
@@ -155,9 +156,10 @@ _ENCODER = msgspec.json.Encoder()
 
 
 def _sorted_sets(state: CallState) -> dict[str, list[str]]:
-    """``state``'s sets as sorted lists, so the same state always reads the same (a set's
-    iteration order changes from one process to the next)."""
-    return {name: sorted(getattr(state, name)) for name in _SETS}
+    """``state``'s sets of two or more as sorted lists, so the same state always reads the
+    same (a set's iteration order changes from one process to the next; a set of one or none
+    reads the same either way)."""
+    return {name: sorted(value) for name in _SETS if len(value := getattr(state, name)) > 1}
 
 
 def apply(state: CallState | None, envelope: Envelope) -> CallState:

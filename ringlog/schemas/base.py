@@ -56,7 +56,7 @@ def derived_event_id(*parts: str) -> uuid.UUID:
     return uuid.uuid5(RINGLOG_NAMESPACE, "\x1f".join(parts))
 
 
-class EventModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class EventModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     """A frozen event payload (a msgspec ``Struct``). Subclasses name their type, version and topic.
 
     ``event_type`` and ``schema_version`` identify the model in the registry; ``topic`` is the
@@ -66,6 +66,9 @@ class EventModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     Constructing one does **not** validate it (field types and constraints are checked only
     when decoding, :func:`ringlog.schemas.codec.decode`); the producer re-reads what it
     encodes before appending, so nothing invalid reaches the log.
+
+    Payloads are not tracked by the cyclic garbage collector (``gc=False``): their fields are
+    decoded values that never refer back to them (``AsSent``, which keeps a ``__dict__``, is).
     """
 
     event_type: ClassVar[str]

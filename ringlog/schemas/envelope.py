@@ -43,7 +43,9 @@ def in_utc(value: datetime) -> datetime:
     return value if offset == _ZERO else value.astimezone(UTC)
 
 
-class Envelope(msgspec.Struct, Generic[P], frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Envelope(
+    msgspec.Struct, Generic[P], frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False
+):
     """One event on the log: identity, type and version, key, times, lineage and payload.
 
     ``occurred_at`` is when it happened in the world, ``recorded_at`` when ringlog wrote it;

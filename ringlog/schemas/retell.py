@@ -172,7 +172,9 @@ def _require_ref(name: str, value: str, max_length: int = MAX_REF_LENGTH) -> Non
         raise ValueError(f"{name} {problem}")
 
 
-class AsSent(EventModel, frozen=True, dict=True, omit_defaults=True, forbid_unknown_fields=False):
+class AsSent(
+    EventModel, frozen=True, dict=True, gc=True, omit_defaults=True, forbid_unknown_fields=False
+):
     """A Retell body as an event: the typed view, and beside it (in the instance's ``__dict__``)
     the body as sent, or the record it was decoded from until someone asks for the body."""
 
