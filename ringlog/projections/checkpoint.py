@@ -87,7 +87,7 @@ def upsert_many(
 
     One ``executemany`` of :func:`ringlog.projections.sql.upsert`, or on PostgreSQL, for
     :data:`BULK_MIN_ROWS` or more rows with distinct keys, one set-based upsert of the rows
-    bound as JSON (:mod:`.bulk_upsert`), which ends the same."""
+    bound as JSON, ``Text`` columns as binary arrays (:mod:`.bulk_upsert`), which ends the same."""
     if not rows:
         return
     dialect = connection.dialect.name
