@@ -33,7 +33,8 @@ def claim_due(
 
     ``connection`` must be in a transaction of its own (``engine.begin()``): it is serialised
     across processes here (an advisory lock on PostgreSQL, the write lock on SQLite) before
-    live calls and unexpired leases are counted.
+    live calls and unexpired leases are counted, both in one statement: a fold (which takes
+    no lock) turns a lease into a live call in one commit, and one snapshot sees either.
     """
     now = now_ms()
     if connection.dialect.name == "postgresql":
@@ -41,12 +42,18 @@ def claim_due(
         connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
     else:  # take SQLite's write lock first, so the count below cannot go stale
         connection.execute(delete(LEASES).where(LEASES.c.expires_ms < 0))
-    live = connection.execute(
-        select(func.count()).where(CALLS.c.topic == topic, CALLS.c.live.is_(True))
-    ).scalar_one()
-    leased = connection.execute(
-        select(func.count()).where(LEASES.c.topic == topic, LEASES.c.expires_ms > now)
-    ).scalar_one()
+    # one statement, so one snapshot: a fold committing between two counts would turn a
+    # lease into a live call unseen by both, and free its slot twice
+    live, leased = connection.execute(
+        select(
+            select(func.count())
+            .where(CALLS.c.topic == topic, CALLS.c.live.is_(True))
+            .scalar_subquery(),
+            select(func.count())
+            .where(LEASES.c.topic == topic, LEASES.c.expires_ms > now)
+            .scalar_subquery(),
+        )
+    ).one()
     free = free_slots(policy, live=live, in_flight=leased)
     if free <= 0:
         return []

@@ -245,3 +245,61 @@ def _rows_read(plan: object) -> int:
         loops = int(node.get("Actual Loops", 1))
         own = (int(node.get("Actual Rows", 0)) + int(node.get("Rows Removed by Filter", 0))) * loops
     return own + sum(_rows_read(child) for child in node.get("Plans", []))
+
+
+async def test_a_fold_committing_at_any_point_of_a_claim_never_exceeds_the_cap(
+    store: WorkerStore,
+) -> None:
+    """The fold of a placement's outcome turns its lease into a live call in one commit; a
+    claim running meanwhile must count both as one slot, wherever that commit falls. The
+    fold is committed just before the claim's first, second, … statement, until the claim
+    runs out of statements; each time one call is live, one in flight, and no third fits
+    under the cap of two."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's claim holds the write lock: a fold waits for it to end")
+    url = store.engine.url.render_as_string(hide_password=False)
+    points = 0
+    for k in itertools.count(1):
+        racing = WorkerStore(
+            url, calls_topic=f"race{k}.calls", tasks_topic=TASKS, abt_topic=ABT, policy=store.policy
+        )
+        try:
+            taken = await _claim_with_fold_before(racing, k)
+            if taken is None:
+                break
+            points += 1
+            assert taken == [], f"a third call placed, the fold committed before statement {k}"
+            state = await racing.call("b")
+            assert state is not None and state.live
+        finally:
+            racing.close()
+    assert points >= 2, "before the lock, and between the lock and the counts"
+
+
+async def _claim_with_fold_before(store: WorkerStore, k: int) -> list[str] | None:
+    """Calls a, b, c due; a placed and live, b leased; claim, committing the fold of b's
+    placement just before the claim's ``k``-th statement. The refs claimed (``None``: the
+    claim ran fewer than ``k`` statements)."""
+    topic = store.calls_topic
+    due = [Event(topic, 0, next(_offsets), requested(r).envelope) for r in "abc"]
+    await store.apply(PROCESSOR, due, {(topic, 0): due[-1].offset + 1})
+    first = await store.claim_due([0], owner="w1", lease_ms=60_000)
+    assert [s.call_ref for s in first] == ["a", "b"], "two slots, the oldest due first"
+    live, placed = (
+        event(topic, CallDispatched(call_ref=r, retell_call_id=r, agent_id="g")) for r in "ab"
+    )
+    await store.apply(PROCESSOR, [live], {(topic, 0): live.offset + 1})
+    seen = 0
+
+    def fold_before(_c: Connection, _cur: object, _sql: str, *_: object) -> None:
+        nonlocal seen
+        seen += 1
+        if seen == k:  # runs on another connection of the pool, committed before going on
+            store._apply(PROCESSOR, [placed], {(topic, 0): placed.offset + 1})
+
+    sql_event.listen(store.engine, "before_cursor_execute", fold_before)
+    try:
+        taken = await store.claim_due([0], owner="w2", lease_ms=60_000)
+    finally:
+        sql_event.remove(store.engine, "before_cursor_execute", fold_before)
+    return [s.call_ref for s in taken] if seen >= k else None
