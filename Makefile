@@ -26,8 +26,8 @@ demo: install  ## play the end-to-end stories and show what landed where
 lint: install  ## ruff
 	$(BIN)/ruff check ringlog tests bench
 
-typecheck: install  ## mypy --strict on the package
-	$(BIN)/mypy --strict ringlog
+typecheck: install  ## mypy --strict on the package and the benches
+	$(BIN)/mypy --strict ringlog bench
 
 unit: install  ## unit tests only (no servers)
 	$(BIN)/pytest tests/unit

@@ -127,7 +127,7 @@ def _retell(event: str, i: int, ref: str, phone: str, at: dt.datetime) -> EventM
         "start_timestamp": start,
         "call_status": "ongoing" if event == "call_started" else "ended",
     }
-    model = RetellCallStarted
+    model: type[RetellCallStarted | RetellCallEnded] = RetellCallStarted
     if event == "call_ended":
         call |= {
             "end_timestamp": start + 95_000,
@@ -367,7 +367,7 @@ async def measure(
         crm_checkpoints(settings)
         reader._answers()
 
-    async def sync(work: Callable[[], None]) -> None:
+    async def sync(work: Callable[[], object]) -> None:
         work()
 
     fresh = HealthCache(lambda: gather(settings, reader), ttl_s=0)

@@ -124,7 +124,12 @@ async def throughput(settings: Settings, sim_url: str, n: int) -> None:
     refs = [f"bench-{uuid.uuid4().hex}" for _ in range(n)]
     envelopes = [
         Envelope.new(
-            CallRequested(call_ref=ref, agent_id="bench", **BODY),
+            CallRequested(
+                call_ref=ref,
+                agent_id="bench",
+                to_number=BODY["to_number"],
+                from_number=BODY["from_number"],
+            ),
             source="bench",
             correlation_id=ref,
         )

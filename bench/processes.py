@@ -44,7 +44,7 @@ def alive(worker: WorkerProcess) -> bool:
     if worker.pid is None:
         return False
     try:
-        return psutil.Process(worker.pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(worker.pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
 

@@ -192,7 +192,7 @@ def _peak_mb(reset: bool) -> float:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
-    return psutil.Process().memory_info().rss / 2**20
+    return float(psutil.Process().memory_info().rss) / 2**20
 
 
 async def fold(settings: Settings, name: str, *, engine_only: bool = False) -> Fold:

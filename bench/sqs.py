@@ -34,6 +34,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
@@ -195,6 +196,11 @@ def abt_events(n: int) -> list[Envelope]:
     return out
 
 
+def drained_by_bridge(settings: Settings, url: str, n: int, pollers: int) -> float:
+    """:func:`bridge_drain` run to its end in a loop of its own."""
+    return asyncio.run(bridge_drain(settings, url, n, pollers))
+
+
 def raw_send(client: Any, url: str, events: list[Envelope]) -> float:
     """Seconds to send the events' messages (as the bridge builds them) 10 a request."""
     entries = entries_for([Event("abt", 0, i, e) for i, e in enumerate(events)], fifo=False)
@@ -277,8 +283,8 @@ def main(argv: list[str] | None = None) -> None:
                     fill(client, url_raw, n)
                     fill(client, url_bridge, n)
                     raw_s, bridge_s = alternate(
-                        lambda u=url_raw, p=p: raw_drain(client, u, n, p, calls),
-                        lambda u=url_bridge, p=p: asyncio.run(bridge_drain(settings, u, n, p)),
+                        partial(raw_drain, client, url_raw, n, p, calls),
+                        partial(drained_by_bridge, settings, url_bridge, n, p),
                         r,
                     )
                     rates[p].append((n / raw_s, n / bridge_s))
@@ -307,9 +313,7 @@ def main(argv: list[str] | None = None) -> None:
                     spans.append(asyncio.run(bridge_send(settings, u, tmp)))
                     return spans[-1][1]
 
-                raw_s, bridge_s = alternate(
-                    lambda u=url_raw: raw_send(client, u, events), bridged, r
-                )
+                raw_s, bridge_s = alternate(partial(raw_send, client, url_raw, events), bridged, r)
                 out.append((n / raw_s, n / bridge_s, spans[-1][0]))
                 client.delete_queue(QueueUrl=url_raw)
                 client.delete_queue(QueueUrl=url_bridge)
